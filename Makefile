@@ -1,0 +1,35 @@
+# One-command entry points for a fresh Debian machine: `make demo`, `make test`.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+DEBS   := gcc gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+# Debian packages only when a tool is missing (apt-get update is slow), then the venv.
+$(STAMP): pyproject.toml
+	@if ! command -v gcc >/dev/null || ! command -v arm-none-eabi-gcc >/dev/null \
+	   || ! command -v qemu-system-arm >/dev/null \
+	   || ! [ -f /usr/lib/arm-none-eabi/newlib/libc.a ]; then \
+	  echo "installing Debian packages: $(DEBS)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS); \
+	fi
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	$(PY) -m tinycomp.demo
+
+test: setup
+	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+bench: setup
+	$(PY) -m benchmarks.bench
+
+clean:
+	rm -rf $(VENV) .cache build out demo-out
