@@ -1,0 +1,1 @@
+"""MLPerf Tiny architectures built in code (models.py) and the benchmark script."""
