@@ -1,0 +1,97 @@
+"""Run .tflite models in TFLite Micro (the `tflite-micro` package): the
+bit-exact reference for our generated C."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from tflite_micro import runtime
+
+_MIN_ARENA = 256 * 1024
+_MAX_ARENA = 512 * 1024 * 1024
+
+
+def make_interpreter(tflite_bytes: bytes, preserve_all: bool = False,
+                     arena_size: int | None = None):
+    """A TFLM interpreter; the arena starts generous and doubles until
+    allocation succeeds."""
+    size = arena_size or max(_MIN_ARENA, 4 * len(tflite_bytes))
+    config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all
+              else runtime.InterpreterConfig.kAllocationRecording)
+    last = None
+    while size <= _MAX_ARENA:
+        try:
+            return runtime.Interpreter.from_bytes(
+                bytes(tflite_bytes), arena_size=size, intrepreter_config=config)
+        except RuntimeError as e:  # arena too small (or a bad model)
+            last = e
+            size *= 4
+    raise RuntimeError(f"TFLM could not allocate the model: {last}")
+
+
+def _as_input_list(inputs) -> list[np.ndarray]:
+    if isinstance(inputs, np.ndarray):
+        return [inputs]
+    return [np.asarray(a) for a in inputs]
+
+
+def _run(interp, inputs: list[np.ndarray], n: int, n_out: int,
+         grab=None) -> list[list[np.ndarray]]:
+    outs: list[list[np.ndarray]] = [[] for _ in range(n_out)]
+    for i in range(n):
+        # the planner may reuse input memory: write every input every time
+        for k, a in enumerate(inputs):
+            interp.set_input(np.ascontiguousarray(a[i]), k)
+        interp.invoke()
+        for k in range(n_out):
+            outs[k].append(np.array(interp.get_output(k), copy=True))
+        if grab is not None:
+            grab(interp)
+    return outs
+
+
+def _num_outputs(tflite_bytes: bytes) -> int:
+    m = runtime.convert_bytearray_to_object(bytearray(tflite_bytes))
+    return len(m.subgraphs[0].outputs)
+
+
+def run_tflm(tflite_bytes: bytes, inputs, interpreter=None):
+    """Run a batch through TFLM.
+
+    ``inputs``: int8 array of shape (N, *input_shape) for a one-input model,
+    or a sequence of such arrays, one per model input (same N).
+    Returns an array (N, *output_shape) for a one-output model, else a list.
+    """
+    ins = _as_input_list(inputs)
+    n = len(ins[0])
+    if any(len(a) != n for a in ins):
+        raise ValueError("all inputs need the same batch length")
+    n_out = _num_outputs(tflite_bytes)
+    interp = interpreter or make_interpreter(tflite_bytes)
+    outs = _run(interp, ins, n, n_out)
+    stacked = [np.stack(o) for o in outs]
+    return stacked[0] if n_out == 1 else stacked
+
+
+def run_tflm_all(tflite_bytes: bytes, inputs) -> dict[int, np.ndarray]:
+    """Like ``run_tflm`` but returns every non-constant tensor (graph inputs
+    and every operator output) as {tensor index: array (N, *shape)}, for
+    per-layer comparisons. Tensor indices are the builder's tensor ids."""
+    ins = _as_input_list(inputs)
+    n = len(ins[0])
+    m = runtime.convert_bytearray_to_object(bytearray(tflite_bytes))
+    sg = m.subgraphs[0]
+    wanted = list(dict.fromkeys(
+        [int(t) for t in sg.inputs]
+        + [int(t) for op in sg.operators for t in op.outputs]))
+    interp = make_interpreter(tflite_bytes, preserve_all=True)
+    got: dict[int, list[np.ndarray]] = {t: [] for t in wanted}
+
+    def grab(it):
+        for t in wanted:
+            # GetTensor gives {'dtype', 'shape', 'tensor_data'}
+            got[t].append(np.array(it.GetTensor(t, 0)["tensor_data"], copy=True))
+
+    _run(interp, ins, n, len(sg.outputs), grab)
+    return {t: np.stack(v) for t, v in got.items()}
