@@ -54,7 +54,7 @@ def keras_to_tflite(path, calibration) -> bytes:
     if isinstance(calibration, (str, os.PathLike)):
         calibration = load_calibration(calibration)
 
-    with _quiet_tensorflow():
+    with quiet_tensorflow():
         import tensorflow as tf
 
         if path.is_dir():
@@ -184,7 +184,7 @@ def _converter_message(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_tensorflow():
+def quiet_tensorflow():
     """Silence TF's C++ logs, absl, Python warnings and the converter's prints.
 
     Much of that noise is written straight to file descriptors 1 and 2 by C++

@@ -1,0 +1,113 @@
+"""Models the tests compile: cached INT8 .tflite bytes, converted once per cache.
+
+Everything lands in .cache/models/ under the repository root, keyed by a hash
+of the sources that produce it, so a warm cache serves tests without importing
+TensorFlow; only a cold cache trains or converts (a few seconds per model).
+Safe under pytest-xdist: a file lock makes one worker produce, the others wait.
+
+    from tests.support.models import mlperf_tflite, digits_model
+    buf = mlperf_tflite("kws")
+    d = digits_model(); d.tflite, d.x_test, d.y_test, d.float_probs
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import models as mlperf
+
+MLPERF_NAMES = mlperf.NAMES
+CACHE_DIR = mlperf.CACHE_DIR
+DIGITS_EPOCHS = 15
+DIGITS_SEED = 0
+
+
+@functools.lru_cache(maxsize=None)
+def mlperf_tflite(name: str) -> bytes:
+    """INT8 .tflite of an MLPerf Tiny model: "kws", "vww", "ic" or "ad"."""
+    return mlperf.tflite_bytes(name)
+
+
+def mlperf_inputs(name: str, n: int = 4, seed: int = 123) -> np.ndarray:
+    """Float inputs for an MLPerf model, from a different seed than its calibration set."""
+    return mlperf.representative_data(name, n, seed)
+
+
+@dataclass(frozen=True)
+class Digits:
+    tflite: bytes            # INT8 model, int8 input (1, 8, 8, 1) and output (1, 10)
+    keras_path: Path         # the trained float model, for float-side comparisons or compression
+    x_test: np.ndarray       # float32 (450, 8, 8, 1) in [0, 1]
+    y_test: np.ndarray       # int64 (450,)
+    float_probs: np.ndarray  # float model's softmax on x_test, float32 (450, 10)
+    x_calibration: np.ndarray  # the float training samples used to calibrate the int8 model
+
+    @property
+    def float_accuracy(self) -> float:
+        return float(np.mean(np.argmax(self.float_probs, axis=-1) == self.y_test))
+
+
+@functools.lru_cache(maxsize=None)
+def digits_model() -> Digits:
+    """The trained digits CNN (tinycomp.datasets), its INT8 conversion and test set."""
+    from tinycomp import datasets
+
+    stem = CACHE_DIR / f"digits-{_digits_hash()}"
+    keras_path, npz_path = stem.with_suffix(".keras"), stem.with_suffix(".npz")
+    split = datasets.load_digits(DIGITS_SEED)
+    x_calibration = split.x_train[:300]
+
+    def produce() -> bytes:
+        # Written before the .tflite, which cached_file writes last: when the
+        # .tflite exists, so do these.
+        from tinycomp.frontends.keras import keras_to_tflite
+
+        model = datasets.train_digits_cnn(DIGITS_EPOCHS, DIGITS_SEED, split)
+        _atomic(keras_path, lambda p: model.save(p))
+        probs = model.predict(split.x_test, batch_size=256, verbose=0).astype(np.float32)
+        _atomic(npz_path, lambda p: np.savez(p, float_probs=probs))
+        return keras_to_tflite(keras_path, x_calibration)
+
+    tflite = mlperf.cached_file(stem.with_suffix(".tflite"), produce)
+    with np.load(npz_path) as saved:
+        probs = saved["float_probs"]
+    return Digits(tflite, keras_path, split.x_test, split.y_test, probs, x_calibration)
+
+
+@pytest.fixture(scope="session")
+def digits() -> Digits:
+    return digits_model()
+
+
+@pytest.fixture(scope="session", params=MLPERF_NAMES)
+def mlperf_model(request) -> tuple[str, bytes]:
+    """(name, .tflite bytes) for each MLPerf Tiny model in turn."""
+    return request.param, mlperf_tflite(request.param)
+
+
+def _digits_hash() -> str:
+    root = Path(__file__).resolve().parents[2]
+    digest = hashlib.sha256()
+    for rel in ("tinycomp/datasets.py", "tinycomp/frontends/keras.py", "tests/support/models.py"):
+        digest.update((root / rel).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _atomic(path: Path, write) -> None:
+    """write(tmp_path) then rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
