@@ -1,0 +1,115 @@
+"""IR -> C sources: one specialised function per layer, a static arena, a C API."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..errors import ModelError, OutputError, UnsupportedOpError
+from ..ir import Graph
+from ..passes.analysis import layer_summaries
+from ..passes.memory import ARENA, INPUT, OUTPUT, MemoryPlan, plan_memory
+from .layer import Constant, Layer
+from .render import render
+from .table import KERNELS
+
+SOURCES = ("tinycomp_model.h", "tinycomp_model.c", "tinycomp_weights.c")
+
+
+@dataclass(frozen=True)
+class GeneratedModel:
+    src_dir: Path
+    arena_bytes: int
+    weights_bytes: int
+    macs: int
+    layers: tuple[dict, ...]
+
+
+def _check_aliases(graph: Graph) -> None:
+    for node in graph.nodes:
+        if node.op.is_alias:
+            src, dst = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
+            if src.size != dst.size:
+                raise ModelError(f"{node.op.value} at layer {node.index} ({node.name!r}) turns "
+                                 f"{src.size} values into {dst.size}")
+            if (src.scale, src.zero_point) != (dst.scale, dst.zero_point):
+                raise UnsupportedOpError(f"{node.op.value} at layer {node.index} ({node.name!r}) "
+                                         "changes the quantization; tinycomp needs it unchanged")
+
+
+def _contexts(graph: Graph) -> tuple[list[Layer], list[dict]]:
+    layers, contexts = [], []
+    for node in graph.nodes:
+        if node.op.is_alias:
+            continue
+        kernel = KERNELS.get(node.op)
+        if kernel is None:
+            raise UnsupportedOpError(f"op {node.op.value} at layer {node.index} ({node.name!r}) "
+                                     "has no kernel in this version of tinycomp")
+        layer = Layer(graph, node)
+        context = dict(kernel.context(layer))
+        context["template"] = kernel.template
+        layers.append(layer)
+        contexts.append(context)
+    return layers, contexts
+
+
+def _pointer(plan: MemoryPlan, tensor: int, const: bool) -> str:
+    region, offset = plan.places[tensor]
+    if region == INPUT:
+        return "input"
+    if region == OUTPUT:
+        return "output"
+    assert region == ARENA
+    return f"{'(const int8_t *)' if const else ''}(tc_arena + {offset})"
+
+
+def _layer_code(graph: Graph, plan: MemoryPlan, layer: Layer, context: dict) -> tuple[str, str]:
+    """(function definition, call statement) of one layer."""
+    ins = [t for t in layer.node.inputs if t >= 0 and not graph.tensor(t).is_const]
+    params = [f"const int8_t *in{i}" for i in range(len(ins))] + ["int8_t *out"]
+    args = [_pointer(plan, t, True) for t in ins] + [_pointer(plan, layer.node.outputs[0], False)]
+    if context.get("scratch_bytes", 0) > 0:
+        params.append("int8_t *scratch")
+        args.append(f"(tc_arena + {plan.scratch[layer.node.index]})")
+    signature = f"static void {layer.fn}({', '.join(params)})"
+    body = render(context["template"], signature=signature, fn=layer.fn, **context)
+    return body, f"{layer.fn}({', '.join(args)});"
+
+
+def generate(graph: Graph, out_dir: Path) -> GeneratedModel:
+    """Write the C library for `graph` into out_dir (created if needed)."""
+    _check_aliases(graph)
+    layers, contexts = _contexts(graph)
+    if not layers:
+        raise UnsupportedOpError(f"{graph.name}: the model computes nothing (only reshapes)")
+    plan = plan_memory(
+        graph,
+        scratch_bytes={l.node.index: c.get("scratch_bytes", 0) for l, c in zip(layers, contexts)},
+        inplace={l.node.index for l, c in zip(layers, contexts) if c.get("inplace")},
+    )
+    code = [_layer_code(graph, plan, l, c) for l, c in zip(layers, contexts)]
+    constants: list[Constant] = [k for l in layers for k in l.constants]
+    summaries = layer_summaries(graph)
+    x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
+    context = dict(
+        version=__version__, model_hash=graph.model_hash, name=graph.name,
+        input=x, output=y, arena_bytes=plan.arena_bytes, num_layers=len(layers),
+        functions=[c[0] for c in code], calls=[c[1] for c in code],
+        call_names=[f"{l.node.op.value} {l.node.name}" for l in layers],
+        constants=constants, uses_string_h=any("memcpy" in c[0] or "memset" in c[0] for c in code),
+    )
+    files = {name: render(f"{name.replace('tinycomp_', '')}.j2", **context) for name in SOURCES}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out_dir / name).write_text(text)
+    except OSError as exc:
+        raise OutputError(f"cannot write generated sources to {out_dir}: {exc.strerror}") from None
+    return GeneratedModel(
+        src_dir=out_dir,
+        arena_bytes=plan.arena_bytes,
+        weights_bytes=sum(k.values.nbytes for k in constants),
+        macs=sum(s["macs"] for s in summaries),
+        layers=tuple(summaries),
+    )

@@ -1,0 +1,74 @@
+"""What a kernel's context function sees of one layer, and what it hands back."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..ir import Graph, Node, Tensor
+
+CTYPES = {"int8_t": np.int8, "uint8_t": np.uint8, "int16_t": np.int16,
+          "int32_t": np.int32, "uint32_t": np.uint32}
+
+
+@dataclass(frozen=True)
+class Constant:
+    name: str
+    ctype: str
+    values: np.ndarray  # flat, already of the C type's range
+
+
+@dataclass
+class Layer:
+    graph: Graph
+    node: Node
+    constants: list[Constant] = field(default_factory=list)
+
+    @property
+    def fn(self) -> str:
+        return f"tc_layer{self.node.index}"
+
+    @property
+    def options(self):
+        return self.node.options
+
+    def input(self, i: int = 0) -> Tensor:
+        return self.graph.tensor(self.node.inputs[i])
+
+    def has_input(self, i: int) -> bool:
+        return i < len(self.node.inputs) and self.node.inputs[i] >= 0
+
+    def output(self, i: int = 0) -> Tensor:
+        return self.graph.tensor(self.node.outputs[i])
+
+    def activation_inputs(self) -> list[Tensor]:
+        """The non-constant inputs, in order: the kernel's in0, in1, ..."""
+        return [self.graph.tensor(t) for t in self.node.inputs
+                if t >= 0 and not self.graph.tensor(t).is_const]
+
+    def const(self, suffix: str, values, ctype: str) -> str:
+        """Emit a constant array in tinycomp_weights.c; returns its C name."""
+        array = np.asarray(values).reshape(-1)
+        info = np.iinfo(CTYPES[ctype])
+        if array.size and (array.min() < info.min or array.max() > info.max):
+            raise ValueError(f"{suffix} of layer {self.node.index} exceeds {ctype}")
+        name = f"tinycomp_w_l{self.node.index}_{suffix}"
+        self.constants.append(Constant(name, ctype, array.astype(CTYPES[ctype])))
+        return name
+
+    def refuse(self, what: str) -> UnsupportedOpError:
+        """An error naming the op and layer, for options tinycomp cannot compile."""
+        return UnsupportedOpError(
+            f"{self.node.op.value} at layer {self.node.index} ({self.node.name!r}): {what}")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One row of the op table: the template that lays out the C, and the
+    function that computes its numbers. The context dict may set
+    'scratch_bytes' (int) and 'inplace' (bool: out may alias in0)."""
+
+    template: str
+    context: Callable[[Layer], dict[str, Any]]

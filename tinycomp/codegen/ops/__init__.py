@@ -1,0 +1,1 @@
+"""Context functions of the kernel families, one module per family."""

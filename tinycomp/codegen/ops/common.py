@@ -1,0 +1,36 @@
+"""Helpers shared by the kernel context functions."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..fixedpoint import activation_range, quantize_multipliers
+from ..layer import Layer
+
+
+def fused_activation(layer: Layer) -> tuple[int, int]:
+    act = layer.options.get("activation", "NONE")
+    out = layer.output()
+    if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
+        raise layer.refuse(f"fused activation {act} is not supported")
+    return activation_range(act, out.scale, out.zero_point)
+
+
+def channel_multipliers(layer: Layer, weight_scales, channels: int) -> tuple[str, str]:
+    """Per-output-channel requantization constants, scale_in * scale_w / scale_out
+    in double precision as TFLM computes them; per-tensor weights broadcast."""
+    scales = np.broadcast_to(np.asarray(weight_scales, dtype=np.float32), (channels,))
+    s_in, s_out = float(np.float32(layer.input().scale)), float(np.float32(layer.output().scale))
+    reals = [s_in * float(s) / s_out for s in scales]
+    mult, shift = quantize_multipliers(reals)
+    return layer.const("mult", mult, "int32_t"), layer.const("shift", shift, "int8_t")
+
+
+def folded_bias(layer: Layer, weights: np.ndarray, bias_index: int, input_offset: int) -> np.ndarray:
+    """bias + input_offset * sum(weights) per output channel (axis 0 of weights):
+    sum((x + off) * w) + b == sum(x * w) + (b + off * sum(w)) in int32, so the
+    input offset costs nothing at run time."""
+    w = weights.reshape(weights.shape[0], -1).astype(np.int64)
+    bias = np.zeros(w.shape[0], dtype=np.int64)
+    if layer.has_input(bias_index):
+        bias += layer.input(bias_index).data.astype(np.int64).reshape(-1)
+    return bias + input_offset * w.sum(axis=1)

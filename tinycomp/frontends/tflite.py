@@ -1,0 +1,153 @@
+"""Read a full-integer INT8 .tflite file into the IR through the LiteRT schema.
+
+Never imports TensorFlow: this is the front end of every command that starts
+from a .tflite file.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedOpError
+from ..ir import Graph, Node, Op, Quant, Tensor
+
+_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool",
+           7: "int16", 9: "int8", 10: "float64", 17: "int4"}
+_PADDING = {0: "SAME", 1: "VALID"}
+_ACTIVATION = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
+_FLOAT_HINT = ("tinycomp compiles full-integer INT8 models: pass the float Keras model "
+               "with --calibration X.npy instead")
+
+
+def _schema():
+    # Imported lazily: the LiteRT wheel is only needed when a .tflite is read.
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+    return schema, flatbuffer_utils
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _options(op_obj) -> MappingProxyType:
+    raw = op_obj.builtinOptions
+    if raw is None:
+        return MappingProxyType({})
+    opts = {}
+    for key, value in vars(raw).items():
+        key = _snake(key)
+        if isinstance(value, np.ndarray):
+            value = tuple(int(v) for v in value)
+        if key == "padding":
+            value = _PADDING.get(value, value)
+        elif key == "fused_activation_function":
+            key, value = "activation", _ACTIVATION.get(value, value)
+        opts[key] = value
+    return MappingProxyType(opts)
+
+
+def _quant(q) -> Quant | None:
+    if q is None or q.scale is None or len(q.scale) == 0:
+        return None
+    zps = q.zeroPoint if q.zeroPoint is not None and len(q.zeroPoint) else [0] * len(q.scale)
+    return Quant(tuple(float(s) for s in q.scale), tuple(int(z) for z in zps),
+                 int(q.quantizedDimension or 0))
+
+
+def _tensor(index: int, t, buffers) -> Tensor:
+    dtype = _DTYPES.get(t.type, f"type{t.type}")
+    shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+    name = t.name.decode() if isinstance(t.name, bytes) else str(t.name or f"t{index}")
+    data = None
+    buf = buffers[t.buffer].data if 0 < t.buffer < len(buffers) else None
+    if buf is not None and len(buf):
+        raw = np.asarray(buf, dtype=np.uint8).tobytes()
+        try:
+            data = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
+            data = data.reshape(shape)
+        except (TypeError, ValueError):
+            raise ModelError(f"constant tensor {name!r} holds {len(raw)} bytes, "
+                             f"which does not fit its shape {shape} of {dtype}") from None
+    return Tensor(index, name, shape, dtype, _quant(t.quantization), data)
+
+
+def model_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def read_tflite(path: Path | str) -> Graph:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_tflite(data, name=path.stem)
+
+
+def parse_tflite(data: bytes, name: str = "model") -> Graph:
+    schema, fb = _schema()
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError(f"{name}: not a TFLite flatbuffer (no 'TFL3' identifier)")
+    try:
+        model = fb.read_model_from_bytearray(bytearray(data))
+    except Exception as exc:  # the flatbuffer reader raises anything on corrupt input
+        raise ModelError(f"{name}: corrupt or truncated .tflite file ({type(exc).__name__})") from None
+    if not model.subgraphs or len(model.subgraphs) != 1:
+        raise UnsupportedOpError(f"{name}: tinycomp supports models with exactly one subgraph")
+    sub = model.subgraphs[0]
+    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    try:
+        tensors = tuple(_tensor(i, t, model.buffers) for i, t in enumerate(sub.tensors or ()))
+        nodes = []
+        for i, op in enumerate(sub.operators or ()):
+            code = model.operatorCodes[op.opcodeIndex]
+            opname = codes.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+            outputs = tuple(int(t) for t in op.outputs)
+            label = tensors[outputs[0]].name if outputs else f"#{i}"
+            if opname == "CUSTOM" and code.customCode:
+                opname = f"CUSTOM ({code.customCode.decode(errors='replace')})"
+            try:
+                kind = Op(opname)
+            except ValueError:
+                raise UnsupportedOpError(
+                    f"unsupported op {opname} at layer {i} ({label!r}); tinycomp supports "
+                    + ", ".join(o.value for o in Op)) from None
+            nodes.append(Node(i, kind, tuple(int(t) for t in op.inputs), outputs,
+                              _options(op), label))
+    except (IndexError, TypeError, AttributeError):
+        raise ModelError(f"{name}: corrupt .tflite file (dangling tensor, buffer or opcode index)") from None
+    graph = Graph(tensors, tuple(nodes), tuple(int(t) for t in sub.inputs),
+                  tuple(int(t) for t in sub.outputs), name, model_hash(data))
+    _check_integer_only(graph)
+    return graph
+
+
+def _check_integer_only(graph: Graph) -> None:
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise UnsupportedOpError(f"{graph.name}: tinycomp supports one input and one output, "
+                                 f"this model has {len(graph.inputs)} and {len(graph.outputs)}")
+    for role, index in (("input", graph.inputs[0]), ("output", graph.outputs[0])):
+        t = graph.tensor(index)
+        if t.dtype.startswith("float"):
+            raise ModelError(f"{graph.name}: the model's {role} is {t.dtype}, not int8; {_FLOAT_HINT}")
+        if t.dtype != "int8" or t.quant is None:
+            raise UnsupportedOpError(f"{graph.name}: the model's {role} is {t.dtype}; "
+                                     "tinycomp supports int8 inputs and outputs")
+    for node in graph.nodes:
+        for index in node.inputs + node.outputs:
+            if index < 0:
+                continue
+            t = graph.tensor(index)
+            if t.dtype.startswith("float"):
+                raise ModelError(f"{graph.name}: layer {node.index} ({node.op.value}, {node.name!r}) "
+                                 f"has {t.dtype} tensor {t.name!r} (a float or hybrid model); {_FLOAT_HINT}")
+            if not t.is_const and t.dtype != "int8":
+                raise UnsupportedOpError(f"layer {node.index} ({node.op.value}, {node.name!r}) has a "
+                                         f"{t.dtype} activation {t.name!r}; tinycomp supports int8 activations")
