@@ -19,12 +19,15 @@ BUILD_CACHE = REPO / ".cache" / "host-builds"
 
 def compile_for_host(tflite_bytes: bytes, workdir: Path | None = None,
                      extra_flags: tuple[str, ...] = ()) -> HostRunner:
-    """Generate and build once per (model, flags); later calls reuse the build."""
-    key = hashlib.sha256(tflite_bytes + repr(extra_flags).encode()).hexdigest()[:16]
-    workdir = workdir or BUILD_CACHE / key
-    graph = parse_tflite(tflite_bytes, name=f"test-{key}")
-    generate(graph, workdir / "src")
-    exe = build_host(load_board("host"), workdir / "src", workdir / "build", extra_flags)
+    """Generate the C and build it; a build of the same sources and flags is reused."""
+    graph = parse_tflite(tflite_bytes, name="test")
+    model = generate(graph)
+    digest = hashlib.sha256(repr((sorted(model.files.items()), extra_flags)).encode())
+    workdir = workdir or BUILD_CACHE / digest.hexdigest()[:16]
+    exe = workdir / "build" / "tinycomp_runner"
+    if not exe.exists():
+        model.write(workdir / "src")
+        exe = build_host(load_board("host"), workdir / "src", workdir / "build", extra_flags)
     x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
     return HostRunner(exe, x.size, y.size)
 

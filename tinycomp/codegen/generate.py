@@ -18,11 +18,24 @@ SOURCES = ("tinycomp_model.h", "tinycomp_model.c", "tinycomp_weights.c")
 
 @dataclass(frozen=True)
 class GeneratedModel:
-    src_dir: Path
-    arena_bytes: int
+    files: dict[str, str]  # file name -> C text
+    plan: MemoryPlan
     weights_bytes: int
     macs: int
     layers: tuple[dict, ...]
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.plan.arena_bytes
+
+    def write(self, src_dir: Path) -> Path:
+        try:
+            src_dir.mkdir(parents=True, exist_ok=True)
+            for name, text in self.files.items():
+                (src_dir / name).write_text(text)
+        except OSError as exc:
+            raise OutputError(f"cannot write generated sources to {src_dir}: {exc.strerror}") from None
+        return src_dir
 
 
 def _check_aliases(graph: Graph) -> None:
@@ -77,8 +90,8 @@ def _layer_code(graph: Graph, plan: MemoryPlan, layer: Layer, context: dict) -> 
     return body, f"{layer.fn}({', '.join(args)});"
 
 
-def generate(graph: Graph, out_dir: Path) -> GeneratedModel:
-    """Write the C library for `graph` into out_dir (created if needed)."""
+def generate(graph: Graph) -> GeneratedModel:
+    """The C library for `graph`, in memory; .write(dir) puts it on disk."""
     _check_aliases(graph)
     layers, contexts = _contexts(graph)
     if not layers:
@@ -100,15 +113,9 @@ def generate(graph: Graph, out_dir: Path) -> GeneratedModel:
         constants=constants, uses_string_h=any("memcpy" in c[0] or "memset" in c[0] for c in code),
     )
     files = {name: render(f"{name.replace('tinycomp_', '')}.j2", **context) for name in SOURCES}
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (out_dir / name).write_text(text)
-    except OSError as exc:
-        raise OutputError(f"cannot write generated sources to {out_dir}: {exc.strerror}") from None
     return GeneratedModel(
-        src_dir=out_dir,
-        arena_bytes=plan.arena_bytes,
+        files=files,
+        plan=plan,
         weights_bytes=sum(k.values.nbytes for k in constants),
         macs=sum(s["macs"] for s in summaries),
         layers=tuple(summaries),
