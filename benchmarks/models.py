@@ -32,12 +32,18 @@ CACHE_DIR = _ROOT / ".cache" / "models"
 
 def build(name: str, seed: int = 0):
     """The float Keras model `name` (one of NAMES) with seeded weights."""
-    import keras
+    from tinycomp.frontends.keras import quiet_tensorflow
+
+    with quiet_tensorflow():  # TF's import prints C++ log lines
+        import keras
 
     builders = {"kws": _ds_cnn, "vww": _mobilenet_v1_025, "ic": _resnet8, "ad": _fc_autoencoder}
     if name not in builders:
         raise KeyError(f"unknown benchmark model {name!r}; choose one of {', '.join(NAMES)}")
     shape, width, _ = SPECS[name]
+    # Auto-generated layer names ("conv2d_7") count per process and end up as
+    # tensor names in the .tflite; resetting them makes the bytes reproducible.
+    keras.backend.clear_session()
     model = builders[name](keras, keras.layers, shape, width)
     _seed_weights(model, seed)
     return model

@@ -12,6 +12,7 @@ import re
 import sys
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -85,10 +86,13 @@ def _keras_file_converter(tf, path: Path):
         raise ModelError(
             f"unsupported model file {path.name}: expected .keras, .h5, a SavedModel folder or .tflite"
         )
+    # Keras reports a damaged .keras zip as "file not found"; say what is wrong instead.
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(f"{path} is not a valid .keras file (not a zip archive): corrupt or truncated?")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:
-        raise ModelError(f"cannot load Keras model {path}: {_one_line(exc)}") from None
+        raise ModelError(f"cannot load Keras model {path} (corrupt or truncated?): {_one_line(exc)}") from None
     return _model_converter(tf, model)
 
 
@@ -107,7 +111,7 @@ def _model_converter(tf, model):
     try:
         # A dynamic batch dimension makes the converter emit SHAPE/STRIDED_SLICE/PACK
         # ops around reshapes; a model rebuilt on a batch-1 input has none.
-        fixed = keras.models.clone_model(model, input_tensors=keras.Input(input_shape, batch_size=1))
+        fixed = keras.models.clone_model(model, input_tensors=keras.Input(input_shape, batch_size=1, name="input"))
         fixed.set_weights(model.get_weights())
         converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
     except Exception:
