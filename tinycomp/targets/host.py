@@ -2,6 +2,7 @@
 process that reads samples on stdin and writes outputs on stdout."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,12 +22,15 @@ def build_host(board: Board, src_dir: Path, build_dir: Path, extra_flags: tuple[
         raise BuildError(f"C compiler {board.cc!r} not found; install it (make setup does)")
     build_dir.mkdir(parents=True, exist_ok=True)
     exe = build_dir / RUNNER
+    partial = build_dir / f".{RUNNER}.{os.getpid()}"  # renamed into place once complete
     sources = sorted(str(p) for p in src_dir.glob("*.c")) + [str(data_dir("firmware") / "host" / "main.c")]
-    cmd = [board.cc, *board.cflags, *extra_flags, "-I", str(src_dir), *sources, "-o", str(exe)]
+    cmd = [board.cc, *board.cflags, *extra_flags, "-I", str(src_dir), *sources, "-o", str(partial)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+        partial.unlink(missing_ok=True)
         raise BuildError(f"{board.cc} failed building {src_dir}:\n{tail}")
+    os.replace(partial, exe)
     return exe
 
 

@@ -1,0 +1,96 @@
+"""The command line. Anything a user can cause ends as one line on stderr and a
+non-zero exit; only genuine bugs show a traceback."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import __version__, pipeline
+from .errors import InputDataError, TinycompError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TinycompError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _load_npy(path: Path, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputDataError(f"{what} file {path} does not exist") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputDataError(f"{what} file {path} is not a readable .npy array: {exc}") from None
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="tinycomp")
+@click.option("-v", "--verbose", is_flag=True, help="Log diagnostics to stderr.")
+def cli(verbose: bool) -> None:
+    """Compile trained neural networks to bit-exact INT8 C for microcontrollers."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--board", default=pipeline.DEFAULT_BOARD, show_default=True,
+              help="Board name or alias (see 'tinycomp boards').")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Output folder [default: out/<model name>].")
+@click.option("--calibration", type=click.Path(path_type=Path), default=None,
+              help="Float samples (.npy, shape (N, *input_shape)) to calibrate a Keras model.")
+def build(model: Path, board: str, out_dir: Path | None, calibration: Path | None) -> None:
+    """Compile MODEL (.tflite, .keras, .h5 or SavedModel) for a board."""
+    out_dir = out_dir or Path("out") / model.stem
+    info = pipeline.build(model, out_dir, pipeline.BuildOptions(board=board, calibration=calibration))
+    click.echo(f"built {model} for {info['board']} in {out_dir}: {len(info['layers'])} layers, "
+               f"{info['macs']:,} MACs, arena {info['arena_bytes']:,} B, weights {info['weights_bytes']:,} B")
+    for key in ("flash_bytes", "ram_bytes"):
+        if key in info:
+            click.echo(f"  {key.replace('_', ' ')}: {info[key]:,}")
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--inputs", type=click.Path(path_type=Path), required=True,
+              help="Samples (.npy): int8 as is, float32 quantized with the model's input scale.")
+@click.option("--outputs", type=click.Path(path_type=Path), required=True,
+              help="Where to write the raw int8 outputs (.npy).")
+@click.option("--port", default=None, help="Serial port of a real board.")
+def run(build_dir: Path, inputs: Path, outputs: Path, port: str | None) -> None:
+    """Run every sample of --inputs on the built target; save raw int8 outputs."""
+    pipeline.read_manifest(build_dir)  # a wrong folder is the likelier mistake: say so first
+    samples = _load_npy(inputs, "inputs")
+    y = pipeline.run(build_dir, samples, port=port)
+    pipeline.write_atomic(outputs, lambda f: np.save(f, y))
+    click.echo(f"ran {len(y)} samples; outputs {y.shape} int8 written to {outputs}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--calibration", type=click.Path(path_type=Path), default=None,
+              help="Float samples (.npy) for a Keras model.")
+def inspect(model: Path, calibration: Path | None) -> None:
+    """Show layers, shapes, quantization, MACs and the memory plan of MODEL."""
+    from .inspect import describe
+    click.echo(describe(model, calibration))
+
+
+def main() -> None:
+    try:
+        cli(prog_name="tinycomp")
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

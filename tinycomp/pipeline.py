@@ -1,0 +1,181 @@
+"""The pipeline, end to end: model -> IR -> C -> build -> run.
+
+    load_model   .tflite through the LiteRT schema; Keras through the TFLite
+                 converter with calibration data (frontends/)
+    generate     IR + kernel table -> C sources (codegen/)
+    build        the board's toolchain (targets/)
+    run          samples in, raw int8 outputs back (targets/)
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .boards import Board, load_board
+from .codegen.generate import GeneratedModel, generate
+from .errors import InputDataError, ModelError, OutputError
+from .frontends.tflite import parse_tflite, read_tflite
+from .ir import Graph
+from .targets.host import HostRunner, build_host
+
+DEFAULT_BOARD = "qemu"
+MANIFEST = "tinycomp.json"
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    board: str = DEFAULT_BOARD
+    calibration: Path | None = None
+
+
+def load_model(path: Path, calibration: Path | None = None) -> tuple[Graph, bytes]:
+    """Any supported model file -> (IR graph, the INT8 .tflite bytes it came from)."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: no such file or folder")
+    if path.suffix == ".tflite":
+        graph = read_tflite(path)
+        return graph, path.read_bytes()
+    if path.suffix in KERAS_SUFFIXES or path.is_dir():
+        from .frontends.keras import keras_to_tflite, load_calibration  # imports TensorFlow
+        samples = load_calibration(calibration) if calibration is not None else None
+        data = keras_to_tflite(path, samples)
+        return parse_tflite(data, name=path.stem), data
+    raise ModelError(f"{path}: unknown model format {path.suffix!r}; "
+                     "tinycomp reads .tflite, .keras, .h5 and SavedModel folders")
+
+
+@contextlib.contextmanager
+def staged_dir(out_dir: Path):
+    """Build into a hidden sibling folder and move it into place only when complete,
+    so an interrupted or failed build never leaves a folder that looks valid."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or
+                             (any(out_dir.iterdir()) and not (out_dir / MANIFEST).exists())):
+        raise OutputError(f"{out_dir} exists and is not a tinycomp build; "
+                          "choose an empty or new folder for --out")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write to {out_dir.parent}: {exc.strerror}") from None
+    try:
+        yield stage
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(stage, out_dir)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_atomic(path: Path, write) -> None:
+    """write(file object) into path via a temporary file renamed into place."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _tensor_info(t) -> dict:
+    return {"shape": list(t.shape), "scale": t.scale, "zero_point": t.zero_point}
+
+
+def manifest(graph: Graph, model: GeneratedModel, board: Board) -> dict:
+    x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
+    return {
+        "tinycomp_version": __version__,
+        "model": graph.name,
+        "model_hash": graph.model_hash,
+        "board": board.name,
+        "input": _tensor_info(x),
+        "output": _tensor_info(y),
+        "arena_bytes": model.arena_bytes,
+        "weights_bytes": model.weights_bytes,
+        "macs": model.macs,
+        "layers": list(model.layers),
+    }
+
+
+def build(model_path: Path, out_dir: Path, options: BuildOptions = BuildOptions()) -> dict:
+    """Compile a model for a board into out_dir; returns the manifest written there."""
+    board = load_board(options.board)
+    graph, tflite = load_model(model_path, options.calibration)
+    model = generate(graph)
+    info = manifest(graph, model, board)
+    with staged_dir(out_dir) as stage:
+        model.write(stage / "src")
+        (stage / "model.tflite").write_bytes(tflite)
+        if board.kind == "host":
+            exe = build_host(board, stage / "src", stage / "build")
+            info["files"] = {"runner": str(exe.relative_to(stage))}
+        else:
+            from .targets import build_for_board
+            info.update(build_for_board(board, stage / "src", stage / "build"))
+        (stage / MANIFEST).write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def read_manifest(build_dir: Path) -> dict:
+    path = Path(build_dir) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputDataError(f"{build_dir} is not a tinycomp build (no {MANIFEST}); "
+                             "run 'tinycomp build MODEL --out DIR' first") from None
+    except (OSError, ValueError) as exc:
+        raise InputDataError(f"{path} is unreadable: {exc}") from None
+
+
+def model_samples(samples: np.ndarray, info: dict) -> np.ndarray:
+    """User samples -> int8 (N, *input shape): int8 as is, float quantized with the
+    model's input scale and zero point. Accepts (N, *shape) with or without the
+    batch dimension of 1."""
+    shape = tuple(info["input"]["shape"])
+    inner = shape[1:] if shape and shape[0] == 1 else shape
+    x = np.asarray(samples)
+    if x.shape[1:] == shape and shape[:1] == (1,) and x.ndim == len(shape) + 1:
+        x = x.reshape((len(x), *inner))
+    if x.ndim < 1 or x.shape[1:] != inner:
+        raise InputDataError(f"inputs have shape {x.shape}; the model takes (N, "
+                             f"{', '.join(map(str, inner))})")
+    if x.dtype == np.int8:
+        return x
+    if np.issubdtype(x.dtype, np.floating):
+        scale, zp = info["input"]["scale"], info["input"]["zero_point"]
+        q = x.astype(np.float32) / np.float32(scale)
+        q = np.where(q >= 0, np.floor(q + 0.5), -np.floor(-q + 0.5)) + zp  # TFLite rounds half away
+        return np.clip(q, -128, 127).astype(np.int8)
+    raise InputDataError(f"inputs are {x.dtype}; pass int8 (already quantized) or float32 samples")
+
+
+def open_runner(build_dir: Path, info: dict, port: str | None = None):
+    board = load_board(info["board"])
+    if board.kind == "host":
+        x, y = np.prod(info["input"]["shape"]), np.prod(info["output"]["shape"])
+        return contextlib.nullcontext(HostRunner(Path(build_dir) / info["files"]["runner"], int(x), int(y)))
+    from .targets import get_runner
+    return get_runner(board, Path(build_dir), port=port)
+
+
+def run(build_dir: Path, samples: np.ndarray, port: str | None = None) -> np.ndarray:
+    """Run every sample on the build's target; int8 outputs (N, *output shape)."""
+    info = read_manifest(build_dir)
+    x = model_samples(samples, info)
+    out_shape = tuple(info["output"]["shape"])
+    inner = out_shape[1:] if out_shape and out_shape[0] == 1 else out_shape
+    with open_runner(build_dir, info, port) as runner:
+        y = runner.infer(x)
+    return np.asarray(y, dtype=np.int8).reshape((len(x), *inner))
