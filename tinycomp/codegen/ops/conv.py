@@ -1,0 +1,169 @@
+"""CONV_2D and DEPTHWISE_CONV_2D (NHWC, int8 activations, symmetric int8 weights).
+
+TFLM's reference kernels compute, per output position and channel,
+    acc = bias[c] + sum over in-bounds taps of w * (x - zp_in)
+and skip out-of-bounds taps entirely (zero padding *after* the offset).
+Folding zp_in into the bias is therefore only exact for output positions
+whose whole window lies inside the input. The generated code splits the
+output plane into an interior rectangle (no bounds checks, offset folded into
+the bias at build time) and a border (bounds-checked taps, raw bias, offset
+added per tap as TFLM does), both specialised with literal shapes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..layer import Layer
+from .common import channel_multipliers, folded_bias, fused_activation
+
+# Output channels accumulated together by the depthwise kernel: small enough
+# for the accumulators to stay in registers or L1, large enough to amortise
+# the window address arithmetic.
+DW_BLOCK = 16
+
+
+def _out_size(padding: str, size: int, kernel: int, stride: int, dilation: int) -> int:
+    # TFLite's ComputeOutSize; C++ division truncates toward zero.
+    eff = (kernel - 1) * dilation + 1
+    if padding == "SAME":
+        return (size + stride - 1) // stride
+    return int((size + stride - eff) / stride)
+
+
+def _pad_before(size: int, kernel: int, stride: int, dilation: int, out: int) -> int:
+    # ComputePaddingWithOffset: TFLM applies it for VALID too (it is 0 there),
+    # and keeps only the leading half; an odd remainder goes after the input.
+    eff = (kernel - 1) * dilation + 1
+    return max((out - 1) * stride + eff - size, 0) // 2
+
+
+def _inside(out: int, size: int, kernel: int, stride: int, dilation: int, pad: int) -> tuple[int, int]:
+    """[lo, hi) of the output positions whose every tap is inside the input
+    (a contiguous range: both bounds are monotone in the position)."""
+    ok = [o for o in range(out)
+          if o * stride - pad >= 0 and o * stride - pad + (kernel - 1) * dilation < size]
+    return (ok[0], ok[-1] + 1) if ok else (0, 0)
+
+
+def _check_io(layer: Layer) -> None:
+    x, y = layer.input(), layer.output()
+    if x.dtype != "int8" or y.dtype != "int8":
+        raise layer.refuse(f"needs int8 input and output, not {x.dtype} -> {y.dtype}")
+    if len(x.shape) != 4 or len(y.shape) != 4:
+        raise layer.refuse("input and output must be 4-D (NHWC)")
+
+
+def _weights(layer: Layer, axis: int, channels: int):
+    w = layer.input(1)
+    if not w.is_const or w.dtype != "int8" or len(w.shape) != 4:
+        raise layer.refuse("filter must be a constant 4-D int8 tensor")
+    if w.quant is None:
+        raise layer.refuse("filter is not quantized")
+    if any(w.quant.zero_point):
+        raise layer.refuse("filter must be symmetric (zero point 0)")
+    n = len(w.quant.scale)
+    if n != 1 and (n != channels or w.quant.axis != axis):
+        raise layer.refuse(f"filter has {n} scales along axis {w.quant.axis}; "
+                           f"expected 1 or {channels} along axis {axis}")
+    if layer.has_input(2):
+        b = layer.input(2)
+        if not b.is_const or b.dtype != "int32" or b.size != channels:
+            raise layer.refuse(f"bias must be a constant int32 vector of {channels}")
+    return w
+
+
+def _geometry(layer: Layer, kh: int, kw: int, channels_out: int) -> dict:
+    """Spatial parameters shared by both ops, checked against the output shape."""
+    opts = layer.options
+    n, h, w, _ = layer.input().shape
+    padding = opts.get("padding", "SAME")
+    if padding not in ("SAME", "VALID"):
+        raise layer.refuse(f"padding {padding} is not supported")
+    sh, sw = int(opts.get("stride_h", 1)), int(opts.get("stride_w", 1))
+    dh, dw = int(opts.get("dilation_h_factor", 1) or 1), int(opts.get("dilation_w_factor", 1) or 1)
+    if min(sh, sw, dh, dw) < 1:
+        raise layer.refuse(f"strides {sh}x{sw} and dilations {dh}x{dw} must be positive")
+    oh, ow = _out_size(padding, h, kh, sh, dh), _out_size(padding, w, kw, sw, dw)
+    expected = (n, oh, ow, channels_out)
+    if oh < 1 or ow < 1 or tuple(layer.output().shape) != expected:
+        raise layer.refuse(f"output shape {tuple(layer.output().shape)} does not match the "
+                           f"computed {expected}")
+    ph, pw = _pad_before(h, kh, sh, dh, oh), _pad_before(w, kw, sw, dw, ow)
+    ylo, yhi = _inside(oh, h, kh, sh, dh, ph)
+    xlo, xhi = _inside(ow, w, kw, sw, dw, pw)
+    if ylo == yhi or xlo == xhi:
+        ylo = yhi = xlo = xhi = 0
+    act_min, act_max = fused_activation(layer)
+    return {
+        "batches": n, "in_h": h, "in_w": w, "out_h": oh, "out_w": ow,
+        "k_h": kh, "k_w": kw, "stride_h": sh, "stride_w": sw, "dil_h": dh, "dil_w": dw,
+        "pad_h": ph, "pad_w": pw,
+        "y_lo": ylo, "y_hi": yhi, "x_lo": xlo, "x_hi": xhi,
+        "has_interior": yhi > ylo,
+        "has_border": not (ylo == 0 and yhi == oh and xlo == 0 and xhi == ow),
+        "in_offset": -layer.input().zero_point,
+        "out_offset": layer.output().zero_point,
+        "act_min": act_min, "act_max": act_max,
+    }
+
+
+def _biases(layer: Layer, geo: dict, weights_oc_first: np.ndarray) -> dict:
+    """Folded bias for the interior, raw bias (or none) for the border;
+    only the arrays the generated code uses are emitted."""
+    out = {"folded_bias": None, "bias": None}
+    if geo["has_interior"]:
+        out["folded_bias"] = layer.const(
+            "bias_folded", folded_bias(layer, weights_oc_first, 2, geo["in_offset"]), "int32_t")
+    if geo["has_border"] and layer.has_input(2):
+        out["bias"] = layer.const("bias", layer.input(2).data.reshape(-1), "int32_t")
+    return out
+
+
+def conv_2d(layer: Layer) -> dict:
+    _check_io(layer)
+    w = layer.input(1)
+    if len(w.shape) != 4:
+        raise layer.refuse("filter must be 4-D (O, H, W, I)")
+    oc, kh, kw, ci = w.shape
+    c = layer.input().shape[3]
+    if ci < 1 or c % ci or oc % (c // ci):
+        raise layer.refuse(f"{c} input channels do not split into groups of {ci} "
+                           f"for {oc} filters")
+    _weights(layer, 0, oc)
+    geo = _geometry(layer, kh, kw, oc)
+    mult, shift = channel_multipliers(layer, w.quant.scale, oc)
+    return {
+        **geo, **_biases(layer, geo, w.data),
+        "in_c": c, "out_c": oc, "filter_c": ci,
+        "groups": c // ci, "filters_per_group": oc // (c // ci),
+        "weights": layer.const("weights", w.data, "int8_t"),
+        "mult": mult, "shift": shift,
+    }
+
+
+def depthwise_conv_2d(layer: Layer) -> dict:
+    _check_io(layer)
+    w = layer.input(1)
+    if len(w.shape) != 4 or w.shape[0] != 1:
+        raise layer.refuse("filter must be 4-D (1, H, W, C*M)")
+    _, kh, kw, oc = w.shape
+    c = layer.input().shape[3]
+    if oc % c:
+        raise layer.refuse(f"{oc} output channels are not a multiple of {c} input channels")
+    mult_depth = oc // c
+    # TFLM loops over the option's multiplier, not the shapes': refuse a mismatch.
+    opt_m = int(layer.options.get("depth_multiplier", mult_depth) or mult_depth)
+    if opt_m != mult_depth:
+        raise layer.refuse(f"depth_multiplier {opt_m} disagrees with {c} -> {oc} channels")
+    _weights(layer, 3, oc)
+    geo = _geometry(layer, kh, kw, oc)
+    mult, shift = channel_multipliers(layer, w.quant.scale, oc)
+    block = min(DW_BLOCK, oc)
+    per_channel = w.data.reshape(kh * kw, oc).T  # (oc, taps) for the bias fold
+    return {
+        **geo, **_biases(layer, geo, per_channel),
+        "in_c": c, "out_c": oc, "depth_mult": mult_depth,
+        "block": block, "full_blocks": oc // block, "tail": oc % block,
+        "weights": layer.const("weights", w.data, "int8_t"),
+        "mult": mult, "shift": shift,
+    }
