@@ -11,6 +11,9 @@ from ai_edge_litert import schema_py_generated as schema
 from tinycomp.errors import InputDataError, ModelError, TinycompError
 from tinycomp.frontends.keras import keras_to_tflite, load_calibration
 
+# Keras 3 calls np.array(x, copy=False) on its variables under numpy 2: harmless noise.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 SHAPE = (8, 8, 1)
 OPS = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
