@@ -112,13 +112,16 @@ def cached_file(path: Path, produce) -> bytes:
 
     A file lock keeps parallel test workers (pytest -n 2) from converting the
     same model twice, and the rename makes a half-written file impossible.
+    Files are named <name>-<source hash>.<ext>; older hashes of the same name
+    are deleted so the cache does not grow with every edit. produce() must not
+    call cached_file itself: the lock is not re-entrant.
     """
     import fcntl
 
     if path.is_file():
         return path.read_bytes()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(path.suffix + ".lock"), "w") as lock:
+    with open(path.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if path.is_file():
             return path.read_bytes()
@@ -126,6 +129,10 @@ def cached_file(path: Path, produce) -> bytes:
         tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
+        name = path.stem.rsplit("-", 1)[0]
+        for old in path.parent.glob(f"{name}-*"):
+            if old.suffix != ".tmp" and old.name.split(".")[0] != path.stem:
+                old.unlink(missing_ok=True)
     return data
 
 
