@@ -1,0 +1,147 @@
+"""ADD and MUL on int8 tensors, with numpy-style broadcasting.
+
+Both follow TFLM's quantized arithmetic:
+- ADD rescales both inputs to a common scale (twice the larger input scale)
+  after a left shift of 20 bits, adds, and rescales to the output;
+- MUL multiplies the offset inputs and rescales once by s1 * s2 / s_out.
+Every multiplier is computed here, in double precision from the float32
+scales, the way TFLM's Prepare computes them.
+"""
+from __future__ import annotations
+
+from ..fixedpoint import f32, quantize_multiplier
+from ..layer import Layer
+from .common import fused_activation
+
+# TFLM shifts int8 ADD inputs left by 20 bits before rescaling so that the
+# two rescaled values keep enough precision to be added exactly.
+ADD_LEFT_SHIFT = 20
+
+
+def operand_exprs(layer: Layer) -> list[str]:
+    """C expression of every input of the op, in input order: `inK` for the
+    K-th activation input (the generator's parameter names), or the name of a
+    constant array emitted for constant int8 inputs."""
+    exprs, k = [], 0
+    for i, t in enumerate(layer.node.inputs):
+        tensor = layer.graph.tensor(t)
+        if tensor.is_const:
+            if tensor.dtype != "int8":
+                raise layer.refuse(f"constant input {i} is {tensor.dtype}, not int8")
+            exprs.append(layer.const(f"in{i}", tensor.data, "int8_t"))
+        else:
+            exprs.append(f"in{k}")
+            k += 1
+    return exprs
+
+
+def _contiguous_strides(shape) -> list[int]:
+    strides, step = [], 1
+    for d in reversed(shape):
+        strides.append(step)
+        step *= d
+    return strides[::-1]
+
+
+def coalesce(dims: list[tuple[int, list[int]]]) -> list[tuple[int, list[int]]]:
+    """Merge adjacent loop levels (outer to inner, each (size, strides of every
+    operand)) where every operand steps through both as through one level: the
+    outer stride equals the inner stride times the inner size. Fewer, longer
+    loops; the visiting order is unchanged."""
+    merged: list[tuple[int, list[int]]] = []
+    for size, strides in dims:
+        if size == 1:
+            continue
+        if merged:
+            prev_size, prev_strides = merged[-1]
+            if all(p == s * size for p, s in zip(prev_strides, strides)):
+                merged[-1] = (prev_size * size, list(strides))
+                continue
+        merged.append((size, list(strides)))
+    return merged
+
+
+def broadcast_loops(layer: Layer, out_shape, shapes) -> list[dict]:
+    """Loop levels over the output (row-major) with each operand's element
+    stride per level; 0 where the operand is broadcast along that axis."""
+    rank = len(out_shape)
+    if any(len(s) > rank for s in shapes):
+        raise layer.refuse(f"input shapes {list(map(list, shapes))} do not broadcast to {list(out_shape)}")
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    strides = []
+    for shape in padded:
+        st = _contiguous_strides(shape)
+        for d in range(rank):
+            if shape[d] == out_shape[d]:
+                continue
+            if shape[d] != 1:
+                raise layer.refuse(f"input shapes {list(map(list, shapes))} do not broadcast "
+                                   f"to {list(out_shape)}")
+            st[d] = 0
+        strides.append(st)
+    dims = coalesce([(out_shape[d], [s[d] for s in strides]) for d in range(rank)])
+    if not dims:  # a single element
+        dims = [(1, [0] * len(shapes))]
+    return [{"size": size, "strides": st} for size, st in dims]
+
+
+def index_expr(loops: list[dict], operand: int, var: str = "i") -> str:
+    """C expression of an operand's element index inside the loop nest whose
+    level k counts with `{var}k`."""
+    terms = []
+    for k, level in enumerate(loops):
+        stride = level["strides"][operand]
+        if stride:
+            terms.append(f"{var}{k}" if stride == 1 else f"{var}{k} * {stride}")
+    return " + ".join(terms) or "0"
+
+
+def _binary_common(layer: Layer) -> dict:
+    a, b, y = layer.input(0), layer.input(1), layer.output()
+    if a.is_const and b.is_const:
+        raise layer.refuse("both operands are constant (fold them before compiling)")
+    for t in (a, b, y):
+        if t.dtype != "int8":
+            raise layer.refuse(f"tensor {t.name!r} is {t.dtype}; only int8 is supported")
+        if t.quant is None or t.quant.per_channel:
+            raise layer.refuse(f"tensor {t.name!r} needs one (per-tensor) scale and zero point")
+    act_min, act_max = fused_activation(layer)
+    loops = broadcast_loops(layer, y.shape, [a.shape, b.shape])
+    exprs = operand_exprs(layer)
+    # out may overwrite in0 only when in0 is the op's first input, is not
+    # broadcast, and so is read at exactly the index about to be written.
+    inplace = not a.is_const and a.size == y.size
+    return {
+        "a": exprs[0], "b": exprs[1], "loops": loops,
+        "a_index": index_expr(loops, 0), "b_index": index_expr(loops, 1),
+        "a_offset": -a.zero_point, "b_offset": -b.zero_point, "out_offset": y.zero_point,
+        "act_min": act_min, "act_max": act_max, "inplace": inplace,
+    }
+
+
+def _smaller_than_one(layer: Layer, what: str, real: float) -> tuple[int, int]:
+    # TFLM's QuantizeMultiplierSmallerThanOneExp aborts outside (0, 1).
+    if not 0.0 < real < 1.0:
+        raise layer.refuse(f"{what} rescale factor {real:g} is outside (0, 1), "
+                           "which TFLM's ADD cannot represent")
+    return quantize_multiplier(real)
+
+
+def add(layer: Layer) -> dict:
+    ctx = _binary_common(layer)
+    s1, s2, s_out = f32(layer.input(0).scale), f32(layer.input(1).scale), f32(layer.output().scale)
+    twice_max = 2.0 * max(s1, s2)
+    m1, sh1 = _smaller_than_one(layer, "input 1", s1 / twice_max)
+    m2, sh2 = _smaller_than_one(layer, "input 2", s2 / twice_max)
+    mo, sho = _smaller_than_one(layer, "output", twice_max / ((1 << ADD_LEFT_SHIFT) * s_out))
+    ctx.update(left_shift=ADD_LEFT_SHIFT, a_mult=m1, a_shift=sh1, b_mult=m2, b_shift=sh2,
+               out_mult=mo, out_shift=sho)
+    return ctx
+
+
+def mul(layer: Layer) -> dict:
+    ctx = _binary_common(layer)
+    real = f32(layer.input(0).scale) * f32(layer.input(1).scale) / f32(layer.output().scale)
+    mult, shift = quantize_multiplier(real)
+    ctx.update(mult=mult, shift=shift)
+    return ctx
