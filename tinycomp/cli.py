@@ -2,6 +2,7 @@
 non-zero exit; only genuine bugs show a traceback."""
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -82,6 +83,37 @@ def inspect(model: Path, calibration: Path | None) -> None:
     """Show layers, shapes, quantization, MACs and the memory plan of MODEL."""
     from .inspect import describe
     click.echo(describe(model, calibration))
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--board", default=pipeline.DEFAULT_BOARD, show_default=True)
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="Samples (.npy): float32 for float comparisons, or int8.")
+@click.option("--labels", type=click.Path(path_type=Path), default=None, help="Class labels (.npy).")
+@click.option("--float-model", type=click.Path(path_type=Path), default=None,
+              help="The float Keras model, when MODEL is a .tflite.")
+@click.option("--calibration", type=click.Path(path_type=Path), default=None,
+              help="Float samples (.npy) to calibrate a Keras MODEL.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
+              help="Save the report as JSON.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Build folder [default: out/<model name>-<board>].")
+@click.option("--per-layer", is_flag=True, help="Find the first layer whose output differs from TFLM.")
+@click.option("--port", default=None, help="Serial port of a real board.")
+def validate(model, board, data, labels, float_model, calibration, report_path, out_dir, per_layer, port):
+    """Build MODEL, run --data on the board, compare with TFLM and the float model."""
+    from .validate import format_report, validate_model
+
+    x = _load_npy(data, "data")
+    y = _load_npy(labels, "labels") if labels is not None else None
+    out_dir = out_dir or Path("out") / f"{model.stem}-{board}"
+    report = validate_model(model, x, board, out_dir, labels=y, float_model=float_model,
+                            calibration=calibration, per_layer=per_layer, port=port)
+    click.echo(format_report(report))
+    if report_path is not None:
+        pipeline.write_atomic(report_path, lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"))
+        click.echo(f"report saved to {report_path}")
 
 
 def main() -> None:

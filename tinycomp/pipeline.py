@@ -111,8 +111,13 @@ def manifest(graph: Graph, model: GeneratedModel, board: Board) -> dict:
 
 def build(model_path: Path, out_dir: Path, options: BuildOptions = BuildOptions()) -> dict:
     """Compile a model for a board into out_dir; returns the manifest written there."""
-    board = load_board(options.board)
+    load_board(options.board)  # an unknown board is reported before a slow conversion
     graph, tflite = load_model(model_path, options.calibration)
+    return build_graph(graph, tflite, out_dir, options.board)
+
+
+def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str) -> dict:
+    board = load_board(board_name)
     model = generate(graph)
     info = manifest(graph, model, board)
     with staged_dir(out_dir) as stage:

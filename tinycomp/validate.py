@@ -67,16 +67,17 @@ def format_report(report: dict) -> str:
         for who in ("device", "float"):
             if f"accuracy_{who}" in fl:
                 rows.append((f"accuracy ({who})", f"{100 * fl[f'accuracy_{who}']:.2f}%"))
-    for key, label in (("instructions_per_inference", "instructions per inference"),
-                       ("first_differing_layer", "first differing layer")):
-        if report.get(key) is not None:
-            rows.append((label, report[key]))
+    if "accuracy" in report:
+        rows.append(("accuracy (device)", f"{100 * report['accuracy']['accuracy_device']:.2f}%"))
+    if report.get("first_differing_layer") is not None:
+        rows.append(("first differing layer", report["first_differing_layer"]))
     width = max(len(r[0]) for r in rows)
     lines = [f"validation of {report['model']} on {report['board']}"]
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
-    if fl and "confusion_device" in fl:
+    confusion = (fl or report.get("accuracy") or {}).get("confusion_device")
+    if confusion:
         lines.append("  confusion matrix (device; rows: label, columns: prediction)")
-        lines += ["    " + " ".join(f"{v:4d}" for v in row) for row in fl["confusion_device"]]
+        lines += ["    " + " ".join(f"{v:4d}" for v in row) for row in confusion]
     return "\n".join(lines)
 
 
@@ -94,3 +95,71 @@ def float_outputs(model_path, x: np.ndarray) -> np.ndarray:
 
 def dequantize(y: np.ndarray, info: dict) -> np.ndarray:
     return (y.astype(np.float32) - info["output"]["zero_point"]) * np.float32(info["output"]["scale"])
+
+
+def first_differing_layer(graph, tflite: bytes, x: np.ndarray, board: str, workdir) -> dict | None:
+    """Bisect over prefixes of the graph: build each prefix with its last layer's
+    output as the model output, run it on the board, compare with TFLM's
+    tensor. Returns the first layer whose device output differs, or None."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from .pipeline import build_graph, run
+    from .reference.tflm import run as run_reference
+
+    steps = [n for n in graph.nodes if not n.op.is_alias]
+    _, expected = run_reference(tflite, x, tuple(n.outputs[0] for n in steps))
+
+    def differs(k: int) -> bool:
+        node = steps[k]
+        prefix = replace(graph, nodes=graph.nodes[:node.index + 1], outputs=(node.outputs[0],))
+        out = Path(workdir) / f"prefix{k}"
+        build_graph(prefix, tflite, out, board)
+        got = run(out, x).reshape(len(x), -1)
+        return not np.array_equal(got, expected[node.outputs[0]])
+
+    lo, hi = 0, len(steps) - 1
+    if not differs(hi):
+        return None
+    while lo < hi:  # invariant: the prefix ending at hi differs
+        mid = (lo + hi) // 2
+        if differs(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    node = steps[hi]
+    return {"index": node.index, "op": node.op.value, "name": node.name}
+
+
+def validate_model(model_path, data: np.ndarray, board: str, out_dir, labels=None,
+                   float_model=None, calibration=None, per_layer: bool = False, port=None) -> dict:
+    """Build for the board, run every sample there, compare. Returns the report."""
+    from pathlib import Path
+
+    from .pipeline import BuildOptions, build, model_samples, run
+    from .reference.tflm import run as run_reference
+
+    model_path = Path(model_path)
+    is_keras = model_path.suffix != ".tflite"
+    info = build(model_path, Path(out_dir), BuildOptions(board=board, calibration=calibration))
+    x = model_samples(data, info)
+    device = run(out_dir, x, port=port).reshape(len(x), -1)
+    tflite = (Path(out_dir) / "model.tflite").read_bytes()
+    reference, _ = run_reference(tflite, x.reshape((len(x), *info["input"]["shape"])))
+    report = {"model": str(model_path), "board": info["board"], "int8": compare_int8(device, reference)}
+    float_path = float_model or (model_path if is_keras else None)
+    if float_path is not None:
+        if not np.issubdtype(np.asarray(data).dtype, np.floating):
+            raise InputDataError("comparing with the float model needs float samples in --data")
+        shape = tuple(info["input"]["shape"])
+        report["float"] = compare_float(dequantize(device, info),
+                                        float_outputs(float_path, np.asarray(data).reshape((len(x), *shape[1:]))),
+                                        labels)
+    elif labels is not None:
+        report["accuracy"] = classification(dequantize(device, info), labels, "device")
+    if per_layer:
+        from .frontends.tflite import parse_tflite
+        report["first_differing_layer"] = (
+            first_differing_layer(parse_tflite(tflite), tflite, x, info["board"], Path(out_dir) / "per-layer")
+            or "none: every layer matches TFLite Micro")
+    return report
