@@ -9,7 +9,7 @@ import numpy as np
 from tflite_micro import runtime
 
 _MIN_ARENA = 256 * 1024
-_MAX_ARENA = 512 * 1024 * 1024
+_MAX_ARENA = 64 * 1024 * 1024
 
 
 def make_interpreter(tflite_bytes: bytes, preserve_all: bool = False,
