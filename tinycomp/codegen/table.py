@@ -8,11 +8,20 @@ from ..ir import Op
 from .layer import Kernel
 from .ops.conv import conv_2d, depthwise_conv_2d
 from .ops.fully_connected import fully_connected
+from .ops import activations as act
 from .ops.elementwise import add, mul
 from .ops.pooling import average_pool_2d, max_pool_2d, mean
+from .ops.shape import concatenation, pad
 
 KERNELS: dict[Op, Kernel] = {
     Op.FULLY_CONNECTED: Kernel("kernels/fully_connected.c.j2", fully_connected),
+    Op.SOFTMAX: Kernel("kernels/softmax.c.j2", act.softmax),
+    Op.LOGISTIC: Kernel("kernels/lut.c.j2", act.logistic),
+    Op.TANH: Kernel("kernels/lut.c.j2", act.tanh),
+    Op.RELU: Kernel("kernels/lut.c.j2", act.relu),
+    Op.RELU6: Kernel("kernels/lut.c.j2", act.relu6),
+    Op.HARD_SWISH: Kernel("kernels/lut.c.j2", act.hard_swish),
+    Op.QUANTIZE: Kernel("kernels/lut.c.j2", act.quantize),
     Op.CONV_2D: Kernel("kernels/conv_2d.c.j2", conv_2d),
     Op.DEPTHWISE_CONV_2D: Kernel("kernels/depthwise_conv_2d.c.j2", depthwise_conv_2d),
     Op.ADD: Kernel("kernels/add.c.j2", add),
@@ -20,4 +29,6 @@ KERNELS: dict[Op, Kernel] = {
     Op.AVERAGE_POOL_2D: Kernel("kernels/average_pool_2d.c.j2", average_pool_2d),
     Op.MAX_POOL_2D: Kernel("kernels/max_pool_2d.c.j2", max_pool_2d),
     Op.MEAN: Kernel("kernels/mean.c.j2", mean),
+    Op.CONCATENATION: Kernel("kernels/concatenation.c.j2", concatenation),
+    Op.PAD: Kernel("kernels/pad.c.j2", pad),
 }

@@ -1,0 +1,109 @@
+"""SOFTMAX, LOGISTIC, TANH, RELU, RELU6, HARD_SWISH and QUANTIZE on the host,
+bit-exact with TFLM: seeded random quantizations and shapes, and every one
+of the 256 int8 input values for the table-lookup ops."""
+import numpy as np
+import pytest
+
+from tests.support.harness import assert_bit_exact
+from tests.support.tflite_builder import (ModelBuilder, random_activation_quant, random_int8,
+                                          random_weights, random_bias)
+
+ALL_VALUES = np.arange(-128, 128, dtype=np.int8)
+
+UNARY = {
+    "LOGISTIC": lambda b, x, s, z: b.logistic(x),
+    "TANH": lambda b, x, s, z: b.tanh(x),
+    "RELU": lambda b, x, s, z: b.relu(x, s, z),
+    "RELU6": lambda b, x, s, z: b.relu6(x, s, z),
+    "HARD_SWISH": lambda b, x, s, z: b.hard_swish(x, s, z),
+    "QUANTIZE": lambda b, x, s, z: b.quantize(x, s, z),
+}
+
+
+def _unary_model(op, shape, s_in, z_in, s_out, z_out):
+    b = ModelBuilder()
+    x = b.input(shape, s_in, z_in)
+    b.output(UNARY[op](b, x, s_out, z_out))
+    return b.build()
+
+
+def _samples(rng, shape, n=6):
+    """Random inputs, plus rows that walk through all 256 values."""
+    size = int(np.prod(shape))
+    x = random_int8(rng, (n, size))
+    x[0] = np.resize(ALL_VALUES, size)
+    x[1] = np.resize(ALL_VALUES[::-1], size)
+    return x.reshape((n, *shape))
+
+
+@pytest.mark.parametrize("op", sorted(UNARY))
+@pytest.mark.parametrize("seed", range(4))
+def test_unary_random(op, seed):
+    rng = np.random.default_rng([seed, len(op), ord(op[0])])
+    shape = [(1, 256), (2, 5, 3, 7), (1, 1), (300,)][seed]
+    s_in, z_in = random_activation_quant(rng)
+    s_out, z_out = random_activation_quant(rng, scale_range=(0.005, 0.5))
+    if op == "HARD_SWISH":
+        s_out = max(s_out, s_in / 64)  # TFLM needs input scale < 128 * output scale
+    assert_bit_exact(_unary_model(op, shape, s_in, z_in, s_out, z_out), _samples(rng, shape))
+
+
+def test_unary_full_range_single_tensor():
+    """All 256 values through every op in one model each, extreme zero points."""
+    for op in UNARY:
+        for z_in in (-128, 127):
+            model = _unary_model(op, (256,), 0.05, z_in, 0.04, -7)
+            assert_bit_exact(model, ALL_VALUES.reshape(1, 256))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_softmax_random(seed):
+    rng = np.random.default_rng(500 + seed)
+    depth = int(rng.integers(1, 101))
+    rows = int(rng.integers(1, 6))
+    shape = [(rows, depth), (1, rows, depth), (1, 1, rows, depth), (depth,)][seed % 4]
+    s_in, z_in = random_activation_quant(rng, scale_range=(1e-3, 1.0))
+    beta = [1.0, 0.5, 2.0, float(rng.uniform(0.05, 4.0))][seed % 4]
+    b = ModelBuilder()
+    x = b.input(shape, s_in, z_in)
+    b.output(b.softmax(x, beta))
+    n = 12
+    xs = random_int8(rng, (n, *shape))
+    # near-ties: most differences small, and one all-equal sample
+    xs[1] = np.clip(rng.integers(-3, 4, size=shape) + int(rng.integers(-120, 120)), -128, 127)
+    xs[2] = 5
+    assert_bit_exact(b.build(), xs)
+
+
+def test_softmax_edge_rows():
+    """Row length 1, a long row (sum of exps near TFLM's limit), tiny and huge beta*scale."""
+    for shape, scale, beta in [((4, 1), 0.1, 1.0), ((1, 400), 1e-3, 1.0),
+                               ((3, 10), 1e-4, 0.1), ((3, 10), 2.0, 3.0)]:
+        b = ModelBuilder()
+        x = b.input(shape, scale, 0)
+        b.output(b.softmax(x, beta))
+        rng = np.random.default_rng(len(shape) * 7 + shape[-1])
+        xs = random_int8(rng, (6, *shape))
+        xs[0] = -128
+        assert_bit_exact(b.build(), xs)
+
+
+def test_classifier_head_chain():
+    """FULLY_CONNECTED -> SOFTMAX and activations in place after another layer."""
+    rng = np.random.default_rng(77)
+    b = ModelBuilder()
+    s_in, z_in = random_activation_quant(rng)
+    x = b.input((1, 24), s_in, z_in)
+    wq, ws = random_weights(rng, (16, 24), axis=0)
+    bq, bs = random_bias(rng, 16, s_in, ws)
+    h = b.fully_connected(x, b.const_int8(wq, ws, axis=0), b.const_int32(bq, bs), 0.08, 3)
+    h = b.hard_swish(h, 0.05, -20)
+    h = b.tanh(h)
+    h = b.quantize(h, 0.02, 10)
+    h = b.relu6(h)
+    wq2, ws2 = random_weights(rng, (10, 16), axis=0)
+    bq2, bs2 = random_bias(rng, 10, 0.02, ws2)
+    y = b.fully_connected(h, b.const_int8(wq2, ws2, axis=0), b.const_int32(bq2, bs2), 0.1, -5)
+    y = b.logistic(b.relu(y, 0.07, -100))
+    b.output(b.softmax(y, 1.0))
+    assert_bit_exact(b.build(), random_int8(rng, (40, 1, 24)))
