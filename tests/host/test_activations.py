@@ -107,3 +107,32 @@ def test_classifier_head_chain():
     y = b.logistic(b.relu(y, 0.07, -100))
     b.output(b.softmax(y, 1.0))
     assert_bit_exact(b.build(), random_int8(rng, (40, 1, 24)))
+
+
+def test_two_softmaxes_in_place():
+    """Two SOFTMAX layers in one file (shared helpers defined once), the first
+    one working in place in the arena between two LUT layers."""
+    rng = np.random.default_rng(91)
+    b = ModelBuilder()
+    x = b.input((4, 33), 0.06, -11)
+    h = b.relu(x, 0.05, -128)
+    h = b.softmax(h, 0.8)
+    h = b.tanh(h)
+    b.output(b.softmax(h, 2.5))
+    assert_bit_exact(b.build(), random_int8(rng, (30, 4, 33)))
+
+
+def test_softmax_without_undefined_behaviour():
+    """The softmax kernel under UBSan (trapping), on rows with ties and extremes."""
+    from tests.support.harness import compile_for_host
+    from tests.support.tflm import run_tflm
+    rng = np.random.default_rng(5)
+    b = ModelBuilder()
+    x = b.input((5, 60), 0.3, 0)
+    b.output(b.softmax(b.hard_swish(x, 0.2, -30), 1.0))
+    model = b.build()
+    xs = random_int8(rng, (20, 5, 60))
+    xs[0], xs[1] = -128, 127
+    flags = ("-fsanitize=undefined", "-fno-sanitize-recover=undefined")
+    ours = compile_for_host(model, extra_flags=flags).infer(xs)
+    assert np.array_equal(ours, run_tflm(model, xs).reshape(len(xs), -1))
