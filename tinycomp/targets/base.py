@@ -1,0 +1,73 @@
+"""The runner interface every target implements (see tinycomp/targets/__init__.py)."""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..boards import Board
+from ..errors import TargetError
+from .protocol import ModelInfo
+
+
+@dataclass(frozen=True)
+class InferResult:
+    output: bytes          # TINYCOMP_OUTPUT_SIZE int8 values as raw bytes
+    count: int | None      # cost of the inference; None where nothing counts
+    unit: str | None       # "instructions" (QEMU -icount), "cycles" (DWT) or None
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    output: bytes
+    total: int
+    per_layer: tuple[int, ...]   # cost of layer i, from TINYCOMP_LAYER_HOOK(i) to (i + 1)
+    unit: str
+
+
+class Runner(abc.ABC):
+    """build -> start -> describe / infer / profile -> close, on one board.
+
+    A runner is a context manager: `with runner:` starts it (if not already
+    started) and always closes it, killing emulators and child processes.
+    """
+
+    def __init__(self, board: Board, build_dir: Path):
+        self.board = board
+        self.build_dir = Path(build_dir)
+
+    @abc.abstractmethod
+    def build(self, model_src: Path, **options):
+        """Compile the generated model library in model_src into build_dir."""
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Flash the board, launch the emulator or spawn the process; then connect."""
+
+    @property
+    @abc.abstractmethod
+    def started(self) -> bool:
+        ...
+
+    @abc.abstractmethod
+    def describe(self) -> ModelInfo:
+        ...
+
+    @abc.abstractmethod
+    def infer(self, data: bytes) -> InferResult:
+        ...
+
+    def profile(self, data: bytes) -> ProfileResult:
+        raise TargetError(f"board {self.board.name} cannot profile layers")
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release everything; safe to call twice."""
+
+    def __enter__(self):
+        if not self.started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
