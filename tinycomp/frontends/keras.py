@@ -84,7 +84,8 @@ def _keras_file_converter(tf, path: Path):
 
     if path.suffix.lower() not in (".keras", ".h5", ".hdf5"):
         raise ModelError(
-            f"unsupported model file {path.name}: expected .keras, .h5, a SavedModel folder or .tflite"
+            f"unsupported model file {path.name}: expected .keras, .h5 or a SavedModel folder "
+            "(a .tflite needs no conversion)"
         )
     # Keras reports a damaged .keras zip as "file not found"; say what is wrong instead.
     if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
@@ -118,7 +119,10 @@ def _model_converter(tf, model):
         # Subclassed models cannot be cloned; trace them on a batch-1 signature instead.
         spec = tf.TensorSpec((1, *input_shape), tf.float32)
         fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
+        try:
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
+        except Exception as exc:
+            raise ModelError(f"cannot trace the model for conversion: {_one_line(exc)}") from None
     return converter, input_shape
 
 
