@@ -15,12 +15,18 @@ def fused_activation(layer: Layer) -> tuple[int, int]:
     return activation_range(act, out.scale, out.zero_point)
 
 
-def channel_multipliers(layer: Layer, weight_scales, channels: int) -> tuple[str, str]:
+def channel_multipliers(layer: Layer, weight_scales, channels: int,
+                        float_product: bool = False) -> tuple[str, str]:
     """Per-output-channel requantization constants, scale_in * scale_w / scale_out
-    in double precision as TFLM computes them; per-tensor weights broadcast."""
+    in double precision as TFLM computes them; per-tensor weights broadcast.
+    float_product: TFLM's per-tensor FULLY_CONNECTED multiplies the two scales
+    in float32 before widening to double."""
     scales = np.broadcast_to(np.asarray(weight_scales, dtype=np.float32), (channels,))
-    s_in, s_out = float(np.float32(layer.input().scale)), float(np.float32(layer.output().scale))
-    reals = [s_in * float(s) / s_out for s in scales]
+    s_in, s_out = np.float32(layer.input().scale), float(np.float32(layer.output().scale))
+    if float_product:
+        reals = [float(s_in * s) / s_out for s in scales]
+    else:
+        reals = [float(s_in) * float(s) / s_out for s in scales]
     mult, shift = quantize_multipliers(reals)
     return layer.const("mult", mult, "int32_t"), layer.const("shift", shift, "int8_t")
 

@@ -15,7 +15,8 @@ def fully_connected(layer: Layer) -> dict:
     if any(weights.quant.zero_point):
         raise layer.refuse("weights must be symmetric (zero point 0)")
     act_min, act_max = fused_activation(layer)
-    mult, shift = channel_multipliers(layer, weights.quant.scale, units)
+    mult, shift = channel_multipliers(layer, weights.quant.scale, units,
+                                      float_product=not weights.quant.per_channel)
     return {
         "batches": layer.input().size // depth,
         "depth": depth,
