@@ -108,7 +108,8 @@ def first_differing_layer(graph, tflite: bytes, x: np.ndarray, board: str, workd
     from .reference.tflm import run as run_reference
 
     steps = [n for n in graph.nodes if not n.op.is_alias]
-    _, expected = run_reference(tflite, x, tuple(n.outputs[0] for n in steps))
+    shape = graph.tensor(graph.inputs[0]).shape
+    _, expected = run_reference(tflite, x.reshape((len(x), *shape)), tuple(n.outputs[0] for n in steps))
 
     def differs(k: int) -> bool:
         node = steps[k]
