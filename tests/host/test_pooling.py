@@ -122,3 +122,29 @@ def test_mean_same_scale_other_zero_point():
     rng = np.random.default_rng(3)
     model = _mean_model((1, 5, 3, 4), [1, 2], True, (0.02, 5), (0.02, -7))
     assert_bit_exact(model, random_int8(rng, (N_SAMPLES, 1, 5, 3, 4)))
+
+
+@pytest.mark.parametrize("kind", ["avg", "max"])
+def test_pool_scale_within_tflm_tolerance(kind):
+    # TFLM accepts output scales within 1e-6 of the input's and ignores them.
+    rng = np.random.default_rng(13)
+    b = ModelBuilder()
+    x = b.input((1, 4, 5, 3), 0.04, 2)
+    pool = b.average_pool2d if kind == "avg" else b.max_pool2d
+    b.output(pool(x, 2, 1, "SAME", "RELU", scale=0.0400006, zero_point=2))
+    assert_bit_exact(b.build(), random_int8(rng, (N_SAMPLES, 1, 4, 5, 3)))
+
+
+@pytest.mark.parametrize("kind", ["avg", "max"])
+@pytest.mark.parametrize("quant", [(0.05, 2), (0.04, 3)])
+def test_pool_requantizing_is_refused(kind, quant):
+    # TFLM's Prepare rejects these models; tinycomp names the op instead.
+    from tinycomp.codegen.generate import generate
+    from tinycomp.errors import UnsupportedOpError
+    from tinycomp.frontends.tflite import parse_tflite
+    b = ModelBuilder()
+    x = b.input((1, 4, 4, 2), 0.04, 2)
+    pool = b.average_pool2d if kind == "avg" else b.max_pool2d
+    b.output(pool(x, 2, 2, scale=quant[0], zero_point=quant[1]))
+    with pytest.raises(UnsupportedOpError, match="POOL_2D.*quantization"):
+        generate(parse_tflite(b.build()))

@@ -112,6 +112,17 @@ def test_pad_edges(case):
     assert_bit_exact(b.build(), random_int8(rng, (N_SAMPLES, *shape)))
 
 
+def test_pad_output_quantization_differs():
+    # TFLM copies the input bytes unchanged and pads with the OUTPUT zero point.
+    rng = np.random.default_rng(52)
+    b = ModelBuilder()
+    x = b.input((1, 3, 2, 4), 0.02, -7)
+    y = b.tensor((1, 5, 3, 4), 0.5, 33)
+    b.op("PAD", [x, b.const_int32(np.array([[0, 0], [1, 1], [0, 1], [0, 0]], np.int32))], [y])
+    b.output(y)
+    assert_bit_exact(b.build(), random_int8(rng, (N_SAMPLES, 1, 3, 2, 4)))
+
+
 # Alias ops emit no code: chains through them must stay bit-exact.
 
 def test_pool_reshape_fully_connected():
@@ -168,3 +179,29 @@ def test_in_place_add_through_reshapes():
     c = b.concatenation([b.reshape(a, (1, 4, 4, 2)), x], 3)
     b.output(b.reshape(c, (1, 64)))
     assert_bit_exact(b.build(), random_int8(rng, (N_SAMPLES, 1, 4, 4, 2)))
+
+
+def test_all_kernels_under_ubsan():
+    # One model through every kernel of this family, built with UBSan that
+    # aborts on the first undefined behaviour (shifts, overflow, bounds).
+    from tests.support.harness import compile_for_host
+    from tests.support.tflm import run_tflm
+    rng = np.random.default_rng(53)
+    b = ModelBuilder()
+    x = b.input((1, 5, 4, 3), 0.05, -128)
+    p = b.pad(x, [[0, 0], [1, 0], [0, 2], [0, 0]])                 # (1, 6, 6, 3)
+    mx = b.max_pool2d(p, 3, 2, "SAME", "RELU6")                    # (1, 3, 3, 3)
+    av = b.average_pool2d(p, 2, 2, "VALID")                        # (1, 3, 3, 3)
+    mean = b.mean(p, [1, 2], scale=0.003, zero_point=127)          # (1, 1, 1, 3)
+    a = b.add(av, mean, 0.08, -100, activation="RELU")
+    m = b.mul(a, b.const_int8(random_int8(rng, (3,)), scales=0.01, zero_points=-128), 0.002, 120)
+    s_m, z_m = b.info(m).scale, b.info(m).zero_point
+    mx2 = b.mean(mx, [0], scale=s_m, zero_point=z_m)
+    cat = b.concatenation([m, mx2], 3)
+    b.output(b.reshape(cat, (1, 54)))
+    model = b.build()
+    inputs = random_int8(rng, (N_SAMPLES, 1, 5, 4, 3))
+    inputs[:4] = [[-128], [127], [0], [-1]] * np.ones((1, 5, 4, 3), np.int8)  # extremes
+    runner = compile_for_host(model, extra_flags=("-fsanitize=undefined", "-fno-sanitize-recover=all"))
+    ours = runner.infer(inputs)
+    np.testing.assert_array_equal(ours, run_tflm(model, inputs).reshape(len(inputs), -1))
