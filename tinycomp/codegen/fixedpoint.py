@@ -30,8 +30,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         return 0, 0
-    if shift > 30:
-        return (1 << 31) - 1, 30
+    # No clamp of large shifts: TFLM only clamps in single-rounding builds.
     return q, shift
 
 
