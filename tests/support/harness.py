@@ -17,13 +17,12 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD_CACHE = REPO / ".cache" / "host-builds"
 
 
-def compile_for_host(tflite_bytes: bytes, workdir: Path | None = None,
-                     extra_flags: tuple[str, ...] = ()) -> HostRunner:
+def compile_for_host(tflite_bytes: bytes, extra_flags: tuple[str, ...] = ()) -> HostRunner:
     """Generate the C and build it; a build of the same sources and flags is reused."""
     graph = parse_tflite(tflite_bytes, name="test")
     model = generate(graph)
     digest = hashlib.sha256(repr((sorted(model.files.items()), extra_flags)).encode())
-    workdir = workdir or BUILD_CACHE / digest.hexdigest()[:16]
+    workdir = BUILD_CACHE / digest.hexdigest()[:16]  # named by content: never stale
     exe = workdir / "build" / "tinycomp_runner"
     if not exe.exists():
         model.write(workdir / "src")
@@ -32,9 +31,9 @@ def compile_for_host(tflite_bytes: bytes, workdir: Path | None = None,
     return HostRunner(exe, x.size, y.size)
 
 
-def assert_bit_exact(tflite_bytes: bytes, inputs: np.ndarray, workdir: Path | None = None) -> np.ndarray:
+def assert_bit_exact(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
     """Run inputs (N, *shape) through tinycomp's host build and TFLM; assert equal."""
-    ours = compile_for_host(tflite_bytes, workdir).infer(inputs)
+    ours = compile_for_host(tflite_bytes).infer(inputs)
     ref = run_tflm(tflite_bytes, inputs).reshape(len(inputs), -1)
     diff = ours.astype(np.int32) - ref.astype(np.int32)
     bad = np.count_nonzero(diff)
