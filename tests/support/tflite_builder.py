@@ -418,7 +418,8 @@ class ModelBuilder:
         shape = conv2d_output_shape(self.tensors[x].shape, wshape[1:3], wshape[3],
                                     (sh, sw), padding, (dh, dw))
         y = self._out(shape, scale, zero_point)
-        ins = [x, w] + ([bias] if bias is not None else [-1])
+        # No -1 placeholder for a missing bias: TFLM's depthwise kernel crashes on it.
+        ins = [x, w] + ([bias] if bias is not None else [])
         self.op("DEPTHWISE_CONV_2D", ins, [y], stride_w=sw, stride_h=sh,
                 padding=padding, fused_activation=activation,
                 dilation_w_factor=dw, dilation_h_factor=dh,
