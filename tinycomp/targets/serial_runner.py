@@ -3,6 +3,7 @@ protocol over a serial line: QEMU-emulated boards and real boards."""
 from __future__ import annotations
 
 import struct
+import subprocess
 import time
 from pathlib import Path
 
@@ -139,9 +140,14 @@ class QemuRunner(SerialRunner):
         self.qemu: QemuProcess | None = None
 
     def _explain(self) -> str | None:
-        if self.qemu is not None and not self.qemu.alive():
-            return self.qemu.death()
-        return None
+        """Why the port vanished: usually QEMU is exiting and not yet reaped."""
+        if self.qemu is None or self.qemu.proc is None:
+            return None
+        try:
+            self.qemu.proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.qemu.death()
 
     def _open(self) -> Transport:
         self.qemu = QemuProcess(self.board, self.elf, self.serial)
