@@ -112,3 +112,35 @@ def test_build_options_reach_the_firmware(tmp_path, generated_model):
     assert "#define FW_CLOCK_OPS_COUNT 0" in config
     assert "#define FW_RX_TIMEOUT_MS 250u" in config
     assert "#define FW_TEST_COMMANDS 1" in config
+
+
+def test_model_too_big_for_ram_is_refused(tmp_path):
+    rng = np.random.default_rng(4)
+    b = ModelBuilder()
+    x = b.input((1, 48, 48, 16), scale=0.02, zero_point=0)
+    w, ws = random_weights(rng, (48, 3, 3, 16), axis=0)
+    bq, bs = random_bias(rng, 48, 0.02, ws)
+    y = b.conv2d(x, b.const_int8(w, ws, axis=0), b.const_int32(bq, bs), scale=0.1,
+                 zero_point=0)   # 110,592 B of intermediate activations alone
+    w, ws = random_weights(rng, (1, 1, 1, 48), axis=0)
+    bq, bs = random_bias(rng, 1, 0.1, ws)
+    b.output(b.conv2d(y, b.const_int8(w, ws, axis=0), b.const_int32(bq, bs), scale=0.1,
+                      zero_point=0, stride=4))
+    src = generate(parse_tflite(b.build(), name="wide")).write(tmp_path / "src")
+    with pytest.raises(BoardError, match=r"does not fit on nucleo-f446re: RAM needs \d+ bytes, "
+                                         r"131072 available \(over by \d+\)"):
+        build_firmware(load_board("nucleo-f446re"), src, tmp_path / "build")
+    # the same model fits the 640 KB of the L4R5
+    image = build_firmware(load_board("nucleo-l4r5zi"), src, tmp_path / "l4")
+    assert image.ram_used > 131072
+
+
+def test_model_too_big_for_a_frame_is_refused(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "tinycomp_model.h").write_text(
+        "#define TINYCOMP_INPUT_SIZE 70000\n#define TINYCOMP_OUTPUT_SIZE 10\n"
+        "#define TINYCOMP_NUM_LAYERS 2\n")
+    with pytest.raises(BoardError, match="input of 70000 bytes exceeds the serial protocol's "
+                                         "65535-byte frame"):
+        build_firmware(load_board("qemu"), src, tmp_path / "build")

@@ -110,6 +110,7 @@ def build_firmware(board: Board, model_src: Path, build_dir: Path,
     model_src = Path(model_src)
     if not (model_src / "tinycomp_model.h").is_file():
         raise BuildError(f"{model_src} holds no tinycomp_model.h; generate the model first")
+    _check_frame_limits(board, model_src / "tinycomp_model.h")
     gcc = _tool(board, "gcc")
     build_dir = Path(build_dir)
     gen_dir = build_dir / "gen"
@@ -134,6 +135,20 @@ def build_firmware(board: Board, model_src: Path, build_dir: Path,
     image = _measure(board, build_dir)
     (build_dir / "firmware.json").write_text(json.dumps(image.summary(), indent=2))
     return image
+
+
+def _check_frame_limits(board: Board, header: Path) -> None:
+    """Inputs and replies travel in one frame whose length field is a u16."""
+    text = header.read_text()
+    sizes = {k: int(v) for k, v in re.findall(r"#define TINYCOMP_(INPUT_SIZE|OUTPUT_SIZE|NUM_LAYERS)"
+                                              r"\s+(\d+)", text)}
+    if len(sizes) < 3:
+        raise BuildError(f"{header} lacks TINYCOMP_INPUT_SIZE/OUTPUT_SIZE/NUM_LAYERS")
+    reply = sizes["OUTPUT_SIZE"] + 10 + 8 * (sizes["NUM_LAYERS"] + 1)
+    for what, size in (("input", sizes["INPUT_SIZE"]), ("output (with profile)", reply)):
+        if size > 0xFFFF:
+            raise BoardError(f"the model's {what} of {size} bytes exceeds the serial protocol's "
+                             f"65535-byte frame; {board.name} cannot exchange it")
 
 
 _OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
