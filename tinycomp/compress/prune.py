@@ -1,0 +1,134 @@
+"""Unstructured magnitude pruning with a gradual polynomial schedule (Zhu & Gupta).
+
+Masks are re-derived from weight magnitudes and applied after every optimizer
+step by a callback, so a pruned weight is exactly 0.0 whenever the model is read;
+symmetric int8 conversion then keeps it an exact int8 zero (FACTS.md). Sparsity is
+per layer and exact: a layer of n weights ends with round(S * n) zeros, which a
+sparse storage format can rely on without re-counting.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tinycomp.errors import InputDataError, ModelError
+
+
+def prunable_layers(model) -> list:
+    """Conv, depthwise and dense layers: the kernels that hold nearly all weights."""
+    import keras
+
+    kinds = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+    return [l for l in model.layers if isinstance(l, kinds) and getattr(l, "kernel", None) is not None]
+
+
+def check_sparsity(sparsity: float) -> float:
+    if not (0.0 < float(sparsity) < 1.0):
+        raise InputDataError(f"sparsity must be strictly between 0 and 1, got {sparsity}")
+    return float(sparsity)
+
+
+def polynomial_sparsity(step: int, end_step: int, final: float, initial: float = 0.0,
+                        begin_step: int = 0, power: float = 3.0) -> float:
+    """Sparsity at `step`: fast at first, when many weights are near zero and cheap
+    to drop, slowing as it nears `final` so fine-tuning can recover."""
+    if step <= begin_step:
+        return initial
+    if step >= end_step:
+        return final
+    progress = (step - begin_step) / max(1, end_step - begin_step)
+    return final + (initial - final) * (1.0 - progress) ** power
+
+
+def magnitude_mask(kernel: np.ndarray, sparsity: float) -> np.ndarray:
+    """Boolean keep-mask zeroing exactly round(sparsity * size) smallest |w|."""
+    flat = np.abs(kernel).ravel()
+    k = int(round(sparsity * flat.size))
+    keep = np.ones(flat.size, bool)
+    if k:
+        # Stable sort: ties (already-zero weights) go in index order, so the
+        # count is exact even when many weights are equal.
+        keep[np.argsort(flat, kind="stable")[:k]] = False
+    return keep.reshape(kernel.shape)
+
+
+def apply_masks(layers, sparsity: float) -> None:
+    for layer in layers:
+        w = np.asarray(layer.kernel.numpy())
+        layer.kernel.assign(w * magnitude_mask(w, sparsity))
+
+
+def make_callback(layers, final_sparsity: float, end_step: int, frequency: int = 1):
+    import keras
+
+    class PruningCallback(keras.callbacks.Callback):
+        """Raise sparsity on the schedule and re-zero pruned weights after each step
+        (the optimizer's momentum would otherwise revive them)."""
+
+        def __init__(self):
+            super().__init__()
+            self.step = 0
+            self.sparsity = 0.0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step += 1
+            if self.step % frequency == 0 or self.step >= end_step:
+                self.sparsity = polynomial_sparsity(self.step, end_step, final_sparsity)
+            apply_masks(layers, self.sparsity)
+
+        def on_train_end(self, logs=None):
+            apply_masks(layers, final_sparsity)
+
+    return PruningCallback()
+
+
+def prune_magnitude(model, x, y, sparsity: float, epochs: int = 4, batch_size: int = 32,
+                    learning_rate: float = 1e-3, layers=None):
+    """Prune conv/dense kernels of `model` in place to `sparsity`, fine-tuning on (x, y).
+
+    The schedule reaches the target after two thirds of the steps; the rest
+    fine-tune at the final sparsity. Returns the model.
+    """
+    import keras
+
+    sparsity = check_sparsity(sparsity)
+    layers = prunable_layers(model) if layers is None else layers
+    if not layers:
+        raise ModelError("model has no prunable layer (Conv1D, Conv2D, DepthwiseConv2D or Dense)")
+    steps = max(1, epochs) * int(np.ceil(len(x) / batch_size))
+    callback = make_callback(layers, sparsity, end_step=max(1, (2 * steps) // 3))
+    compile_for_finetune(model, learning_rate)
+    model.fit(x, y, batch_size=batch_size, epochs=max(1, epochs), verbose=0, shuffle=True,
+              callbacks=[callback])
+    apply_masks(layers, sparsity)
+    return model
+
+
+def layer_sparsity(model) -> dict[str, float]:
+    """Fraction of exact zeros in each prunable kernel."""
+    return {l.name: float(np.mean(l.kernel.numpy() == 0.0)) for l in prunable_layers(model)}
+
+
+def global_sparsity(model) -> float:
+    kernels = [l.kernel.numpy() for l in prunable_layers(model)]
+    total = sum(k.size for k in kernels)
+    return float(sum(np.count_nonzero(k == 0.0) for k in kernels) / total) if total else 0.0
+
+
+def compile_for_finetune(model, learning_rate: float = 1e-3) -> None:
+    """Sparse integer labels and a softmax/logit output are what the classifiers here use."""
+    import keras
+
+    from_logits = _output_activation(model) != "softmax"
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+                  metrics=["accuracy"])
+
+
+def _output_activation(model) -> str:
+    import keras
+
+    last = model.layers[-1]
+    if isinstance(last, keras.layers.Softmax):
+        return "softmax"
+    act = last.get_config().get("activation")
+    return act if isinstance(act, str) else "linear"

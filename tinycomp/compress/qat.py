@@ -1,0 +1,227 @@
+"""Quantization-aware training on Keras 3, and conversion of the result to INT8.
+
+Fake-quant ops in the graph make training see int8 rounding and clipping; their
+gradient is the straight-through estimator (pass inside the range, zero outside).
+The TFLite converter reads the ranges straight from those ops, so a QAT model
+converts to full integer with no representative dataset (FACTS.md). Activation
+ranges are EMA min/max kept as non-trainable weights; they can also be frozen at
+ranges chosen offline, which is how calibrate.py imposes its range choices.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tinycomp.errors import ModelError
+
+from .graph import chain_layers, clone_layer, fold_batchnorm, input_shape
+
+_registered = {}
+
+
+def _classes():
+    """The custom layers, defined on first use so importing tinycomp.compress stays free of TF."""
+    if _registered:
+        return _registered
+    import keras
+    import tensorflow as tf
+
+    @keras.saving.register_keras_serializable(package="tinycomp")
+    class FakeQuant(keras.layers.Layer):
+        """Asymmetric 8-bit fake quantization of an activation with EMA min/max."""
+
+        def __init__(self, momentum=0.99, frozen=False, init_min=None, init_max=None, **kwargs):
+            super().__init__(**kwargs)
+            self.momentum = float(momentum)
+            self.frozen = bool(frozen)
+            self.init_min, self.init_max = init_min, init_max
+
+        def build(self, input_shape):
+            zero = keras.initializers.Constant(0.0 if self.init_min is None else self.init_min)
+            one = keras.initializers.Constant(1.0 if self.init_max is None else self.init_max)
+            self.min = self.add_weight(name="min", shape=(), initializer=zero, trainable=False)
+            self.max = self.add_weight(name="max", shape=(), initializer=one, trainable=False)
+            # 0 until the first training batch: the first batch sets the range
+            # outright, otherwise the EMA would crawl from the arbitrary [0, 1].
+            seen = 1.0 if self.init_min is not None else 0.0
+            self.seen = self.add_weight(name="seen", shape=(), initializer=keras.initializers.Constant(seen),
+                                        trainable=False)
+
+        def call(self, x, training=False):
+            if training and not self.frozen:
+                lo = tf.minimum(tf.reduce_min(x), 0.0)  # the range must hold 0 exactly
+                hi = tf.maximum(tf.reduce_max(x), 0.0)
+                m = self.momentum * self.seen
+                self.min.assign(m * self.min + (1.0 - m) * lo)
+                self.max.assign(m * self.max + (1.0 - m) * hi)
+                self.seen.assign(1.0)
+            return tf.quantization.fake_quant_with_min_max_vars(x, self.min, self.max, num_bits=8)
+
+        def get_config(self):
+            return {**super().get_config(), "momentum": self.momentum, "frozen": self.frozen,
+                    "init_min": self.init_min, "init_max": self.init_max}
+
+    def quant_kernel(kernel, depthwise=False, per_channel=True):
+        # Symmetric per-output-channel with narrow range [-127, 127]: exactly the
+        # int8 weight scheme TFLite uses, so training sees the device's weights.
+        shape = kernel.shape
+        k = tf.reshape(kernel, (*shape[:-2], shape[-2] * shape[-1])) if depthwise else kernel
+        if not per_channel:
+            bound = tf.maximum(tf.reduce_max(tf.abs(k)), 1e-8)
+            return tf.quantization.fake_quant_with_min_max_vars(k, -bound, bound, num_bits=8, narrow_range=True)
+        axes = list(range(len(k.shape) - 1))
+        bound = tf.maximum(tf.reduce_max(tf.abs(k), axis=axes), 1e-8)
+        q = tf.quantization.fake_quant_with_min_max_vars_per_channel(k, -bound, bound, num_bits=8,
+                                                                      narrow_range=True)
+        return tf.reshape(q, shape) if depthwise else q
+
+    @keras.saving.register_keras_serializable(package="tinycomp")
+    class QuantConv2D(keras.layers.Conv2D):
+        def call(self, inputs):
+            out = self.convolution_op(inputs, quant_kernel(self.kernel))
+            if self.use_bias:
+                out = out + self.bias
+            return self.activation(out) if self.activation is not None else out
+
+    @keras.saving.register_keras_serializable(package="tinycomp")
+    class QuantDepthwiseConv2D(keras.layers.DepthwiseConv2D):
+        def call(self, inputs):
+            out = keras.ops.depthwise_conv(inputs, quant_kernel(self.kernel, depthwise=True),
+                                           strides=self.strides, padding=self.padding,
+                                           dilation_rate=self.dilation_rate, data_format=self.data_format)
+            if self.use_bias:
+                out = out + self.bias
+            return self.activation(out) if self.activation is not None else out
+
+    @keras.saving.register_keras_serializable(package="tinycomp")
+    class QuantDense(keras.layers.Dense):
+        def call(self, inputs, training=None):
+            # Per-tensor: the converter transposes a Dense kernel to FULLY_CONNECTED's
+            # (out, in) layout and rejects a per-channel axis that would move with it.
+            out = keras.ops.matmul(inputs, quant_kernel(self.kernel, per_channel=False))
+            if self.bias is not None:
+                out = out + self.bias
+            return self.activation(out) if self.activation is not None else out
+
+    _registered.update(FakeQuant=FakeQuant, QuantConv2D=QuantConv2D,
+                       QuantDepthwiseConv2D=QuantDepthwiseConv2D, QuantDense=QuantDense)
+    return _registered
+
+
+def custom_objects() -> dict:
+    return dict(_classes())
+
+
+# Layers whose output keeps the input's quantization in TFLite (a fake-quant after
+# them would force a requantize the int8 kernels do not want).
+_SAME_RANGE = ("MaxPooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape", "Dropout", "ZeroPadding2D")
+
+
+def quantize_model(model, ranges: dict | None = None):
+    """A QAT copy of `model`: BN folded, ReLU fused, weights and activations fake-quantized.
+
+    `ranges` maps activation names ("input" or a layer name of the folded model) to
+    fixed (min, max); those fake-quants are frozen. Without it every range is learnt.
+    """
+    import keras
+
+    C = _classes()
+    base = fold_batchnorm(model)
+    layers = chain_layers(base)
+    ranges = ranges or {}
+    swap = {"Conv2D": C["QuantConv2D"], "DepthwiseConv2D": C["QuantDepthwiseConv2D"], "Dense": C["QuantDense"]}
+
+    def fq(x, name):
+        lo_hi = ranges.get(name)
+        layer = C["FakeQuant"](name=f"fq_{name}", frozen=lo_hi is not None,
+                               init_min=None if lo_hi is None else float(lo_hi[0]),
+                               init_max=None if lo_hi is None else float(lo_hi[1]))
+        return layer(x)
+
+    x = inputs = keras.Input(input_shape(base), name="input")
+    x = fq(x, "input")
+    for layer in layers:
+        kind = type(layer).__name__
+        weights = layer.get_weights()
+        cfg = layer.get_config()
+        if kind in ("Dropout",):
+            continue
+        if kind in swap:
+            act = cfg.get("activation")
+            split = act not in ("linear", "relu", "relu6")  # softmax etc.: quantize the logits first
+            cfg.pop("name")
+            new = swap[kind].from_config({**cfg, "activation": "linear" if split else act,
+                                          "name": layer.name})
+            x = new(x)
+            new.set_weights(weights)
+            x = fq(x, layer.name)
+            if split:
+                x = keras.layers.Activation(act, name=f"{layer.name}_{act}")(x)
+                if act != "softmax":  # TFLite fixes softmax's output scale itself
+                    x = fq(x, f"{layer.name}_{act}")
+            continue
+        if kind == "Softmax":
+            x = clone_layer(layer)(x)
+            continue
+        new = clone_layer(layer)
+        x = new(x)
+        if weights:
+            raise ModelError(f"QAT does not support layer {layer.name!r} ({kind}) with weights")
+        if kind not in _SAME_RANGE:
+            x = fq(x, layer.name)
+    return keras.Model(inputs, x, name=model.name)
+
+
+def qat_train(model, x, y, epochs: int = 3, batch_size: int = 32, learning_rate: float = 5e-4):
+    """Quantize `model` and fine-tune it with fake quantization; returns the QAT model."""
+    from .prune import compile_for_finetune
+
+    qmodel = quantize_model(model)
+    # One pass in training mode seeds every EMA range before the weights move.
+    qmodel(x[: min(len(x), 256)], training=True)
+    compile_for_finetune(qmodel, learning_rate)
+    if epochs > 0:
+        qmodel.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True)
+    return qmodel
+
+
+def qat_to_tflite(qmodel) -> bytes:
+    """Convert a fake-quantized model to full-integer INT8 .tflite (int8 in and out, batch 1).
+
+    No representative dataset: every range comes from the fake-quant ops, so the
+    converted model uses exactly the ranges training (or calibrate.py) chose.
+    """
+    import tensorflow as tf
+
+    from tinycomp.frontends.keras import _converter_message
+
+    import keras
+
+    shape = input_shape(qmodel)
+    # Batch 1 avoids SHAPE/STRIDED_SLICE ops around the reshape (FACTS.md);
+    # from_keras_model, unlike a traced concrete function, lets the converter see
+    # the fake-quant ops and take the QAT path.
+    with keras.saving.custom_object_scope(custom_objects()):
+        fixed = keras.models.clone_model(qmodel, input_tensors=keras.Input(shape, batch_size=1, name="input"))
+    fixed.set_weights(qmodel.get_weights())
+    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    # No supported_ops=INT8 here: that demands a representative dataset even when
+    # every range is in the graph. The result is still checked to be all-integer.
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    try:
+        buf = bytes(converter.convert())
+    except Exception as exc:
+        raise ModelError(f"TFLite conversion of the QAT model failed: {_converter_message(exc)}") from None
+    floats = float_tensors(buf)
+    if floats:
+        raise ModelError(f"QAT model did not convert to full integer: float tensors {', '.join(floats[:5])}")
+    return buf
+
+
+def float_tensors(buf: bytes) -> list[str]:
+    """Names of float32 activation tensors in a .tflite (empty for a full-integer model)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=buf)
+    return [t["name"] for t in interp.get_tensor_details() if t["dtype"] == np.float32]
