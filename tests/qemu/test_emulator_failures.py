@@ -6,7 +6,7 @@ import pytest
 
 from tinycomp.boards import load_board
 from tinycomp.errors import TargetError, TargetTimeout
-from tinycomp.targets.protocol import Cmd
+from tinycomp.targets.protocol import Cmd, encode
 from tinycomp.targets.serial_runner import DeviceRunner, QemuRunner
 
 pytestmark = pytest.mark.qemu
@@ -15,8 +15,7 @@ pytestmark = pytest.mark.qemu
 def test_hung_emulator_times_out(qemu_runner, generated_model):
     runner = qemu_runner(test_commands=True, timeout=1.0)
     assert runner.describe().test_commands
-    runner.link.send_raw(__import__("tinycomp.targets.protocol", fromlist=["encode"])
-                         .encode(Cmd.TEST_HANG, 1))
+    runner.link.send_raw(encode(Cmd.TEST_HANG, 1))
     t0 = time.monotonic()
     with pytest.raises(TargetTimeout, match=r"emulator hung: QEMU \(mps2-an386\) is running but "
                                             r"sent no reply within 1\.0 s"):
