@@ -90,10 +90,11 @@ def model_weight_report(model, bits: int = 8) -> list[dict]:
     from .graph import fold_batchnorm
     from .prune import prunable_layers
 
-    try:
-        model = fold_batchnorm(model)
-    except Exception:
-        pass  # not a chain: report the unfolded kernels
+    if any(type(l).__name__ == "BatchNormalization" for l in model.layers):
+        try:
+            model = fold_batchnorm(model)
+        except Exception:
+            pass  # not a chain: report the unfolded kernels
     rows = []
     for layer in prunable_layers(model):
         weights = layer.get_weights()

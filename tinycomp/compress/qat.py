@@ -179,8 +179,23 @@ def qat_train(model, x, y, epochs: int = 3, batch_size: int = 32, learning_rate:
     # One pass in training mode seeds every EMA range before the weights move.
     qmodel(x[: min(len(x), 256)], training=True)
     compile_for_finetune(qmodel, learning_rate)
+    # Weights pruned earlier must stay exact zeros through QAT, or the sparsity
+    # paid for is lost: re-zero them after every step.
+    masks = [(l.kernel, l.kernel.numpy() != 0.0) for l in qmodel.layers
+             if getattr(l, "kernel", None) is not None]
+    masks = [(k, m) for k, m in masks if not m.all()]
+    callbacks = []
+    if masks:
+        import keras
+
+        class KeepZeros(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                for kernel, mask in masks:
+                    kernel.assign(kernel.numpy() * mask)
+
+        callbacks.append(KeepZeros())
     if epochs > 0:
-        qmodel.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True)
+        qmodel.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True, callbacks=callbacks)
     return qmodel
 
 

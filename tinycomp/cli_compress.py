@@ -1,0 +1,104 @@
+"""`tinycomp compress`: prune, factorise and quantization-train a Keras model."""
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .errors import InputDataError, ModelError, OutputError
+
+
+def load_data(path: Path) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise InputDataError(f"data file {path} does not exist") from None
+    except Exception as exc:
+        raise InputDataError(f"data file {path} is not a readable .npz archive: {exc}") from None
+    missing = [k for k in ("x_train", "y_train") if k not in arrays]
+    if missing:
+        raise InputDataError(f"data file {path} lacks {', '.join(missing)} "
+                             f"(has {', '.join(sorted(arrays)) or 'no arrays'}); it needs x_train, y_train "
+                             "and optionally x_test, y_test")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise InputDataError(f"data file {path} has only one of x_test / y_test; give both or neither")
+    if len(arrays["x_train"]) != len(arrays["y_train"]):
+        raise InputDataError(f"x_train has {len(arrays['x_train'])} samples but y_train has {len(arrays['y_train'])}")
+    return arrays
+
+
+def load_keras(path: Path):
+    import keras
+
+    from .compress.qat import custom_objects
+
+    if not path.exists():
+        raise ModelError(f"model not found: {path}")
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(f"{path} is not a valid .keras file (not a zip archive): corrupt or truncated?")
+    try:
+        return keras.models.load_model(path, compile=False, custom_objects=custom_objects())
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:200]
+        raise ModelError(f"cannot load Keras model {path}: {text}") from None
+
+
+@click.command("compress")
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option("--data", "data_path", type=click.Path(path_type=Path), required=True,
+              help=".npz with x_train, y_train (and optionally x_test, y_test).")
+@click.option("--prune", type=float, default=None, help="Target weight sparsity S in (0, 1).")
+@click.option("--channels", type=float, default=None, help="Fraction of conv filters / dense units to remove.")
+@click.option("--low-rank", type=float, default=None, help="Retained singular-value energy E in (0, 1].")
+@click.option("--qat", is_flag=True, help="Finish with quantization-aware training.")
+@click.option("--epochs", type=int, default=3, show_default=True, help="Fine-tuning epochs per step.")
+@click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output .keras file.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
+              help="Write a Markdown report here.")
+def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, out_path, report_path):
+    """Compress a Keras MODEL and write the result to --out (and its INT8 .tflite beside it)."""
+    from .compress.steps import CompressOptions, check_options, compress as run
+    from .frontends.keras import quiet_tensorflow
+
+    opts = CompressOptions(prune=prune, channels=channels, low_rank=low_rank, qat=qat, epochs=epochs)
+    check_options(opts)  # before loading TensorFlow: a typo should fail fast
+    if out_path.suffix != ".keras":
+        raise OutputError(f"--out must name a .keras file, got {out_path}")
+    data = load_data(data_path)
+    x_train = np.asarray(data["x_train"], np.float32)
+    x_test = np.asarray(data.get("x_test", x_train), np.float32)
+    y_test = data.get("y_test", data["y_train"])
+    with quiet_tensorflow():
+        model = load_keras(model_path)
+        expected = tuple(model.inputs[0].shape[1:])
+        if tuple(x_train.shape[1:]) != expected:
+            raise InputDataError(f"x_train samples have shape {x_train.shape[1:]}, the model expects {expected}")
+        out_model, report, tflite = run(model, x_train, data["y_train"], x_test, y_test, opts, model_path.stem)
+        _atomic(out_path, lambda p: out_model.save(p))
+    _atomic(out_path.with_suffix(".tflite"), lambda p: Path(p).write_bytes(tflite))
+    if report_path is not None:
+        _atomic(report_path, lambda p: Path(p).write_text(report.markdown()))
+    last = report.steps[-1]
+    click.echo(f"compressed {model_path} -> {out_path}: float {100 * last.accuracy:.2f}%, "
+               f"INT8 {100 * report.int8_accuracy:.2f}%, {last.params:,} params, {last.macs:,} MACs")
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
