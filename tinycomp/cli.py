@@ -70,9 +70,11 @@ def run(build_dir: Path, inputs: Path, outputs: Path, port: str | None) -> None:
     """Run every sample of --inputs on the built target; save raw int8 outputs."""
     pipeline.read_manifest(build_dir)  # a wrong folder is the likelier mistake: say so first
     samples = _load_npy(inputs, "inputs")
-    y = pipeline.run(build_dir, samples, port=port)
+    y, counts = pipeline.run(build_dir, samples, port=port, progress=True)
     pipeline.write_atomic(outputs, lambda f: np.save(f, y))
     click.echo(f"ran {len(y)} samples; outputs {y.shape} int8 written to {outputs}")
+    if counts and counts[0] is not None:
+        click.echo(f"  {min(counts):,} to {max(counts):,} instructions or cycles per inference")
 
 
 @cli.command()

@@ -12,10 +12,12 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import numpy as np
 
 from . import __version__
@@ -24,7 +26,7 @@ from .codegen.generate import GeneratedModel, generate
 from .errors import InputDataError, ModelError, OutputError
 from .frontends.tflite import parse_tflite, read_tflite
 from .ir import Graph
-from .targets.host import HostRunner, build_host
+from .targets import get_runner
 
 DEFAULT_BOARD = "qemu"
 MANIFEST = "tinycomp.json"
@@ -123,12 +125,12 @@ def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str) -> 
     with staged_dir(out_dir) as stage:
         model.write(stage / "src")
         (stage / "model.tflite").write_bytes(tflite)
-        if board.kind == "host":
-            exe = build_host(board, stage / "src", stage / "build")
-            info["files"] = {"runner": str(exe.relative_to(stage))}
-        else:
-            from .targets import build_for_board
-            info.update(build_for_board(board, stage / "src", stage / "build"))
+        built = get_runner(board, stage / "build").build(stage / "src")
+        if board.is_embedded:  # a FirmwareImage: what the linker says it takes
+            image = built.summary()
+            info["firmware"] = {key: (str(Path(v).relative_to(stage)) if key in ("elf", "bin", "hex", "map") else v)
+                                for key, v in image.items()}
+            info["flash_bytes"], info["ram_bytes"] = image["flash_used"], image["ram_used"]
         (stage / MANIFEST).write_text(json.dumps(info, indent=2) + "\n")
     return info
 
@@ -166,21 +168,23 @@ def model_samples(samples: np.ndarray, info: dict) -> np.ndarray:
     raise InputDataError(f"inputs are {x.dtype}; pass int8 (already quantized) or float32 samples")
 
 
-def open_runner(build_dir: Path, info: dict, port: str | None = None):
-    board = load_board(info["board"])
-    if board.kind == "host":
-        x, y = np.prod(info["input"]["shape"]), np.prod(info["output"]["shape"])
-        return contextlib.nullcontext(HostRunner(Path(build_dir) / info["files"]["runner"], int(x), int(y)))
-    from .targets import get_runner
-    return get_runner(board, Path(build_dir), port=port)
-
-
-def run(build_dir: Path, samples: np.ndarray, port: str | None = None) -> np.ndarray:
-    """Run every sample on the build's target; int8 outputs (N, *output shape)."""
+def run(build_dir: Path, samples: np.ndarray, port: str | None = None,
+        progress: bool = False) -> tuple[np.ndarray, list[int | None]]:
+    """Run every sample on the build's target. Returns the int8 outputs
+    (N, *output shape) and each inference's instruction or cycle count
+    (None on the host)."""
     info = read_manifest(build_dir)
     x = model_samples(samples, info)
     out_shape = tuple(info["output"]["shape"])
     inner = out_shape[1:] if out_shape and out_shape[0] == 1 else out_shape
-    with open_runner(build_dir, info, port) as runner:
-        y = runner.infer(x)
-    return np.asarray(y, dtype=np.int8).reshape((len(x), *inner))
+    outputs, counts = [], []
+    with get_runner(info["board"], Path(build_dir) / "build", port=port) as runner:
+        bar = click.progressbar(x, label=f"running on {info['board']}", file=sys.stderr,
+                                show_pos=True) if progress else contextlib.nullcontext(x)
+        with bar as items:
+            for sample in items:
+                result = runner.infer(sample.tobytes())
+                outputs.append(np.frombuffer(result.output, dtype=np.int8))
+                counts.append(result.count)
+    y = np.stack(outputs) if outputs else np.zeros((0, *inner), np.int8)
+    return y.reshape((len(x), *inner)), counts

@@ -67,6 +67,13 @@ def format_report(report: dict) -> str:
         for who in ("device", "float"):
             if f"accuracy_{who}" in fl:
                 rows.append((f"accuracy ({who})", f"{100 * fl[f'accuracy_{who}']:.2f}%"))
+    if "count_per_inference" in report:
+        c = report["count_per_inference"]
+        rows.append(("instructions per inference" if report["board"].startswith("qemu") else "cycles per inference",
+                     f"{c['min']:,}" if c["min"] == c["max"] else f"{c['min']:,} to {c['max']:,}"))
+    for key in ("arena_bytes", "flash_bytes", "ram_bytes"):
+        if key in report:
+            rows.append((key.replace("_bytes", "").replace("_", " ") + " bytes", f"{report[key]:,}"))
     if "accuracy" in report:
         rows.append(("accuracy (device)", f"{100 * report['accuracy']['accuracy_device']:.2f}%"))
     if report.get("first_differing_layer") is not None:
@@ -116,7 +123,7 @@ def first_differing_layer(graph, tflite: bytes, x: np.ndarray, board: str, workd
         prefix = replace(graph, nodes=graph.nodes[:node.index + 1], outputs=(node.outputs[0],))
         out = Path(workdir) / f"prefix{k}"
         build_graph(prefix, tflite, out, board)
-        got = run(out, x).reshape(len(x), -1)
+        got = run(out, x)[0].reshape(len(x), -1)
         return not np.array_equal(got, expected[node.outputs[0]])
 
     lo, hi = 0, len(steps) - 1
@@ -144,10 +151,17 @@ def validate_model(model_path, data: np.ndarray, board: str, out_dir, labels=Non
     is_keras = model_path.suffix != ".tflite"
     info = build(model_path, Path(out_dir), BuildOptions(board=board, calibration=calibration))
     x = model_samples(data, info)
-    device = run(out_dir, x, port=port).reshape(len(x), -1)
+    device, counts = run(out_dir, x, port=port, progress=True)
+    device = device.reshape(len(x), -1)
     tflite = (Path(out_dir) / "model.tflite").read_bytes()
     reference, _ = run_reference(tflite, x.reshape((len(x), *info["input"]["shape"])))
     report = {"model": str(model_path), "board": info["board"], "int8": compare_int8(device, reference)}
+    if counts and counts[0] is not None:
+        report["count_per_inference"] = {"min": min(counts), "max": max(counts),
+                                         "mean": float(np.mean(counts))}
+    for key in ("arena_bytes", "weights_bytes", "flash_bytes", "ram_bytes"):
+        if key in info:
+            report[key] = info[key]
     float_path = float_model or (model_path if is_keras else None)
     if float_path is not None:
         if not np.issubdtype(np.asarray(data).dtype, np.floating):

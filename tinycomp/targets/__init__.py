@@ -22,8 +22,8 @@ board kind, all subclasses of `tinycomp.targets.base.Runner`:
 
 Runners: `QemuRunner` (kind "qemu"; port="socket" or "pty"), `DeviceRunner`
 (kind "device"; port = serial device, default from the board file; flashes
-with openocd / st-flash / pyocd), and the host runner (kind "host", in
-tinycomp/targets/host.py), which get_runner uses once it subclasses Runner.
+with openocd / st-flash / pyocd), and `HostRunner` (kind "host", in
+tinycomp/targets/host.py: a child process fed raw bytes over pipes).
 
 Modules: firmware (build), protocol (frame codec), link (request/reply),
 transport (pyserial), qemu (emulator process), flashing, serial_runner.
@@ -33,7 +33,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..boards import Board, load_board
-from ..errors import TargetError
 from .base import InferResult, ProfileResult, Runner
 
 __all__ = ["get_runner", "Runner", "InferResult", "ProfileResult"]
@@ -52,9 +51,5 @@ def get_runner(board: str | Board | None, build_dir: Path, port: str | None = No
     if board.kind == "device":
         from .serial_runner import DeviceRunner
         return DeviceRunner(board, build_dir, port=port)
-    from . import host
-    cls = getattr(host, "HostRunner", None)
-    if isinstance(cls, type) and issubclass(cls, Runner):
-        return cls(board, build_dir)
-    raise TargetError("the host target does not implement the runner interface yet; "
-                      "use tinycomp.targets.host directly")
+    from .host import HostRunner
+    return HostRunner(board, build_dir)

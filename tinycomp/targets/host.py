@@ -1,10 +1,13 @@
-"""The host target: generated C built with the system compiler, run as a child
-process that reads samples on stdin and writes outputs on stdout."""
+"""The host target: generated C built with the system compiler and run as a
+child process that reads samples on stdin and writes outputs on stdout (raw
+bytes: a pipe needs no framing)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +15,11 @@ import numpy as np
 from ..boards import Board
 from ..errors import BuildError, TargetError, TargetTimeout
 from ..resources import data_dir
+from .base import InferResult, Runner
+from .protocol import ModelInfo
 
 RUNNER = "tinycomp_runner"
+HEADER = "tinycomp_model.h"
 
 
 def build_host(board: Board, src_dir: Path, build_dir: Path, extra_flags: tuple[str, ...] = ()) -> Path:
@@ -27,35 +33,116 @@ def build_host(board: Board, src_dir: Path, build_dir: Path, extra_flags: tuple[
     cmd = [board.cc, *board.cflags, *extra_flags, "-I", str(src_dir), *sources, "-o", str(partial)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
         partial.unlink(missing_ok=True)
+        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
         raise BuildError(f"{board.cc} failed building {src_dir}:\n{tail}")
+    shutil.copyfile(src_dir / HEADER, build_dir / HEADER)  # describe() reads it
     os.replace(partial, exe)
     return exe
 
 
-class HostRunner:
-    """Runs a built host executable; one process per batch of samples."""
+def header_info(header: Path, board: str) -> ModelInfo:
+    """The model's description from the #defines of its generated header."""
+    macros = dict(re.findall(r"^#define (TINYCOMP_\w+) (.+)$", header.read_text(), re.M))
 
-    def __init__(self, exe: Path, input_size: int, output_size: int, timeout: float = 60.0):
-        self.exe, self.input_size, self.output_size, self.timeout = exe, input_size, output_size, timeout
+    def num(name):
+        return float(macros[name].strip("()f"))
 
-    def infer(self, samples: np.ndarray) -> np.ndarray:
-        """samples: int8 (N, input_size...) -> int8 (N, output_size)."""
-        data = np.ascontiguousarray(samples, dtype=np.int8).reshape(len(samples), -1)
-        if data.shape[1] != self.input_size:
-            raise TargetError(f"sample has {data.shape[1]} values, the model takes {self.input_size}")
+    def shape(name):
+        return tuple(int(v) for v in macros[name].strip("{}").split(",") if v.strip())
+
+    return ModelInfo(
+        model_hash=macros["TINYCOMP_MODEL_HASH"].strip('"'), version=macros["TINYCOMP_VERSION"].strip('"'),
+        board=board, input_size=int(num("TINYCOMP_INPUT_SIZE")), output_size=int(num("TINYCOMP_OUTPUT_SIZE")),
+        arena_bytes=int(num("TINYCOMP_ARENA_BYTES")), num_layers=int(num("TINYCOMP_NUM_LAYERS")),
+        input_shape=shape("TINYCOMP_INPUT_SHAPE"), output_shape=shape("TINYCOMP_OUTPUT_SHAPE"),
+        input_scale=num("TINYCOMP_INPUT_SCALE"), input_zero_point=int(num("TINYCOMP_INPUT_ZERO_POINT")),
+        output_scale=num("TINYCOMP_OUTPUT_SCALE"), output_zero_point=int(num("TINYCOMP_OUTPUT_ZERO_POINT")))
+
+
+class HostRunner(Runner):
+    """One child process for the runner's lifetime; one sample per infer()."""
+
+    def __init__(self, board: Board, build_dir: Path, timeout: float = 30.0):
+        super().__init__(board, build_dir)
+        self.timeout = timeout
+        self.process: subprocess.Popen | None = None
+        self.info: ModelInfo | None = None
+
+    def build(self, model_src: Path, extra_flags: tuple[str, ...] = ()) -> Path:
+        return build_host(self.board, Path(model_src), self.build_dir, extra_flags)
+
+    @property
+    def started(self) -> bool:
+        return self.process is not None
+
+    def start(self) -> None:
+        exe = self.build_dir / RUNNER
+        if not exe.exists():
+            raise TargetError(f"{self.build_dir} holds no host build; run 'tinycomp build' first")
+        self.info = self.describe()
+        self.process = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
+
+    def describe(self) -> ModelInfo:
+        return header_info(self.build_dir / HEADER, self.board.name)
+
+    def _read(self, size: int) -> bytes:
+        """Read with a deadline: a hung model must not hang tinycomp."""
+        chunks: list[bytes] = []
+
+        def reader():
+            remaining = size
+            while remaining:
+                chunk = self.process.stdout.read1(remaining)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        thread.join(self.timeout)
+        if thread.is_alive():
+            raise TargetTimeout(f"the host runner sent no output within {self.timeout:.0f} s")
+        return b"".join(chunks)
+
+    def infer(self, data: bytes) -> InferResult:
+        if not self.started:
+            self.start()
+        if len(data) != self.info.input_size:
+            raise TargetError(f"sample has {len(data)} bytes, the model takes {self.info.input_size}")
         try:
-            result = subprocess.run([str(self.exe)], input=data.tobytes(), capture_output=True,
-                                    timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            raise TargetTimeout(f"{self.exe.name} did not finish {len(data)} samples "
-                                f"within {self.timeout:.0f} s") from None
-        if result.returncode != 0:
-            raise TargetError(f"{self.exe.name} exited with code {result.returncode}: "
-                              f"{result.stderr.decode(errors='replace').strip()[-300:]}")
-        out = np.frombuffer(result.stdout, dtype=np.int8)
-        if out.size != len(data) * self.output_size:
-            raise TargetError(f"{self.exe.name} wrote {out.size} bytes, expected "
-                              f"{len(data) * self.output_size}")
-        return out.reshape(len(data), self.output_size)
+            self.process.stdin.write(bytes(data))
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass  # the exit code below says why
+        out = self._read(self.info.output_size)
+        if len(out) != self.info.output_size:
+            code = self.process.wait(timeout=5)
+            err = self.process.stderr.read().decode(errors="replace").strip()[-300:]
+            raise TargetError(f"the host runner exited with code {code}: {err}")
+        return InferResult(out, None, None)
+
+    def close(self) -> None:
+        if self.process is not None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+
+def run_batch(exe: Path, samples: np.ndarray, output_size: int, timeout: float = 120.0) -> np.ndarray:
+    """All samples through one run of the host executable (fast path for tests)."""
+    data = np.ascontiguousarray(samples, dtype=np.int8).reshape(len(samples), -1)
+    try:
+        result = subprocess.run([str(exe)], input=data.tobytes(), capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TargetTimeout(f"{exe.name} did not finish {len(data)} samples within {timeout:.0f} s") from None
+    if result.returncode != 0:
+        raise TargetError(f"{exe.name} exited with code {result.returncode}: "
+                          f"{result.stderr.decode(errors='replace').strip()[-300:]}")
+    return np.frombuffer(result.stdout, dtype=np.int8).reshape(len(data), output_size)
