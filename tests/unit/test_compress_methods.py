@@ -1,0 +1,122 @@
+"""Each compression method on the digits CNN or a small MLP (Keras 3, no tfmot)."""
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture(scope="module")
+def env():
+    from tinycomp import datasets
+    from tinycomp.frontends.keras import quiet_tensorflow
+    from tests.support.models import digits_model
+
+    d = digits_model()
+    split = datasets.load_digits(0)
+    with quiet_tensorflow():
+        import keras
+    return d, split, keras
+
+
+def _load(env):
+    d, split, keras = env
+    return keras.models.load_model(d.keras_path, compile=False)
+
+
+def _int8_inputs(buf, x):
+    from ai_edge_litert.interpreter import Interpreter
+
+    s, z = Interpreter(model_content=buf).get_input_details()[0]["quantization"]
+    return np.clip(np.round(x / s) + z, -128, 127).astype(np.int8)[:, None]
+
+
+def test_magnitude_pruning_exact_sparsity(env):
+    from tinycomp.compress import prune
+
+    d, split, _ = env
+    model = _load(env)
+    prune.prune_magnitude(model, split.x_train[:400], split.y_train[:400], 0.6, epochs=1)
+    for layer in prune.prunable_layers(model):
+        kernel = layer.kernel.numpy()
+        assert np.count_nonzero(kernel == 0.0) == round(0.6 * kernel.size), layer.name
+
+
+def test_channel_pruning_fewer_macs_and_bit_exact(env):
+    from tests.support.harness import assert_bit_exact
+    from tinycomp.compress import channels, qat
+    from tinycomp.compress.calibrate import calibrated_model
+    from tinycomp.compress.graph import count_macs
+    from tinycomp.frontends.keras import quiet_tensorflow
+
+    d, split, _ = env
+    model = _load(env)
+    small = channels.prune_channels(model, 0.5)
+    assert count_macs(small) < count_macs(model) / 2
+    assert small.layers[1].filters == 8
+    budget = channels.prune_channels(model, mac_budget=count_macs(model) // 2)
+    assert count_macs(budget) <= count_macs(model) // 2
+    # The rebuilt model is the original restricted to the kept channels: with
+    # nothing removed it must compute the same function.
+    with quiet_tensorflow():
+        buf = qat.qat_to_tflite(calibrated_model(small, split.x_train[:200], "minmax")[0])
+    assert_bit_exact(buf, _int8_inputs(buf, split.x_test[:20]))
+
+
+def test_fold_batchnorm_keeps_function(env):
+    from tinycomp.compress.graph import fold_batchnorm
+
+    d, split, _ = env
+    model = _load(env)
+    folded = fold_batchnorm(model)
+    assert not any(type(l).__name__ == "BatchNormalization" for l in folded.layers)
+    np.testing.assert_allclose(folded.predict(split.x_test[:32], verbose=0),
+                               model.predict(split.x_test[:32], verbose=0), atol=1e-5)
+
+
+def test_low_rank_reduces_parameters(env):
+    from tinycomp.compress import lowrank
+    from tinycomp.compress.graph import count_params
+
+    _, _, keras = env
+    keras.utils.set_random_seed(0)
+    mlp = keras.Sequential([keras.Input((32,)), keras.layers.Dense(64, activation="relu"),
+                            keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)])
+    factored, ranks = lowrank.factorise(mlp, param_budget=16 * 128)
+    assert count_params(factored) < count_params(mlp)
+    assert ranks["dense_1" if "dense_1" in ranks else list(ranks)[1]][0] <= 16
+    # Full energy keeps the function (layers where a split would not save are left whole).
+    exact, _ = lowrank.factorise(mlp, energy=1.0)
+    x = np.random.default_rng(0).normal(size=(8, 32)).astype(np.float32)
+    np.testing.assert_allclose(exact.predict(x, verbose=0), mlp.predict(x, verbose=0), atol=1e-4)
+
+
+def test_qat_converts_full_integer_and_bit_exact(env):
+    from tests.support.harness import assert_bit_exact
+    from tinycomp.compress import qat
+    from tinycomp.frontends.keras import quiet_tensorflow
+
+    d, split, _ = env
+    model = _load(env)
+    with quiet_tensorflow():
+        qmodel = qat.qat_train(model, split.x_train[:300], split.y_train[:300], epochs=1)
+        buf = qat.qat_to_tflite(qmodel)
+    assert qat.float_tensors(buf) == []
+    assert_bit_exact(buf, _int8_inputs(buf, split.x_test[:20]))
+
+
+def test_calibration_ranges_are_imposed(env):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tinycomp.compress import qat
+    from tinycomp.compress.calibrate import calibrated_model
+    from tinycomp.frontends.keras import quiet_tensorflow
+
+    d, split, _ = env
+    model = _load(env)
+    with quiet_tensorflow():
+        qmodel, ranges = calibrated_model(model, split.x_train[:200], "percentile")
+        buf = qat.qat_to_tflite(qmodel)
+    lo, hi = ranges["conv2d_1"] if "conv2d_1" in ranges else list(ranges.values())[3]
+    scales = [t["quantization"][0] for t in Interpreter(model_content=buf).get_tensor_details()]
+    # The fake-quant op nudges the range so 0 is exact; the scale stays (hi - lo) / 255.
+    assert any(abs(s - (hi - lo) / 255) < 1e-6 for s in scales)
