@@ -11,6 +11,7 @@ import click
 import numpy as np
 
 from . import __version__, pipeline
+from .cli_compress import compress
 from .errors import InputDataError, TinycompError
 
 
@@ -78,6 +79,25 @@ def run(build_dir: Path, inputs: Path, outputs: Path, port: str | None) -> None:
 
 
 @cli.command()
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--inputs", type=click.Path(path_type=Path), default=None,
+              help="Profile the first sample of this .npy [default: an all-zero input].")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Save the profile as JSON.")
+@click.option("--port", default=None, help="Serial port of a real board.")
+def profile(build_dir: Path, inputs: Path | None, json_path: Path | None, port: str | None) -> None:
+    """Instructions (QEMU) or cycles (board) per inference and per layer, with memory."""
+    from .profile import format_profile, profile_build
+
+    pipeline.read_manifest(build_dir)
+    samples = _load_npy(inputs, "inputs") if inputs is not None else None
+    p = profile_build(build_dir, samples, port)
+    click.echo(format_profile(p))
+    if json_path is not None:
+        pipeline.write_atomic(json_path, lambda f: f.write(json.dumps(p, indent=2).encode() + b"\n"))
+
+
+@cli.command()
 def boards() -> None:
     """List the boards tinycomp builds for, with core, flash and RAM."""
     from .boards import board_names, load_board
@@ -91,6 +111,44 @@ def boards() -> None:
         ram = f"{b.memory.ram.size // 1024:,} KB" if b.memory else "-"
         click.echo(f"{b.name:<20} {b.kind:<7} {core:<12} {dsp:<4} {flash:>9} {ram:>9}  "
                    f"{', '.join(b.aliases)}")
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--tool", type=click.Choice(["openocd", "st-flash", "pyocd"]), default=None,
+              help="Real boards: the flash tool [default: the first installed one the board lists].")
+@click.option("--seconds", type=float, default=None,
+              help="QEMU boards: stop the emulator after this long [default: run until Ctrl-C].")
+def flash(build_dir: Path, tool: str | None, seconds: float | None) -> None:
+    """Put a build on its board: flash a real board, or start the emulator."""
+    import time
+
+    from .boards import load_board
+    from .errors import BoardError
+    from .targets.flashing import flash as flash_board
+    from .targets.qemu import QemuProcess
+
+    info = pipeline.read_manifest(build_dir)
+    board = load_board(info["board"])
+    if not board.is_embedded:
+        raise BoardError(f"{build_dir} is a {board.name} build: nothing to flash; use 'tinycomp run'")
+    elf, binary = (Path(build_dir) / info["firmware"][k] for k in ("elf", "bin"))
+    if board.kind == "device":
+        used = flash_board(board, elf, binary, tool)
+        click.echo(f"flashed {elf} to {board.name} with {used}")
+        return
+    emulator = QemuProcess(board, elf, serial="pty")
+    emulator.start()
+    try:
+        click.echo(f"QEMU {board.qemu_machine} is running {elf}; its serial port is {emulator.pty} "
+                   "(speaks tinycomp's framed protocol at any baud); Ctrl-C stops it")
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while emulator.alive() and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.1)
+        if not emulator.alive():
+            raise click.ClickException(emulator.death())
+    finally:
+        emulator.close()
 
 
 @cli.command()
@@ -132,6 +190,9 @@ def validate(model, board, data, labels, float_model, calibration, report_path, 
     if report_path is not None:
         pipeline.write_atomic(report_path, lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"))
         click.echo(f"report saved to {report_path}")
+
+
+cli.add_command(compress)  # defined in its own module; TensorFlow loads only when it runs
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..boards import Board, load_board
+from ..errors import BoardError
 from .base import InferResult, ProfileResult, Runner
 
 __all__ = ["get_runner", "Runner", "InferResult", "ProfileResult"]
@@ -46,6 +47,8 @@ def get_runner(board: str | Board | None, build_dir: Path, port: str | None = No
     if not isinstance(board, Board):
         board = load_board(board)
     if board.kind == "qemu":
+        if port not in (None, "socket", "pty"):
+            raise BoardError(f"{board.name} is emulated: --port takes 'socket' or 'pty', not {port!r}")
         from .serial_runner import QemuRunner
         return QemuRunner(board, build_dir, serial=port or "socket")
     if board.kind == "device":
