@@ -14,7 +14,7 @@ import numpy as np
 INT8_MIN, INT8_MAX = -128, 127
 
 
-def _round_half_away(x: float) -> int:
+def round_half_away(x: float) -> int:
     # std::round semantics (TfLiteRound), not Python's banker's rounding.
     return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
 
@@ -24,7 +24,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if real == 0.0:
         return 0, 0
     mantissa, shift = math.frexp(real)
-    q = _round_half_away(mantissa * (1 << 31))
+    q = round_half_away(mantissa * (1 << 31))
     if q == 1 << 31:
         q //= 2
         shift += 1
@@ -49,7 +49,7 @@ def activation_range(activation: str, scale: float, zero_point: int) -> tuple[in
     """Clamp bounds of a fused activation in the quantized domain (TFLM's rules)."""
     def q(real: float) -> int:
         # TFLM divides in float, then rounds half away from zero.
-        return zero_point + _round_half_away(float(np.float32(real) / np.float32(scale)))
+        return zero_point + round_half_away(float(np.float32(real) / np.float32(scale)))
 
     if activation == "NONE":
         return INT8_MIN, INT8_MAX

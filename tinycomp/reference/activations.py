@@ -15,32 +15,13 @@ import math
 import numpy as np
 
 from . import gemmlowp as g
+from ..codegen.fixedpoint import quantize_multiplier, round_half_away  # noqa: F401 (re-exported)
 
 INPUTS = np.arange(-128, 128, dtype=np.int64)
 
 
 class NotCompilable(ValueError):
     """TFLM itself rejects these parameters (its Prepare would fail)."""
-
-
-def round_half_away(x: float) -> int:
-    # std::round / TfLiteRound: ties away from zero (Python's round() is banker's).
-    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
-
-
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """TFLM's QuantizeMultiplier in the double-rounding build: no clamp of
-    large shifts (that clamp exists only with TFLITE_SINGLE_ROUNDING)."""
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    fixed = round_half_away(q * (1 << 31))
-    if fixed == 1 << 31:
-        fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return fixed, shift
 
 
 def _clamp8(x) -> np.ndarray:
