@@ -42,3 +42,33 @@ def test_validate_digits_on_host(tmp_path):
     assert report["first_differing_layer"].startswith("none")
     assert "bit-exact vs TFLite Micro" in result.stdout and "confusion matrix" in result.stdout
     assert format_report(report) in result.stdout
+
+
+def _fc_chain(weight_shift: int = 0) -> bytes:
+    """Three FULLY_CONNECTED layers; weight_shift perturbs the second layer only."""
+    from tests.support.tflite_builder import ModelBuilder, random_bias, random_weights
+    rng = np.random.default_rng(7)
+    b = ModelBuilder()
+    x = b.input((1, 16), 0.05, 0)
+    for i, (n_in, n_out) in enumerate([(16, 12), (12, 10), (10, 6)]):
+        wq, ws = random_weights(rng, (n_out, n_in))
+        if i == 1 and weight_shift:
+            wq = np.clip(wq.astype(np.int16) + weight_shift, -127, 127).astype(np.int8)
+        bq, bs = random_bias(rng, n_out, 0.05, ws)
+        x = b.fully_connected(x, b.const_int8(wq, scales=ws), b.const_int32(bq, scales=bs), 0.05, 0)
+    b.output(x)
+    return b.build()
+
+
+def test_per_layer_bisection_names_the_first_differing_layer(tmp_path):
+    """The device runs one model while the reference is a model whose second
+    layer differs: the bisection must name that layer, not the last one."""
+    from tinycomp.frontends.tflite import parse_tflite
+    from tinycomp.validate import first_differing_layer
+
+    device_graph = parse_tflite(_fc_chain())
+    reference = _fc_chain(weight_shift=9)
+    x = np.random.default_rng(3).integers(-128, 128, size=(6, 16)).astype(np.int8)
+    found = first_differing_layer(device_graph, reference, x, "host", tmp_path)
+    assert found is not None and found["index"] == 1 and found["op"] == "FULLY_CONNECTED"
+    assert first_differing_layer(device_graph, _fc_chain(), x, "host", tmp_path / "same") is None
