@@ -61,7 +61,7 @@ def _contexts(graph: Graph) -> tuple[list[Layer], list[dict]]:
                                      "has no kernel in this version of tinycomp")
         layer = Layer(graph, node)
         context = dict(kernel.context(layer))
-        context["template"] = kernel.template
+        context.setdefault("template", kernel.template)  # a context may pick a variant
         layers.append(layer)
         contexts.append(context)
     return layers, contexts

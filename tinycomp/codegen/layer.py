@@ -68,7 +68,8 @@ class Layer:
 class Kernel:
     """One row of the op table: the template that lays out the C, and the
     function that computes its numbers. The context dict may set
-    'scratch_bytes' (int) and 'inplace' (bool: out may alias in0)."""
+    'scratch_bytes' (int), 'inplace' (bool: out may alias in0) and
+    'template' (a variant of the family, e.g. a sparse or a 1x1 kernel)."""
 
     template: str
     context: Callable[[Layer], dict[str, Any]]
