@@ -49,3 +49,25 @@ def assert_bit_exact(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
     assert bad == 0, (f"{bad} of {diff.size} outputs differ from TFLM "
                       f"(largest {np.abs(diff).max()} LSB, first at flat index {np.flatnonzero(diff)[0]})")
     return ours
+
+
+def assert_bit_exact_on_board(tflite_bytes: bytes, inputs: np.ndarray, board: str = "qemu") -> np.ndarray:
+    """Build for a QEMU board (firmware cached by generated sources and board),
+    run inputs (N, *shape) over serial, assert equal to TFLM; returns the outputs.
+    This is how kernels' DSP paths (compiled only for cores with DSP) are proven."""
+    from tinycomp.pipeline import build_graph, run
+
+    graph = parse_tflite(tflite_bytes, name="test")
+    model = generate(graph)
+    digest = hashlib.sha256(repr((sorted(model.files.items()), board)).encode()).hexdigest()[:16]
+    out = REPO / ".cache" / "board-builds" / board / digest
+    if not (out / "tinycomp.json").exists():
+        build_graph(graph, tflite_bytes, out, board)
+    samples = np.asarray(inputs, np.int8).reshape((len(inputs), *graph.tensor(graph.inputs[0]).shape[1:]))
+    ours = run(out, samples)[0].reshape(len(inputs), -1)
+    ref = run_tflm(tflite_bytes, inputs).reshape(len(inputs), -1)
+    diff = ours.astype(np.int32) - ref.astype(np.int32)
+    bad = np.count_nonzero(diff)
+    assert bad == 0, (f"{bad} of {diff.size} outputs on {board} differ from TFLM "
+                      f"(largest {np.abs(diff).max()} LSB, first at flat index {np.flatnonzero(diff)[0]})")
+    return ours
