@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from ..ir import Op
 from .layer import Kernel
-from .ops.conv import conv_2d, depthwise_conv_2d
+from .ops.conv import conv_2d
+from .ops.depthwise import depthwise_conv_2d
 from .ops.fully_connected import fully_connected
 from .ops import activations as act
 from .ops.elementwise import add, mul

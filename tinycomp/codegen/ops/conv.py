@@ -1,4 +1,4 @@
-"""CONV_2D and DEPTHWISE_CONV_2D (NHWC, int8 activations, symmetric int8 weights).
+"""CONV_2D, and the window geometry it shares with DEPTHWISE_CONV_2D (NHWC, int8 activations, symmetric int8 weights).
 
 TFLM's reference kernels compute, per output position and channel,
     acc = bias[c] + sum over in-bounds taps of w * (x - zp_in)
@@ -15,11 +15,6 @@ import numpy as np
 
 from ..layer import Layer
 from .common import channel_multipliers, folded_bias, fused_activation
-
-# Output channels accumulated together by the depthwise kernel: small enough
-# for the accumulators to stay in registers or L1, large enough to amortise
-# the window address arithmetic.
-DW_BLOCK = 16
 
 
 def _out_size(padding: str, size: int, kernel: int, stride: int, dilation: int) -> int:
@@ -45,7 +40,7 @@ def _inside(out: int, size: int, kernel: int, stride: int, dilation: int, pad: i
     return (ok[0], ok[-1] + 1) if ok else (0, 0)
 
 
-def _check_io(layer: Layer) -> None:
+def check_io(layer: Layer) -> None:
     x, y = layer.input(), layer.output()
     if x.dtype != "int8" or y.dtype != "int8":
         raise layer.refuse(f"needs int8 input and output, not {x.dtype} -> {y.dtype}")
@@ -53,7 +48,7 @@ def _check_io(layer: Layer) -> None:
         raise layer.refuse("input and output must be 4-D (NHWC)")
 
 
-def _weights(layer: Layer, axis: int, channels: int):
+def check_weights(layer: Layer, axis: int, channels: int):
     w = layer.input(1)
     if not w.is_const or w.dtype != "int8" or len(w.shape) != 4:
         raise layer.refuse("filter must be a constant 4-D int8 tensor")
@@ -72,7 +67,7 @@ def _weights(layer: Layer, axis: int, channels: int):
     return w
 
 
-def _geometry(layer: Layer, kh: int, kw: int, channels_out: int) -> dict:
+def geometry(layer: Layer, kh: int, kw: int, channels_out: int) -> dict:
     """Spatial parameters shared by both ops, checked against the output shape."""
     opts = layer.options
     n, h, w, _ = layer.input().shape
@@ -107,7 +102,7 @@ def _geometry(layer: Layer, kh: int, kw: int, channels_out: int) -> dict:
     }
 
 
-def _biases(layer: Layer, geo: dict, weights_oc_first: np.ndarray) -> dict:
+def biases(layer: Layer, geo: dict, weights_oc_first: np.ndarray) -> dict:
     """Folded bias for the interior, raw bias (or none) for the border;
     only the arrays the generated code uses are emitted."""
     out = {"folded_bias": None, "bias": None}
@@ -120,7 +115,7 @@ def _biases(layer: Layer, geo: dict, weights_oc_first: np.ndarray) -> dict:
 
 
 def conv_2d(layer: Layer) -> dict:
-    _check_io(layer)
+    check_io(layer)
     w = layer.input(1)
     if len(w.shape) != 4:
         raise layer.refuse("filter must be 4-D (O, H, W, I)")
@@ -129,41 +124,13 @@ def conv_2d(layer: Layer) -> dict:
     if ci < 1 or c % ci or oc % (c // ci):
         raise layer.refuse(f"{c} input channels do not split into groups of {ci} "
                            f"for {oc} filters")
-    _weights(layer, 0, oc)
-    geo = _geometry(layer, kh, kw, oc)
+    check_weights(layer, 0, oc)
+    geo = geometry(layer, kh, kw, oc)
     mult, shift = channel_multipliers(layer, w.quant.scale, oc)
     return {
-        **geo, **_biases(layer, geo, w.data),
+        **geo, **biases(layer, geo, w.data),
         "in_c": c, "out_c": oc, "filter_c": ci,
         "groups": c // ci, "filters_per_group": oc // (c // ci),
-        "weights": layer.const("weights", w.data, "int8_t"),
-        "mult": mult, "shift": shift,
-    }
-
-
-def depthwise_conv_2d(layer: Layer) -> dict:
-    _check_io(layer)
-    w = layer.input(1)
-    if len(w.shape) != 4 or w.shape[0] != 1:
-        raise layer.refuse("filter must be 4-D (1, H, W, C*M)")
-    _, kh, kw, oc = w.shape
-    c = layer.input().shape[3]
-    if oc % c:
-        raise layer.refuse(f"{oc} output channels are not a multiple of {c} input channels")
-    mult_depth = oc // c
-    # TFLM loops over the option's multiplier, not the shapes': refuse a mismatch.
-    opt_m = int(layer.options.get("depth_multiplier", mult_depth) or mult_depth)
-    if opt_m != mult_depth:
-        raise layer.refuse(f"depth_multiplier {opt_m} disagrees with {c} -> {oc} channels")
-    _weights(layer, 3, oc)
-    geo = _geometry(layer, kh, kw, oc)
-    mult, shift = channel_multipliers(layer, w.quant.scale, oc)
-    block = min(DW_BLOCK, oc)
-    per_channel = w.data.reshape(kh * kw, oc).T  # (oc, taps) for the bias fold
-    return {
-        **geo, **_biases(layer, geo, per_channel),
-        "in_c": c, "out_c": oc, "depth_mult": mult_depth,
-        "block": block, "full_blocks": oc // block, "tail": oc % block,
         "weights": layer.const("weights", w.data, "int8_t"),
         "mult": mult, "shift": shift,
     }
