@@ -2,9 +2,15 @@
 float model (error metrics, agreement, accuracy)."""
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 
 from .errors import InputDataError
+from .frontends.tflite import parse_tflite
+from .pipeline import BuildOptions, build, build_graph, model_samples, run
+from .reference.tflm import run as run_reference
 
 
 def compare_int8(device: np.ndarray, reference: np.ndarray) -> dict:
@@ -108,12 +114,6 @@ def first_differing_layer(graph, tflite: bytes, x: np.ndarray, board: str, workd
     """Bisect over prefixes of the graph: build each prefix with its last layer's
     output as the model output, run it on the board, compare with TFLM's
     tensor. Returns the first layer whose device output differs, or None."""
-    from dataclasses import replace
-    from pathlib import Path
-
-    from .pipeline import build_graph, run
-    from .reference.tflm import run as run_reference
-
     steps = [n for n in graph.nodes if not n.op.is_alias]
     shape = graph.tensor(graph.inputs[0]).shape
     _, expected = run_reference(tflite, x.reshape((len(x), *shape)), tuple(n.outputs[0] for n in steps))
@@ -142,11 +142,6 @@ def first_differing_layer(graph, tflite: bytes, x: np.ndarray, board: str, workd
 def validate_model(model_path, data: np.ndarray, board: str, out_dir, labels=None,
                    float_model=None, calibration=None, per_layer: bool = False, port=None) -> dict:
     """Build for the board, run every sample there, compare. Returns the report."""
-    from pathlib import Path
-
-    from .pipeline import BuildOptions, build, model_samples, run
-    from .reference.tflm import run as run_reference
-
     model_path = Path(model_path)
     is_keras = model_path.suffix != ".tflite"
     info = build(model_path, Path(out_dir), BuildOptions(board=board, calibration=calibration))
@@ -173,7 +168,6 @@ def validate_model(model_path, data: np.ndarray, board: str, out_dir, labels=Non
     elif labels is not None:
         report["accuracy"] = classification(dequantize(device, info), labels, "device")
     if per_layer:
-        from .frontends.tflite import parse_tflite
         report["first_differing_layer"] = (
             first_differing_layer(parse_tflite(tflite), tflite, x, info["board"], Path(out_dir) / "per-layer")
             or "none: every layer matches TFLite Micro")
