@@ -92,3 +92,29 @@ def test_validate_keras_model_on_qemu(tmp_path):
     assert report["int8"]["bit_exact_fraction"] == 1.0
     assert report["float"]["top1_agreement"] >= 0.95 and report["float"]["accuracy_device"] >= 0.9
     assert report["count_per_inference"]["min"] > 0
+
+
+def _fc_chain(widths) -> bytes:
+    from tests.support.tflite_builder import ModelBuilder, random_bias, random_weights
+    rng = np.random.default_rng(0)
+    b = ModelBuilder()
+    x = b.input((1, widths[0]), 0.1, 0)
+    for depth, units in zip(widths, widths[1:]):
+        w, ws = random_weights(rng, (units, depth))
+        bq, bs = random_bias(rng, units, 0.1, ws)
+        x = b.fully_connected(x, b.const_int8(w, ws), b.const_int32(bq, bs), 0.1, 0)
+    b.output(x)
+    return b.build()
+
+
+@pytest.mark.parametrize("widths, memory", [((800, 800), "FLASH"), ((4, 140_000, 2), "RAM")])
+def test_model_too_big_for_the_board_is_refused_with_sizes(tmp_path, widths, memory):
+    """640 KB of weights overflow the F446RE's 512 KB flash; a 140,000-byte
+    intermediate tensor overflows netduinoplus2's 128 KB RAM."""
+    board = "nucleo" if memory == "FLASH" else "netduinoplus2"
+    (tmp_path / "big.tflite").write_bytes(_fc_chain(widths))
+    result = _tinycomp("build", tmp_path / "big.tflite", "--board", board, "--out", tmp_path / "out")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    line = result.stderr.strip()
+    assert "does not fit" in line and memory in line and "over by" in line, line
+    assert not (tmp_path / "out").exists()
