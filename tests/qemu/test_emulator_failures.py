@@ -2,6 +2,7 @@
 import os
 import time
 
+import numpy as np
 import pytest
 
 from tinycomp.boards import load_board
@@ -68,3 +69,36 @@ def test_no_flash_tool(tmp_path, monkeypatch, firmware):
     with pytest.raises(TargetError, match="no flash tool for nucleo-f446re: install one of "
                                           "openocd, st-flash, pyocd"):
         runner.start()
+
+
+def test_garbled_device_port(tmp_path):
+    """A 'board' that answers every request with noise: a clear error, no hang."""
+    import threading
+
+    from tinycomp.errors import ProtocolError
+
+    master, slave = os.openpty()
+    stop = threading.Event()
+
+    def noisy():
+        rng = np.random.default_rng(0)
+        while not stop.is_set():
+            try:
+                os.read(master, 256)  # whatever the host sends...
+                os.write(master, bytes(rng.integers(0, 256, 64, dtype=np.uint8)))  # ...gets noise
+            except OSError:
+                return
+
+    thread = threading.Thread(target=noisy, daemon=True)
+    thread.start()
+    try:
+        runner = DeviceRunner(load_board("nucleo"), tmp_path, port=os.ttyname(slave),
+                              do_flash=False, start_timeout=1.0)
+        with pytest.raises(ProtocolError, match=r"garbled reply from /dev/pts/\d+"):
+            runner.start()
+        assert not runner.started
+    finally:
+        stop.set()
+        os.close(master)
+        os.close(slave)
+        thread.join(2)
