@@ -172,3 +172,18 @@ def test_missing_model_and_unknown_board(model_file, tmp_path):
                            "unknown board")
     _assert_one_line_error(_tinycomp("run", tmp_path, "--inputs", "x.npy", "--outputs", "y.npy"),
                            "not a tinycomp build")
+
+
+@pytest.mark.tf
+def test_keras_model_needs_calibration_and_then_builds(tmp_path):
+    from tests.support.models import digits_model
+    d = digits_model()
+    _assert_one_line_error(_tinycomp("build", d.keras_path, "--board", "host", "--out", tmp_path / "o"),
+                           "--calibration")
+    assert not (tmp_path / "o").exists()
+    np.save(tmp_path / "cal.npy", d.x_calibration[:50])
+    result = _tinycomp("build", d.keras_path, "--board", "host", "--out", tmp_path / "o",
+                       "--calibration", tmp_path / "cal.npy")
+    assert result.returncode == 0, result.stderr
+    info = json.loads((tmp_path / "o" / "tinycomp.json").read_text())
+    assert [l["op"] for l in info["layers"]][-1] == "SOFTMAX"
