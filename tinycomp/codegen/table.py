@@ -6,16 +6,15 @@ from __future__ import annotations
 
 from ..ir import Op
 from .layer import Kernel
-from .ops.conv import conv_2d
 from .ops.depthwise import depthwise_conv_2d
-from .ops.fully_connected import fully_connected
 from .ops import activations as act
 from .ops.elementwise import add, mul
 from .ops.pooling import average_pool_2d, max_pool_2d, mean
 from .ops.shape import concatenation, pad
+from .ops.sparse import conv_2d_auto, fully_connected_auto
 
 KERNELS: dict[Op, Kernel] = {
-    Op.FULLY_CONNECTED: Kernel("kernels/fully_connected.c.j2", fully_connected),
+    Op.FULLY_CONNECTED: Kernel("kernels/fully_connected.c.j2", fully_connected_auto),
     Op.SOFTMAX: Kernel("kernels/softmax.c.j2", act.softmax),
     Op.LOGISTIC: Kernel("kernels/lut.c.j2", act.logistic),
     Op.TANH: Kernel("kernels/lut.c.j2", act.tanh),
@@ -23,7 +22,7 @@ KERNELS: dict[Op, Kernel] = {
     Op.RELU6: Kernel("kernels/lut.c.j2", act.relu6),
     Op.HARD_SWISH: Kernel("kernels/lut.c.j2", act.hard_swish),
     Op.QUANTIZE: Kernel("kernels/lut.c.j2", act.quantize),
-    Op.CONV_2D: Kernel("kernels/conv_2d.c.j2", conv_2d),
+    Op.CONV_2D: Kernel("kernels/conv_2d.c.j2", conv_2d_auto),
     Op.DEPTHWISE_CONV_2D: Kernel("kernels/depthwise_conv_2d.c.j2", depthwise_conv_2d),
     Op.ADD: Kernel("kernels/add.c.j2", add),
     Op.MUL: Kernel("kernels/mul.c.j2", mul),
