@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from . import __version__, pipeline
-from .cli_compress import compress
+from .cli_compress import compress, sweep
 from .errors import InputDataError, TinycompError
 
 
@@ -193,6 +193,7 @@ def validate(model, board, data, labels, float_model, calibration, report_path, 
 
 
 cli.add_command(compress)  # defined in its own module; TensorFlow loads only when it runs
+cli.add_command(sweep)  # tinycomp/cli_compress.py, beside compress
 
 
 def main() -> None:

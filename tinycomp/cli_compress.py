@@ -102,3 +102,49 @@ def _atomic(path: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputDataError(f"--{what} takes comma-separated numbers, got {text!r}") from None
+
+
+@click.command("sweep")
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option("--data", "data_path", type=click.Path(path_type=Path), required=True,
+              help=".npz with x_train, y_train (and optionally x_test, y_test).")
+@click.option("--board", required=True, help="Board to build each setting for (flash and RAM come from its build).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("sweep-out"), show_default=True,
+              help="Folder for the table, plot, models and builds.")
+@click.option("--prune", "prune_levels", default="0,0.5,0.8", show_default=True,
+              help="Sparsity levels to try (0: no pruning).")
+@click.option("--channels", "channel_fractions", default="0,0.5", show_default=True,
+              help="Fractions of filters to remove (0: none).")
+@click.option("--low-rank", "energies", default="1", show_default=True,
+              help="Retained energies for low-rank factorisation (1: none).")
+@click.option("--qat", "qat_modes", type=click.Choice(["off", "on", "both"]), default="off", show_default=True)
+@click.option("--epochs", type=int, default=2, show_default=True, help="Fine-tuning epochs per step.")
+@click.option("--tflm-accuracy", is_flag=True,
+              help="Measure accuracy through TFLite Micro even on a QEMU board (faster).")
+def sweep(model_path, data_path, board, out_dir, prune_levels, channel_fractions, energies, qat_modes,
+          epochs, tflm_accuracy):
+    """Compress MODEL over a grid of settings, build each for --board, and report
+    the Pareto frontier of flash against INT8 accuracy (pareto.txt, pareto.png)."""
+    from . import sweep as sw
+    from .boards import load_board
+
+    load_board(board)  # an unknown board fails before TensorFlow loads
+    settings = sw.grid(_floats(prune_levels, "prune"), _floats(channel_fractions, "channels"),
+                       _floats(energies, "low-rank"),
+                       {"off": (False,), "on": (True,), "both": (False, True)}[qat_modes])
+    if epochs < 0:
+        raise InputDataError(f"--epochs must be >= 0, got {epochs}")
+    data = load_data(data_path)
+    result = sw.sweep(model_path, data, board, out_dir, settings, epochs=epochs,
+                      on_board=not tflm_accuracy, log=lambda s: click.echo(s, err=True))
+    click.echo(result["table"])
+    click.echo(f"\nPareto frontier ({result['size_key']} vs accuracy): "
+               f"{', '.join(r['setting'] for r in result['pareto'])}")
+    click.echo(f"wrote {out_dir / 'pareto.txt'}, {out_dir / 'pareto.png'}, {out_dir / 'sweep.json'}")

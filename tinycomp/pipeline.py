@@ -97,6 +97,8 @@ def _tensor_info(t) -> dict:
 
 def manifest(graph: Graph, model: GeneratedModel, board: Board) -> dict:
     x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
+    from .codegen.ops.sparse import compression_summary
+    compression = compression_summary(graph)  # what pruning bought; None if unpruned
     return {
         "tinycomp_version": __version__,
         "model": graph.name,
@@ -108,6 +110,7 @@ def manifest(graph: Graph, model: GeneratedModel, board: Board) -> dict:
         "weights_bytes": model.weights_bytes,
         "macs": model.macs,
         "layers": list(model.layers),
+        **({"compression": compression} if compression else {}),
     }
 
 
