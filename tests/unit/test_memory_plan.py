@@ -77,3 +77,243 @@ def test_scratch_gets_its_own_bytes_for_its_step():
     off, size = plan.places[t][1], graph.tensor(t).nbytes
     s = plan.scratch[graph.nodes[1].index]
     assert s + 64 <= off or off + size <= s
+
+
+# --- brute force: replay every step byte by byte on the planned arena -------
+#
+# Each arena byte carries a tag (tensor, byte index) of what it holds. A step
+# writes its outputs in the order its kernel does; every read checks that the
+# byte still holds the expected tensor byte. Window ops are replayed at their
+# most hostile legal order (a whole output pixel written before its window is
+# read), so a plan that passes is safe for any kernel producing pixels in
+# row-major order; element-wise ops read element i just before writing it.
+
+import pytest
+
+from tinycomp.codegen.layer import Layer
+from tinycomp.codegen.ops.conv import geometry
+from tinycomp.passes.memory import MemoryPlan, window_lag
+
+WINDOW_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D")
+
+
+def _window(graph, node):
+    """(geometry dict, kernel size) of a window op, from its options."""
+    layer = Layer(graph, node)
+    op = node.op.value
+    if op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        w = graph.tensor(node.inputs[1])
+        kh, kw = w.shape[1:3]
+        return geometry(layer, kh, kw, graph.tensor(node.outputs[0]).shape[3]), (kh, kw)
+    opts = node.options
+    kh, kw = int(opts.get("filter_height", 1)), int(opts.get("filter_width", 1))
+    from tinycomp.codegen.ops.pooling import _pool
+    ctx = _pool(layer)
+    geo = dict(stride_h=ctx["stride_h"], stride_w=ctx["stride_w"], pad_h=ctx["pad_h"],
+               pad_w=ctx["pad_w"], dil_h=1, dil_w=1)
+    return geo, (kh, kw)
+
+
+def _lag_of(graph, node):
+    geo, k = _window(graph, node)
+    return window_lag(graph.tensor(node.inputs[0]).shape, graph.tensor(node.outputs[0]).shape, k,
+                      (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
+                      (geo["dil_h"], geo["dil_w"]))
+
+
+class _Memory:
+    def __init__(self, graph, plan):
+        self.graph, self.plan = graph, plan
+        self.regions = {ARENA: np.zeros(plan.arena_bytes, np.int64)}
+        for t in (graph.inputs[0], graph.outputs[0]):
+            region = plan.places[t][0]
+            self.regions[region] = np.zeros(graph.tensor(t).nbytes, np.int64)
+
+    def _view(self, t, idx):
+        region, off = self.plan.places[t]
+        return self.regions[region], off + np.asarray(idx)
+
+    def write(self, t, idx):
+        mem, at = self._view(t, idx)
+        mem[at] = (t + 1) * (1 << 32) + np.asarray(idx) + 1
+
+    def read(self, t, idx, where):
+        mem, at = self._view(t, idx)
+        want = (t + 1) * (1 << 32) + np.asarray(idx) + 1
+        bad = np.flatnonzero(mem[at] != want)
+        assert bad.size == 0, f"{where}: byte {np.asarray(idx).reshape(-1)[bad[0]]} of tensor {t} clobbered"
+
+
+def _replay(graph, plan):
+    mem = _Memory(graph, plan)
+    x = graph.inputs[0]
+    mem.write(x, np.arange(graph.tensor(x).nbytes))
+    for node in graph.nodes:
+        if not node.op.is_alias:
+            _replay_node(graph, plan, mem, node)
+    out = graph.outputs[0]
+    mem.read(out, np.arange(graph.tensor(out).nbytes), "model output")
+
+
+def _replay_node(graph, plan, mem, node):
+    where = f"{node.op.value} {node.index}"
+    ins = [t for t in node.inputs if t >= 0 and not graph.tensor(t).is_const]
+    y = node.outputs[0]
+    if node.index in plan.scratch:  # the kernel may scribble over its scratch first
+        off = plan.scratch[node.index]
+        mem.regions[ARENA][off:off + 24] = -1
+    if node.op.value in WINDOW_OPS:
+        geo, (kh, kw) = _window(graph, node)
+        n, h, w, ic = graph.tensor(ins[0]).shape
+        _, oh, ow, oc = graph.tensor(y).shape
+        for b in range(n):
+            for oy in range(oh):
+                for ox in range(ow):
+                    p = (b * oh + oy) * ow + ox
+                    mem.write(y, np.arange(p * oc, (p + 1) * oc))
+                    for ky in range(kh):
+                        iy = oy * geo["stride_h"] - geo["pad_h"] + ky * geo["dil_h"]
+                        for kx in range(kw):
+                            ix = ox * geo["stride_w"] - geo["pad_w"] + kx * geo["dil_w"]
+                            if 0 <= iy < h and 0 <= ix < w:
+                                q = (b * h + iy) * w + ix
+                                mem.read(ins[0], np.arange(q * ic, (q + 1) * ic), where)
+    elif node.op.value in ("ADD", "MUL"):
+        out_shape = graph.tensor(y).shape
+        idx = [np.broadcast_to(np.arange(graph.tensor(t).size).reshape(
+            (1,) * (len(out_shape) - len(graph.tensor(t).shape)) + tuple(graph.tensor(t).shape)),
+            out_shape).reshape(-1) for t in ins]
+        for i in range(graph.tensor(y).size):
+            for t, ix in zip(ins, idx):
+                mem.read(t, [ix[i]], where)
+            mem.write(y, [i])
+    else:
+        for t in ins:
+            mem.read(t, np.arange(graph.tensor(t).nbytes), where)
+        mem.write(y, np.arange(graph.tensor(y).nbytes))
+
+
+def _quant(rng):
+    return float(rng.uniform(0.01, 0.1)), int(rng.integers(-20, 20))
+
+
+def _dw(b, rng, x, c, k=3, stride=1, padding="SAME", dilation=1, mult=1):
+    wq, ws = random_weights(rng, (1, k, k, c * mult), axis=3)
+    w = b.const_int8(wq, scales=ws, axis=3)
+    bq, bs = random_bias(rng, c * mult, 0.05, ws)
+    return b.depthwise_conv2d(x, w, b.const_int32(bq, scales=bs), *_quant(rng), stride=stride,
+                              padding=padding, dilation=dilation, depth_multiplier=mult)
+
+
+def _conv(b, rng, x, cin, cout, k=1, stride=1, padding="SAME"):
+    wq, ws = random_weights(rng, (cout, k, k, cin), axis=0)
+    bq, bs = random_bias(rng, cout, 0.05, ws)
+    return b.conv2d(x, b.const_int8(wq, scales=ws), b.const_int32(bq, scales=bs), *_quant(rng),
+                    stride=stride, padding=padding)
+
+
+def _ds_cnn(rng, hw=(7, 5), c=8, blocks=3):
+    b = ModelBuilder()
+    x = b.input((1, *hw, 1), 0.1, 0)
+    x = _conv(b, rng, x, 1, c, k=3, stride=1)
+    for _ in range(blocks):
+        x = _dw(b, rng, x, c)
+        x = _conv(b, rng, x, c, c)
+    x = b.average_pool2d(x, hw)
+    b.output(x)
+    return parse_tflite(b.build())
+
+
+def _resnet(rng):
+    b = ModelBuilder()
+    x = b.input((1, 8, 8, 3), 0.1, 0)
+    x0 = _conv(b, rng, x, 3, 4, k=3)
+    y = _conv(b, rng, x0, 4, 4, k=3)
+    y = _conv(b, rng, y, 4, 4, k=3)
+    x1 = b.add(y, x0, *_quant(rng))
+    y = _conv(b, rng, x1, 4, 8, k=3, stride=2)
+    y = _conv(b, rng, y, 8, 8, k=3)
+    s = _conv(b, rng, x1, 4, 8, k=1, stride=2)
+    x2 = b.add(s, y, *_quant(rng), activation="RELU")
+    b.output(b.average_pool2d(x2, 4))
+    return parse_tflite(b.build())
+
+
+def _random_window_chain(rng):
+    b = ModelBuilder()
+    h, w, c = int(rng.integers(3, 9)), int(rng.integers(3, 9)), int(rng.integers(1, 6))
+    x = b.input((1, h, w, c), 0.1, 0)
+    for _ in range(int(rng.integers(2, 6))):
+        kind = rng.integers(4)
+        if kind == 0:
+            x = _dw(b, rng, x, c, k=int(rng.integers(1, 5)), stride=int(rng.integers(1, 3)),
+                    padding=["SAME", "VALID"][int(rng.integers(2)) if min(h, w) >= 5 else 0],
+                    dilation=int(rng.integers(1, 3)) if min(h, w) >= 5 else 1,
+                    mult=int(rng.integers(1, 3)))
+        elif kind == 1:
+            cout = int(rng.integers(1, 7))
+            x = _conv(b, rng, x, c, cout, k=int(rng.integers(1, 4)), stride=int(rng.integers(1, 3)))
+        elif kind == 2:
+            x = b.add(x, x, *_quant(rng))
+        else:
+            x = b.max_pool2d(x, 2, 1, padding="SAME")
+        _, h, w, c = b.tensors[x].shape
+    b.output(x)
+    return parse_tflite(b.build())
+
+
+def _all_lags(graph):
+    """Every op the planner may run in place, with its lag: window ops from
+    their geometry, same-size element-wise ops at lag 0."""
+    lags = {}
+    for node in graph.nodes:
+        if node.op.value in WINDOW_OPS:
+            lags[node.index] = _lag_of(graph, node)
+        elif node.op.value == "ADD" and graph.tensor(node.inputs[0]).size == graph.tensor(node.outputs[0]).size:
+            lags[node.index] = 0
+    return lags
+
+
+@pytest.mark.parametrize("make", [_ds_cnn, _resnet], ids=["ds_cnn", "resnet"])
+def test_brute_force_lagged_plans_never_clobber_live_bytes(make):
+    graph = make(np.random.default_rng(3))
+    lags = _all_lags(graph)
+    plan = plan_memory(graph, inplace=lags)
+    assert plan.overlapped, "the in-place mechanism was never used"
+    _replay(graph, plan)
+    plain = plan_memory(graph)
+    _replay(graph, plain)
+    assert plan.arena_bytes < plain.arena_bytes
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_brute_force_random_window_chains(seed):
+    graph = _random_window_chain(np.random.default_rng(seed))
+    plan = plan_memory(graph, inplace=_all_lags(graph), scratch_bytes={graph.nodes[0].index: 24})
+    _replay(graph, plan)
+
+
+def test_window_lag_is_tight():
+    """One byte less than window_lag and the hostile replay clobbers a byte."""
+    rng = np.random.default_rng(5)
+    for make in (_ds_cnn, _resnet):
+        graph = make(rng)
+        for node in graph.nodes:
+            if node.op.value not in ("CONV_2D", "DEPTHWISE_CONV_2D") or node.inputs[0] == graph.inputs[0]:
+                continue
+            lag = _lag_of(graph, node)
+            if lag == 0:
+                continue
+            x, y = node.inputs[0], node.outputs[0]
+            sx, sy = graph.tensor(x).nbytes, graph.tensor(y).nbytes
+            for d, ok in ((lag, True), (lag - 1, False)):
+                size = max(sx + d, sy)
+                plan = MemoryPlan({x: (ARENA, d), y: (ARENA, 0)}, {}, size, (node.index,))
+                mem = _Memory.__new__(_Memory)
+                mem.graph, mem.plan, mem.regions = graph, plan, {ARENA: np.zeros(size, np.int64)}
+                mem.write(x, np.arange(sx))
+                if ok:
+                    _replay_node(graph, plan, mem, node)
+                else:
+                    with pytest.raises(AssertionError, match="clobbered"):
+                        _replay_node(graph, plan, mem, node)

@@ -90,6 +90,18 @@ def _layer_code(graph: Graph, plan: MemoryPlan, layer: Layer, context: dict) -> 
     return body, f"{layer.fn}({', '.join(args)});"
 
 
+def _inplace_lags(layers: list[Layer], contexts: list[dict]) -> dict[int, int]:
+    """node -> lag in bytes for the planner: 'inplace_lag' (out may start that
+    many bytes below in0) or 'inplace' (lag 0)."""
+    lags = {}
+    for layer, context in zip(layers, contexts):
+        if context.get("inplace_lag") is not None:
+            lags[layer.node.index] = int(context["inplace_lag"])
+        elif context.get("inplace"):
+            lags[layer.node.index] = 0
+    return lags
+
+
 def generate(graph: Graph) -> GeneratedModel:
     """The C library for `graph`, in memory; .write(dir) puts it on disk."""
     _check_aliases(graph)
@@ -99,7 +111,7 @@ def generate(graph: Graph) -> GeneratedModel:
     plan = plan_memory(
         graph,
         scratch_bytes={l.node.index: c.get("scratch_bytes", 0) for l, c in zip(layers, contexts)},
-        inplace={l.node.index for l, c in zip(layers, contexts) if c.get("inplace")},
+        inplace=_inplace_lags(layers, contexts),
     )
     code = [_layer_code(graph, plan, l, c) for l, c in zip(layers, contexts)]
     constants: list[Constant] = [k for l in layers for k in l.constants]

@@ -2,19 +2,32 @@
 
 Every activation lives from the step that writes it to the last step that
 reads it (reads through aliases count). Buffers whose lifetimes do not overlap
-may share bytes; an op that can run in place may write its output over an
-input that dies at that step. Placement is greedy by size, largest first, at
-the lowest offset free for the buffer's whole lifetime: the strategy TFLM's
-greedy planner uses, here run at build time.
+may share bytes. An op may also write its output over an input that dies at
+that step ("in place"), with a lag of D bytes: its output may start D or more
+bytes *below* the input. D = 0 is the classic in-place op (output element i is
+written after input element i was read, in increasing order); a window op such
+as a 3x3 depthwise needs D = a couple of input rows, because output row r
+still reads input row r - 1 (`window_lag` computes D from the geometry). The
+pair then needs input size + D bytes instead of input + output.
+
+Placement is greedy, each buffer at the lowest offset that conflicts with no
+placed buffer, tried in a few orders (largest first as TFLM's greedy planner
+does, and by time both ways, which lays lagged chains out downwards); the
+smallest arena wins. Everything runs at build time.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import random
+
+import numpy as np
+
 from ..ir import Graph
 from .aliases import storage_roots
 
 ALIGN = 8
+MAX_SHUFFLES = 64
 
 INPUT, OUTPUT, ARENA = "input", "output", "arena"
 
@@ -26,14 +39,16 @@ class MemoryPlan:
     scratch: dict[int, int]  # node index -> arena offset of its scratch buffer
     arena_bytes: int
     steps: tuple[int, ...] = field(default=())  # node indices that run code, in order
+    # node index -> lag in bytes of the in-place pairs the plan actually overlapped
+    overlapped: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
 class _Buffer:
+    key: object
     size: int
     first: int
     last: int
-    tensors: list[int]
     offset: int = -1
 
 
@@ -41,11 +56,59 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
+def _align_down(n: int) -> int:
+    return n // ALIGN * ALIGN
+
+
+def window_lag(in_shape, out_shape, kernel, stride, pad, dilation=(1, 1)) -> int:
+    """Smallest D (bytes) such that a window op over NHWC int8 tensors may
+    write its output starting D bytes below its input, for a kernel that
+    produces output pixels in row-major order and, for each pixel, reads its
+    window before the next pixel's window (it may write a pixel's channels
+    before reading all of that pixel's window: the bound below keeps the
+    whole pixel's window intact until the pixel is done).
+
+    Output pixel p occupies bytes [(p)*oc, (p+1)*oc) of the output; the
+    lowest input pixel still needed once p is being written is the smallest
+    first-tap pixel of all windows q >= p. Writing p is safe when its end
+    lies at or below that pixel's first byte: D >= (p+1)*oc - m(p)*ic."""
+    n, h, w, ic = in_shape
+    on, oh, ow, oc = out_shape
+    kh, kw = kernel
+    sh, sw = stride
+    ph, pw = pad
+    dh, dw = dilation
+    # first in-bounds tap row / column of each output row / column; a window
+    # with no tap inside reads nothing (it keeps nothing alive)
+    def first_tap(o, size, k, s, p, d):
+        taps = o * s - p + np.arange(k) * d
+        inside = taps[(taps >= 0) & (taps < size)]
+        return int(inside[0]) if inside.size else None
+
+    rows = [first_tap(o, h, kh, sh, ph, dh) for o in range(oh)]
+    cols = [first_tap(o, w, kw, sw, pw, dw) for o in range(ow)]
+    big = n * h * w  # "needs nothing": beyond the last input pixel
+    first = np.full((on, oh, ow), big, dtype=np.int64)
+    for b in range(on):
+        for oy, r in enumerate(rows):
+            if r is None:
+                continue
+            for ox, c in enumerate(cols):
+                if c is not None:
+                    first[b, oy, ox] = (b * h + r) * w + c
+    first = first.reshape(-1)
+    suffix_min = np.minimum.accumulate(first[::-1])[::-1]
+    p = np.arange(first.size, dtype=np.int64)
+    return max(0, int(((p + 1) * oc - suffix_min * ic).max()))
+
+
 def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
-                inplace: set[int] | frozenset = frozenset()) -> MemoryPlan:
+                inplace: set[int] | frozenset | dict[int, int] = frozenset()) -> MemoryPlan:
     """scratch_bytes: node -> bytes of scratch it needs; inplace: nodes whose
-    output may overwrite their first input when that input dies there."""
+    output may overwrite their first input when that input dies there, as a
+    set (lag 0) or as node -> lag in bytes (see the module docstring)."""
     scratch_bytes = scratch_bytes or {}
+    lags = dict(inplace) if isinstance(inplace, dict) else {n: 0 for n in inplace}
     root = storage_roots(graph)
     find = lambda t: root.get(t, t)  # noqa: E731
     steps = tuple(n.index for n in graph.nodes if not n.op.is_alias)
@@ -65,47 +128,122 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
             if t >= 0 and not graph.tensor(t).is_const:
                 last[find(t)] = max(last.get(find(t), s), s)
 
-    buffers: dict[int, _Buffer] = {}
+    buffers: dict[object, _Buffer] = {}
     for t, s in first.items():
         if t not in (model_in, model_out):
-            buffers[t] = _Buffer(graph.tensor(t).nbytes, s, last[t], [t])
-    owner = {t: t for t in buffers}
-    for node in graph.nodes:
-        if node.index not in inplace:
-            continue
-        src, dst = find(node.inputs[0]), find(node.outputs[0])
-        s = step_of[node.index]
-        if src in owner and dst in owner and last[src] == s and owner[src] != owner[dst]:
-            keep, gone = buffers[owner[src]], buffers.pop(owner[dst])
-            keep.size = max(keep.size, gone.size)
-            keep.last = max(keep.last, gone.last)
-            keep.tensors += gone.tensors
-            for t in gone.tensors:
-                owner[t] = owner[src]
-    scratch = {}
+            buffers[t] = _Buffer(t, graph.tensor(t).nbytes, s, last[t])
     for node_index, size in scratch_bytes.items():
         if size > 0:
             s = step_of[node_index]
-            buffers[("scratch", node_index)] = _Buffer(size, s, s, [])
+            buffers[("scratch", node_index)] = _Buffer(("scratch", node_index), size, s, s)
 
-    placed: list[_Buffer] = []
-    for buf in sorted(buffers.values(), key=lambda b: (-b.size, b.first)):
-        offset = 0
-        for other in sorted((p for p in placed if p.first <= buf.last and buf.first <= p.last),
-                            key=lambda p: p.offset):
-            if offset + buf.size <= other.offset:
-                break
-            offset = max(offset, _align(other.offset + other.size))
-        buf.offset = offset
-        placed.append(buf)
+    # (dst, src) -> (lag, node): dst may overlap src when dst starts >= lag
+    # bytes below it. Only where src dies and dst is born at that very step,
+    # so the two are live together at that step and nowhere else.
+    pairs: dict[tuple, tuple[int, int]] = {}
+    for node in graph.nodes:
+        if node.index not in lags or node.op.is_alias:
+            continue
+        ins = [t for t in node.inputs if t >= 0 and not graph.tensor(t).is_const]
+        if not ins:
+            continue
+        src, dst = find(ins[0]), find(node.outputs[0])
+        s = step_of[node.index]
+        if (src in buffers and dst in buffers and src != dst and last[src] == s
+                and first[dst] == s and lags[node.index] >= 0):
+            pairs[(dst, src)] = (lags[node.index], node.index)
+
+    def compatible(a: _Buffer, b: _Buffer) -> bool:
+        if a.last < b.first or b.last < a.first:
+            return True
+        if a.offset + a.size <= b.offset or b.offset + b.size <= a.offset:
+            return True
+        for dst, src in ((a, b), (b, a)):
+            pair = pairs.get((dst.key, src.key))
+            if pair is not None and dst.offset + pair[0] <= src.offset:
+                return True
+        return False
+
+    def place(order: list[_Buffer]) -> dict[object, int]:
+        placed: list[_Buffer] = []
+        for buf in order:
+            cands = {0}
+            for p in placed:
+                cands.add(_align(p.offset + p.size))
+                if (p.key, buf.key) in pairs:  # buf is the input p may write over
+                    cands.add(_align(p.offset + pairs[(p.key, buf.key)][0]))
+                if (buf.key, p.key) in pairs:  # buf is the output written over p
+                    c = _align_down(p.offset - pairs[(buf.key, p.key)][0])
+                    if c >= 0:
+                        cands.add(c)
+            live = [p for p in placed if p.first <= buf.last and buf.first <= p.last]
+            for c in sorted(cands):
+                buf.offset = c
+                if all(compatible(buf, p) for p in live):
+                    break
+            placed.append(buf)
+        return {b.key: b.offset for b in placed}
+
+    keys = [
+        lambda b: (-b.size, b.first),
+        lambda b: (-b.size, -b.first),
+        lambda b: (b.first, -b.size),
+        lambda b: (-b.first, -b.size),
+        lambda b: (-b.last, -b.size),
+    ]
+    orders = [sorted(buffers.values(), key=k) for k in keys]
+    # Greedy first-fit is sensitive to the order, most of all with lagged
+    # pairs (an output wants to sit below its input, which first-fit from 0
+    # cannot do if the input went first). Seeded shuffles of the largest-first
+    # order are cheap for layer-sized graphs and keep the plan reproducible.
+    rng = random.Random(0)
+    n = len(buffers)
+    for _ in range(min(MAX_SHUFFLES, 200_000 // max(1, n * n))):
+        order = sorted(buffers.values(), key=lambda b: (-b.size * rng.uniform(0.5, 1.5), b.first))
+        orders.append(order)
+    # The same orders with each buffer's in-place partners placed right after
+    # it, so a lagged pair tends to share one slot rather than two.
+    partners: dict[object, list] = {}
+    for dst, src in pairs:
+        partners.setdefault(dst, []).append(src)
+        partners.setdefault(src, []).append(dst)
+
+    def chained(order):
+        out, seen = [], set()
+
+        def visit(b):
+            if b.key in seen:
+                return
+            seen.add(b.key)
+            out.append(b)
+            for k in partners.get(b.key, ()):
+                visit(buffers[k])
+        for b in order:
+            visit(b)
+        return out
+    orders += [chained(o) for o in orders[:len(keys)]]
+    best = None
+    for order in orders:
+        offsets = place(order)
+        arena = max((_align(offsets[k] + b.size) for k, b in buffers.items()), default=0)
+        if best is None or arena < best[0]:
+            best = (arena, offsets)
+    arena, offsets = best
+    for k, b in buffers.items():
+        b.offset = offsets[k]
 
     places = {model_in: (INPUT, 0), model_out: (OUTPUT, 0)}
+    scratch = {}
     for key, buf in buffers.items():
         if isinstance(key, tuple):
             scratch[key[1]] = buf.offset
-        for t in buf.tensors:
-            places[t] = (ARENA, buf.offset)
+        else:
+            places[key] = (ARENA, buf.offset)
     for t, r in root.items():
         places[t] = places[r]
-    arena = max((_align(b.offset + b.size) for b in placed), default=0)
-    return MemoryPlan(places, scratch, arena, steps)
+    overlapped = {}
+    for (dst, src), (lag, node_index) in pairs.items():
+        a, b = buffers[dst], buffers[src]
+        if not (a.offset + a.size <= b.offset or b.offset + b.size <= a.offset):
+            overlapped[node_index] = lag
+    return MemoryPlan(places, scratch, arena, steps, overlapped)

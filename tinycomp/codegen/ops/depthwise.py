@@ -2,6 +2,7 @@
 geometry, padding split and bias folding are CONV_2D's (ops/conv.py)."""
 from __future__ import annotations
 
+from ...passes.memory import window_lag
 from ..layer import Layer
 from .common import channel_multipliers
 from .conv import biases, check_io, check_weights, geometry
@@ -37,4 +38,10 @@ def depthwise_conv_2d(layer: Layer) -> dict:
         "block": block, "full_blocks": oc // block, "tail": oc % block,
         "weights": layer.const("weights", w.data, "int8_t"),
         "mult": mult, "shift": shift,
+        # pixels are produced in row-major order, each from a window read
+        # before the next pixel: the output may trail the dying input by a
+        # couple of rows instead of needing its own buffer
+        "inplace_lag": window_lag(layer.input().shape, layer.output().shape, (kh, kw),
+                                  (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
+                                  (geo["dil_h"], geo["dil_w"])),
     }
