@@ -69,7 +69,7 @@ def fully_connected_auto(layer: Layer) -> dict:
     w = layer.input(1)
     if not (w.is_const and w.dtype == "int8" and len(w.shape) == 2 and pays("FULLY_CONNECTED", w.data)):
         return fully_connected(layer)
-    fully_connected(_Probe(layer))  # the dense kernel's checks, its arrays not emitted
+    fully_connected(_scratch(layer))  # the dense kernel's checks; its arrays are dropped
     units, depth = w.shape
     act_min, act_max = fused_activation(layer)
     bitmap, values = encode(w.data, 1, depth)
@@ -92,7 +92,7 @@ def conv_2d_auto(layer: Layer) -> dict:
     w = layer.input(1)
     if not (w.is_const and w.dtype == "int8" and len(w.shape) == 4 and pays("CONV_2D", w.data)):
         return conv_2d(layer)
-    conv_2d(_Probe(layer))  # the dense kernel's checks of shapes, groups and quantization
+    conv_2d(_scratch(layer))  # the dense kernel's checks of shapes, groups and quantization
     check_io(layer)
     oc, kh, kw, ci = w.shape
     c = layer.input().shape[3]
@@ -112,18 +112,11 @@ def conv_2d_auto(layer: Layer) -> dict:
     }
 
 
-class _Probe:
-    """A Layer stand-in whose const() records nothing, so the dense context can
-    be run for its checks and scalars without its dense arrays reaching flash."""
-
-    def __init__(self, layer: Layer):
-        self._layer = layer
-
-    def __getattr__(self, name):
-        return getattr(self._layer, name)
-
-    def const(self, suffix, values, ctype):
-        return f"tinycomp_unused_{suffix}"
+def _scratch(layer: Layer) -> Layer:
+    """A fresh Layer for the same node: the dense context runs on it in full
+    (its refusals still apply) and the constants it emits are thrown away,
+    so they never reach flash."""
+    return Layer(layer.graph, layer.node)
 
 
 def compression_summary(graph) -> dict | None:
