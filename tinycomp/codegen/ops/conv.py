@@ -114,6 +114,58 @@ def biases(layer: Layer, geo: dict, weights_oc_first: np.ndarray) -> dict:
     return out
 
 
+def pack_rows(rows: np.ndarray, block: int) -> tuple[np.ndarray, int]:
+    """Int8 rows (units, k) as int32 words for the blocked kernels
+    (conv_2d_gemm.c.j2): each row zero-padded to kw = ceil(k / 4) words,
+    bytes little-endian in a word (the kernels take them apart by value, so
+    this holds on any host), words interleaved per block of `block` rows, the
+    leftover rows as blocks of one. Same byte count as the weights, plus the
+    padding; int32 also makes the array word-aligned."""
+    units, k = rows.shape
+    kw = -(-k // 4)
+    padded = np.zeros((units, kw * 4), np.int8)
+    padded[:, :k] = rows
+    words = padded.view("<u4").astype(np.int64)
+    words = np.where(words >= 1 << 31, words - (1 << 32), words)  # as int32
+    full = units // block * block
+    head = words[:full].reshape(-1, block, kw).transpose(0, 2, 1).reshape(-1)
+    return np.concatenate([head, words[full:].reshape(-1)]), kw
+
+
+def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
+                 mult: str, shift: str, rstride: int) -> dict:
+    """Numbers for the blocked kernels: packed weights, folded bias, and the
+    requantization constants, as literals when one pair serves every channel
+    (per-tensor weights) so they cost no loads."""
+    units, k = rows.shape
+    words, kw = pack_rows(rows, block)
+    by_name = {c.name: c for c in layer.constants}
+    m, s = by_name[mult].values, by_name[shift].values
+    if np.any(m == np.iinfo(np.int32).min):
+        raise layer.refuse("requantization multiplier INT32_MIN")  # tc_requant_fast excludes it
+    if len(set(m.tolist())) == 1 and len(set(s.tolist())) == 1:
+        layer.constants.remove(by_name[mult])
+        layer.constants.remove(by_name[shift])
+        m0, s0 = int(m[0]), int(s[0])
+        mult_of, shift_of = (lambda i: str(m0)), (lambda i: str(s0))
+    else:
+        mult_of, shift_of = (lambda i: f"{mult}[{i}]"), (lambda i: f"{shift}[{i}]")
+    act_min, act_max = fused_activation(layer)
+    return {
+        "units": units, "k": k, "kw": kw, "block": block,
+        "nfull": units // block, "rest": units % block, "rstride": rstride,
+        "weights": layer.const("weights", words, "int32_t"),
+        "bias": layer.const("bias_folded", bias, "int32_t"),
+        "mult": mult_of, "shift": shift_of,
+        "out_offset": layer.output().zero_point, "act_min": act_min, "act_max": act_max,
+    }
+
+
+# Output channels per step of the blocked convolution (x 2 pixels): 2x2 keeps
+# 4 accumulators, 4 unpacked activations and 2 unpacked weights in registers.
+CONV_BLOCK = 2
+
+
 def conv_2d(layer: Layer) -> dict:
     check_io(layer)
     w = layer.input(1)
@@ -127,6 +179,8 @@ def conv_2d(layer: Layer) -> dict:
     check_weights(layer, 0, oc)
     geo = geometry(layer, kh, kw, oc)
     mult, shift = channel_multipliers(layer, w.quant.scale, oc)
+    if c == ci:
+        return _conv_2d_fast(layer, geo, w, mult, shift)
     return {
         **geo, **biases(layer, geo, w.data),
         "in_c": c, "out_c": oc, "filter_c": ci,
@@ -134,3 +188,23 @@ def conv_2d(layer: Layer) -> dict:
         "weights": layer.const("weights", w.data, "int8_t"),
         "mult": mult, "shift": shift,
     }
+
+
+def _conv_2d_fast(layer: Layer, geo: dict, w, mult: str, shift: str) -> dict:
+    """Ungrouped CONV_2D through the blocked kernel (conv_2d_fast.c.j2)."""
+    oc, kh, kw, ci = w.shape
+    k = kh * kw * ci
+    kp = -(-k // 4) * 4
+    # In place only for 1x1, stride 1, no padding, whole words per pixel:
+    # the last pixel's word loads then stay inside the tensor.
+    direct = (kh == kw == 1 and geo["stride_h"] == geo["stride_w"] == 1
+              and geo["pad_h"] == geo["pad_w"] == 0 and k % 4 == 0)
+    rows = w.data.reshape(oc, k)
+    bias = folded_bias(layer, w.data, 2, geo["in_offset"])
+    g = gemm_context(layer, rows, CONV_BLOCK, bias, mult, shift, ci if direct else kp)
+    ctx = {**geo, "in_c": ci, "out_c": oc, "g": g, "im2col": not direct,
+           "pixels": geo["batches"] * geo["out_h"] * geo["out_w"],
+           "template": "kernels/conv_2d_fast.c.j2"}
+    if not direct:
+        ctx["scratch_bytes"] = 2 * kp
+    return ctx

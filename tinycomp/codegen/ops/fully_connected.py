@@ -1,8 +1,19 @@
-"""FULLY_CONNECTED: out[b, o] = requant(bias[o] + sum_i (x[b, i] - zp_in) * w[o, i])."""
+"""FULLY_CONNECTED: out[b, o] = requant(bias[o] + sum_i (x[b, i] - zp_in) * w[o, i]).
+
+One input row against blocks of FC_BLOCK units (conv_2d_gemm.c.j2): the
+input offset is folded into the bias, so the inner loop is a plain int8 dot
+product; the packed weights are read once per inference, each unpacked
+input word serves FC_BLOCK units.
+"""
 from __future__ import annotations
 
 from ..layer import Layer
-from .common import channel_multipliers, folded_bias, fused_activation
+from .common import channel_multipliers, folded_bias
+from .conv import gemm_context
+
+# 1 row x 4 units: 4 accumulators, the unpacked input word and one unpacked
+# weight word live in registers; the 4 units' words are 16 adjacent bytes.
+FC_BLOCK = 4
 
 
 def fully_connected(layer: Layer) -> dict:
@@ -14,18 +25,14 @@ def fully_connected(layer: Layer) -> dict:
         raise layer.refuse(f"input of {layer.input().size} values is not a multiple of {depth}")
     if any(weights.quant.zero_point):
         raise layer.refuse("weights must be symmetric (zero point 0)")
-    act_min, act_max = fused_activation(layer)
     mult, shift = channel_multipliers(layer, weights.quant.scale, units,
                                       float_product=not weights.quant.per_channel)
-    return {
-        "batches": layer.input().size // depth,
-        "depth": depth,
-        "units": units,
-        "weights": layer.const("weights", weights.data, "int8_t"),
-        "bias": layer.const("bias", folded_bias(layer, weights.data, 2, -layer.input().zero_point), "int32_t"),
-        "mult": mult,
-        "shift": shift,
-        "out_offset": layer.output().zero_point,
-        "act_min": act_min,
-        "act_max": act_max,
-    }
+    bias = folded_bias(layer, weights.data, 2, -layer.input().zero_point)
+    g = gemm_context(layer, weights.data.reshape(units, depth), FC_BLOCK, bias, mult, shift, depth)
+    ctx = {"batches": layer.input().size // depth, "depth": depth, "units": units, "g": g,
+           # a row whose length is not whole words is copied, so the kernel's
+           # word loads never read past the input tensor
+           "copy": depth % 4 != 0}
+    if ctx["copy"]:
+        ctx["scratch_bytes"] = g["kw"] * 4
+    return ctx
