@@ -2,9 +2,11 @@
 geometry, padding split and bias folding are CONV_2D's (ops/conv.py)."""
 from __future__ import annotations
 
+import numpy as np
+
 from ...passes.memory import window_lag
 from ..layer import Layer
-from .common import channel_multipliers
+from .common import channel_multipliers, folded_bias
 from .conv import biases, check_io, check_weights, geometry
 
 # Output channels accumulated together by the depthwise kernel: small enough
@@ -32,7 +34,7 @@ def depthwise_conv_2d(layer: Layer) -> dict:
     mult, shift = channel_multipliers(layer, w.quant.scale, oc)
     block = min(DW_BLOCK, oc)
     per_channel = w.data.reshape(kh * kw, oc).T  # (oc, taps) for the bias fold
-    return {
+    ctx = {
         **geo, **biases(layer, geo, per_channel),
         "in_c": c, "out_c": oc, "depth_mult": mult_depth,
         "block": block, "full_blocks": oc // block, "tail": oc % block,
@@ -44,4 +46,46 @@ def depthwise_conv_2d(layer: Layer) -> dict:
         "inplace_lag": window_lag(layer.input().shape, layer.output().shape, (kh, kw),
                                   (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
                                   (geo["dil_h"], geo["dil_w"])),
+    }
+    ctx.update(_dsp(layer, geo, per_channel, mult, shift))
+    return ctx
+
+
+def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_name: str) -> dict:
+    """Constants of the DSP path (depthwise_conv_2d_dsp.c.j2), or dsp=False
+    where its arithmetic shortcuts would not be exact: depth multiplier 1,
+    channels a multiple of 4, every channel shifting right by >= 1 bit, and
+    accumulators provably inside the ranges its shortcuts need."""
+    oc, taps = w_oc_taps.shape
+    values = {c.name: c.values for c in layer.constants}
+    mult = values[mult_name].astype(np.int64)
+    shift = values[shift_name].astype(np.int64)
+    if layer.input().shape[3] != oc or oc % 4 or (shift > -1).any():
+        return {"dsp": False}
+    off, out_off = geo["in_offset"], geo["out_offset"]
+    folded = folded_bias(layer, w_oc_taps, 2, off).astype(np.int64)
+    raw = (layer.input(2).data.astype(np.int64).reshape(-1) if layer.has_input(2)
+           else np.zeros(oc, np.int64))
+    wsum = np.abs(w_oc_taps.astype(np.int64)).sum(axis=1)
+    acc_max = np.maximum(np.abs(folded) + 128 * wsum, np.abs(raw) + 255 * wsum)
+    e = -shift
+    rnd = (1 << (e - 1)) + out_off * (1 << e)
+    if (acc_max >= 1 << 30).any() or (acc_max + 1 + np.abs(rnd) >= 1 << 31).any():
+        return {"dsp": False}
+    groups = oc // 4
+    params = np.stack([folded * 2, raw * 2, mult, rnd, e], axis=1)  # (oc, 5)
+    params = params.reshape(groups, 4, 5).transpose(0, 2, 1).reshape(-1)  # per group: 5 x 4
+    # per group and tap: channels 0, 2, 1, 3 as int16, doubled
+    w2 = (2 * w_oc_taps.astype(np.int64)).reshape(groups, 4, taps)[:, [0, 2, 1, 3], :]
+    w2 = w2.transpose(0, 2, 1).reshape(-1)
+    c, iw = layer.input().shape[3], layer.input().shape[2]
+    offsets = [(ky * geo["dil_h"] * iw + kx * geo["dil_w"]) * c
+               for ky in range(geo["k_h"]) for kx in range(geo["k_w"])]
+    lane = off & 0xFFFF
+    return {
+        "dsp": True,
+        "dsp_params": layer.const("dsp_params", params, "int32_t"),
+        "dsp_weights": layer.const("dsp_weights", w2, "int16_t"),
+        "tap_offsets": offsets,
+        "off2": f"(int32_t)0x{(lane << 16) | lane:08x}u",
     }
