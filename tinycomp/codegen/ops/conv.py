@@ -143,17 +143,23 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
     m, s = by_name[mult].values, by_name[shift].values
     if np.any(m == np.iinfo(np.int32).min):
         raise layer.refuse("requantization multiplier INT32_MIN")  # tc_requant_fast excludes it
+    # Every channel shifting right (the usual case) gets the branch-free
+    # tc_requant_right, its shifts stored as positive right-shift counts.
+    right = bool(np.all(s <= -1))
     if len(set(m.tolist())) == 1 and len(set(s.tolist())) == 1:
         layer.constants.remove(by_name[mult])
         layer.constants.remove(by_name[shift])
-        m0, s0 = int(m[0]), int(s[0])
+        m0, s0 = int(m[0]), int(-s[0] if right else s[0])
         mult_of, shift_of = (lambda i: str(m0)), (lambda i: str(s0))
     else:
+        if right:
+            layer.constants.remove(by_name[shift])
+            shift = layer.const("right", -s, "uint8_t")
         mult_of, shift_of = (lambda i: f"{mult}[{i}]"), (lambda i: f"{shift}[{i}]")
     act_min, act_max = fused_activation(layer)
     return {
         "units": units, "k": k, "kw": kw, "block": block,
-        "nfull": units // block, "rest": units % block, "rstride": rstride,
+        "nfull": units // block, "rest": units % block, "rstride": rstride, "right": right,
         "weights": layer.const("weights", words, "int32_t"),
         "bias": layer.const("bias_folded", bias, "int32_t"),
         "mult": mult_of, "shift": shift_of,
