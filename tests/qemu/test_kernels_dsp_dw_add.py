@@ -79,3 +79,29 @@ def test_depthwise_dsp_path_on_m4(name):
 def test_depthwise_plain_path_on_m3(name):
     model, shape, rng = _dw_chain_model(name, 10 + sorted(DW_CHAINS).index(name))
     assert_bit_exact_on_board(model, _inputs(rng, shape), "qemu-mps2-an385")
+
+
+def _add_chain_model(seed):
+    """Same-shape ADDs (the table path): with a constant, with itself, and
+    with a depthwise branch, as in a residual block."""
+    rng = np.random.default_rng(seed)
+    shape = (1, 6, 5, 8)
+    b = ModelBuilder()
+    x = b.input(shape, *random_activation_quant(rng))
+    s, z = random_activation_quant(rng)
+    c = b.const_int8(random_int8(rng, shape), scales=s, zero_points=z)
+    y = b.add(x, c, *random_activation_quant(rng, scale_range=(0.01, 0.5)),
+              activation=ACTIVATIONS[seed % 4])
+    y = b.add(y, y, *random_activation_quant(rng, scale_range=(0.01, 0.5)))
+    d = _dw(b, rng, y, 8, (3, 3), 1, "SAME")
+    y = b.add(d, y, *random_activation_quant(rng, scale_range=(0.01, 0.5)),
+              activation=ACTIVATIONS[(seed + 1) % 4])
+    b.output(y)
+    return b.build(), shape, rng
+
+
+@pytest.mark.parametrize("seed,board", [(0, "qemu"), (1, "qemu"), (2, "qemu-mps2-an385")])
+def test_add_table_path(seed, board):
+    model, shape, rng = _add_chain_model(seed)
+    assert "a_table" in generate(parse_tflite(model)).files["tinycomp_model.c"]
+    assert_bit_exact_on_board(model, _inputs(rng, shape, 16), board)

@@ -9,6 +9,9 @@ scales, the way TFLM's Prepare computes them.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from ...reference.gemmlowp import multiply_by_quantized_multiplier
 from ..fixedpoint import f32, quantize_multiplier
 from ..layer import Layer
 from .common import fused_activation
@@ -136,7 +139,28 @@ def add(layer: Layer) -> dict:
     mo, sho = _smaller_than_one(layer, "output", twice_max / ((1 << ADD_LEFT_SHIFT) * s_out))
     ctx.update(left_shift=ADD_LEFT_SHIFT, a_mult=m1, a_shift=sh1, b_mult=m2, b_shift=sh2,
                out_mult=mo, out_shift=sho)
+    ctx.update(_add_fast(layer, ctx))
     return ctx
+
+
+def _add_fast(layer: Layer, ctx: dict) -> dict:
+    """Tables and literals of add_fast.c.j2 when both operands have the
+    output's shape and its shortcuts are exact; else nothing (general kernel)."""
+    loops = ctx["loops"]
+    if len(loops) != 1 or loops[0]["strides"] != [1, 1] or ctx["out_shift"] > -1:
+        return {}
+    x = np.arange(-128, 128)
+    ta = multiply_by_quantized_multiplier((x + ctx["a_offset"]) << ADD_LEFT_SHIFT, ctx["a_mult"], ctx["a_shift"])
+    tb = multiply_by_quantized_multiplier((x + ctx["b_offset"]) << ADD_LEFT_SHIFT, ctx["b_mult"], ctx["b_shift"])
+    e = -ctx["out_shift"]
+    rnd = (1 << (e - 1)) + ctx["out_offset"] * (1 << e)
+    bound = int(np.abs(ta).max() + np.abs(tb).max())
+    if bound >= 1 << 30 or bound + 1 + abs(rnd) >= 1 << 31:
+        return {}
+    return {"template": "kernels/add_fast.c.j2", "count": loops[0]["size"],
+            "a_table": layer.const("a_table", ta, "int32_t"),
+            "b_table": layer.const("b_table", tb, "int32_t"),
+            "out_rnd": rnd, "out_e": e}
 
 
 def mul(layer: Layer) -> dict:
