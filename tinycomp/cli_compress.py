@@ -125,7 +125,8 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 @click.option("--low-rank", "energies", default="1", show_default=True,
               help="Retained energies for low-rank factorisation (1: none).")
 @click.option("--qat", "qat_modes", type=click.Choice(["off", "on", "both"]), default="off", show_default=True)
-@click.option("--epochs", type=int, default=2, show_default=True, help="Fine-tuning epochs per step.")
+@click.option("--epochs", type=int, default=10, show_default=True,
+              help="Fine-tuning epochs per step (pruning needs ~10+ to recover on small models).")
 @click.option("--tflm-accuracy", is_flag=True,
               help="Measure accuracy through TFLite Micro even on a QEMU board (faster).")
 def sweep(model_path, data_path, board, out_dir, prune_levels, channel_fractions, energies, qat_modes,
