@@ -60,7 +60,10 @@ def load_keras(path: Path):
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output .keras file.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
               help="Write a Markdown report here.")
-def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, out_path, report_path):
+@click.option("--sensitivity", is_flag=True,
+              help="Add per-layer sensitivity to the report: the input model's accuracy with only one layer "
+                   "quantized, or pruned at --prune (0.5 without it); two test-set passes per layer.")
+def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, out_path, report_path, sensitivity):
     """Compress a Keras MODEL and write the result to --out (and its INT8 .tflite beside it)."""
     from .compress.steps import CompressOptions, check_options, compress as run
     from .frontends.keras import quiet_tensorflow
@@ -78,7 +81,12 @@ def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, out_
         expected = tuple(model.inputs[0].shape[1:])
         if tuple(x_train.shape[1:]) != expected:
             raise InputDataError(f"x_train samples have shape {x_train.shape[1:]}, the model expects {expected}")
+        # The steps edit the model in place: keep the input for the sensitivity runs.
+        from .compress.sensitivity import float_copy
+
+        original = float_copy(model) if sensitivity else None
         out_model, report, tflite = run(model, x_train, data["y_train"], x_test, y_test, opts, model_path.stem)
+        _analyse(report, out_model, tflite, original, x_test, y_test, prune)
         _atomic(out_path, lambda p: out_model.save(p))
     _atomic(out_path.with_suffix(".tflite"), lambda p: Path(p).write_bytes(tflite))
     if report_path is not None:
@@ -86,6 +94,24 @@ def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, out_
     last = report.steps[-1]
     click.echo(f"compressed {model_path} -> {out_path}: float {100 * last.accuracy:.2f}%, "
                f"INT8 {100 * report.int8_accuracy:.2f}%, {last.params:,} params, {last.macs:,} MACs")
+
+
+ACTIVATION_SAMPLES = 200  # enough for stable SNRs; TFLM runs them one by one
+
+
+def _analyse(report, out_model, tflite, original, x_test, y_test, prune) -> None:
+    """Add activation SNR (always: a few hundred samples) and, when asked for,
+    per-layer sensitivity to the report."""
+    from .compress.analysis import model_activation_report
+    from .compress.sensitivity import layer_sensitivity
+    from .compress.steps import check_labels
+
+    x = x_test[:ACTIVATION_SAMPLES]
+    report.activation_rows = model_activation_report(out_model, tflite, x)
+    report.activation_samples = len(x)
+    if original is not None:
+        report.sensitivity = layer_sensitivity(original, x_test, check_labels(original, y_test, "y_test"),
+                                               prune if prune is not None else 0.5)
 
 
 def _atomic(path: Path, write) -> None:

@@ -50,3 +50,51 @@ def test_range_choices_clip_outliers():
     assert calibrate.choose_range(relu, "kl")[0] == 0.0
     with pytest.raises(Exception, match="unknown calibration method"):
         calibrate.choose_range(x, "bogus")
+
+
+def test_quantize_dequantize_and_activation_row():
+    scale, zp = 1.0 / 128, 0
+    x = np.linspace(-1.0, 127 / 128, 10_001)[None]  # one sample spanning the full int8 range
+    deq = analysis.quantize_dequantize(x, scale, zp)
+    assert np.max(np.abs(deq - x)) <= scale / 2 + 1e-12
+    row = analysis.activation_row("act", "CONV_2D", x, np.round(x / scale) + zp, scale, zp)
+    # A zero-mean full-scale uniform signal: 6.02 B dB, 1.76 dB under the sine rule.
+    assert abs(row["snr_db"] - analysis.ideal_snr_db(8)) < 3.0
+    assert row["device_snr_db"] == pytest.approx(row["snr_db"])
+    assert row["clipped"] == 0.0 and row["range"] == (-1.0, 127 / 128)
+    # A range half as wide: the outer half of the values saturate, the SNR collapses.
+    half = analysis.activation_row("act", "CONV_2D", x, np.clip(np.round(x / scale * 2), -128, 127),
+                                   scale / 2, zp)
+    assert half["clipped"] == pytest.approx(0.5, abs=0.01)
+    assert half["snr_db"] < 15 and half["short_of_rule"]
+
+
+def test_match_activations_by_order_and_shape():
+    f = [("input", np.zeros((2, 8))), ("dense", np.zeros((2, 4))), ("relu", np.zeros((2, 4))),
+         ("logits", np.zeros((2, 3))), ("softmax", np.zeros((2, 3)))]
+
+    def entry(op, shape):
+        return {"op": op, "shape": shape, "scale": 0.1, "zero_point": 0, "values": np.zeros((2, *shape))}
+
+    # A QUANTIZE the converter inserted has no float twin and is skipped; each
+    # INT8 tensor takes the next float output of its shape, never an earlier one.
+    pairs = analysis.match_activations(f, [entry("input", (8,)), entry("FULLY_CONNECTED", (4,)),
+                                           entry("QUANTIZE", (5,)), entry("FULLY_CONNECTED", (3,)),
+                                           entry("SOFTMAX", (3,))])
+    assert [(name, e["op"]) for name, _, e in pairs] == [
+        ("input", "input"), ("dense", "FULLY_CONNECTED"), ("logits", "FULLY_CONNECTED"), ("softmax", "SOFTMAX")]
+
+
+def test_weight_scheme_follows_the_converter():
+    rng = np.random.default_rng(3)
+    dw = rng.normal(size=(3, 3, 4, 2)).astype(np.float32)
+    dw[..., 1, 1] *= 100  # one loud depthwise channel: per-channel keeps the others fine
+    view, per_channel = analysis.device_kernel("DepthwiseConv2D", dw)
+    assert view.shape == (3, 3, 8) and per_channel
+    assert analysis.fake_quant_kernel("DepthwiseConv2D", dw).shape == dw.shape
+    assert analysis.layer_report("dw", dw, 8, kind="DepthwiseConv2D")["snr_db"] > 35
+    dense = rng.normal(size=(16, 4)).astype(np.float32)
+    dense[:, 0] *= 100  # per-tensor Dense: the loud unit costs every other unit its levels
+    q = analysis.fake_quant_kernel("Dense", dense)
+    assert analysis.snr_db(dense[:, 1:], q[:, 1:]) < 20
+    assert analysis.device_kernel("QuantDense", dense)[1] is False

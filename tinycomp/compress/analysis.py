@@ -1,8 +1,11 @@
-"""Numbers for the compression report; numpy only, so they test without TensorFlow.
+"""Numbers for the compression report. The arithmetic is numpy only, so it tests
+without TensorFlow; the two `model_*_report` functions import Keras / TFLM lazily.
 
 The 6.02 B + 1.76 dB rule is the SNR of a full-scale sine through a B-bit
 uniform quantizer. Weights are heavy-tailed, not sines, so most layers fall
-short of it; how far short says which layers int8 hurts most.
+short of it; how far short says which layers int8 hurts most. Activations fall
+short too when their range is set by rare outliers (few levels left for the
+common values) or when a ReLU output spends most samples at zero.
 """
 from __future__ import annotations
 
@@ -54,11 +57,33 @@ def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-7) -> float:
     return float(np.mean(np.sum(p * np.log(p / q), axis=-1)))
 
 
-def layer_report(name: str, kernel: np.ndarray, n_bias: int, bits: int = 8) -> dict:
-    codes, _ = quantize_symmetric(kernel, bits)
+def device_kernel(kind: str, kernel: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(kernel viewed as the converter quantizes it, per_channel) for a layer class name.
+
+    Mirrors qat.quant_kernel, which is what tinycomp's conversion uses: depthwise
+    kernels get one scale per output channel (cin * multiplier, the last two axes
+    merged), Dense one scale per tensor (FULLY_CONNECTED's transposed layout
+    rejects a per-channel axis), convolutions one per filter.
+    """
+    if kind.endswith("DepthwiseConv2D"):
+        return kernel.reshape(*kernel.shape[:-2], kernel.shape[-2] * kernel.shape[-1]), True
+    if kind.endswith("Dense"):
+        return kernel, False
+    return kernel, True
+
+
+def fake_quant_kernel(kind: str, kernel: np.ndarray, bits: int = 8) -> np.ndarray:
+    """The float kernel after int8 quantize-dequantize with the device's scheme."""
+    view, per_channel = device_kernel(kind, kernel)
+    return quantize_symmetric(view, bits, per_channel)[1].reshape(kernel.shape).astype(kernel.dtype)
+
+
+def layer_report(name: str, kernel: np.ndarray, n_bias: int, bits: int = 8, kind: str = "Conv2D") -> dict:
+    view, per_channel = device_kernel(kind, kernel)
+    codes, _ = quantize_symmetric(view, bits, per_channel)
     n = kernel.size
     nonzero = int(np.count_nonzero(codes))
-    snr = weight_snr(kernel, bits)
+    snr = weight_snr(view, bits, per_channel)
     return {
         "layer": name,
         "weights": n,
@@ -99,5 +124,112 @@ def model_weight_report(model, bits: int = 8) -> list[dict]:
     for layer in prunable_layers(model):
         weights = layer.get_weights()
         n_bias = int(weights[1].size) if len(weights) > 1 else 0
-        rows.append(layer_report(layer.name, weights[0], n_bias, bits))
+        rows.append(layer_report(layer.name, weights[0], n_bias, bits, type(layer).__name__))
     return rows
+
+
+# --- activations -------------------------------------------------------------
+
+def quantize_dequantize(x: np.ndarray, scale: float, zero_point: int, bits: int = 8) -> np.ndarray:
+    """x through an asymmetric signed B-bit tensor quantizer (TFLite's activation scheme)."""
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    q = np.clip(np.round(np.asarray(x, np.float64) / scale) + zero_point, qmin, qmax)
+    return (q - zero_point) * scale
+
+
+def activation_row(name: str, op: str, float_values: np.ndarray, device_values: np.ndarray,
+                   scale: float, zero_point: int, bits: int = 8) -> dict:
+    """One tensor's quantization figures.
+
+    `snr_db` is the tensor's own quantization: its float values rounded and
+    clipped with the model's scale and zero point, nothing upstream. `device_snr_db`
+    compares the float values with what the INT8 model really computed there, so it
+    also carries every earlier layer's error: where it drops much below `snr_db`,
+    the damage was done upstream.
+    """
+    f = np.asarray(float_values, np.float64)
+    lo = (-(2 ** (bits - 1)) - zero_point) * scale
+    hi = (2 ** (bits - 1) - 1 - zero_point) * scale
+    snr = snr_db(f, quantize_dequantize(f, scale, zero_point, bits))
+    return {
+        "layer": name, "op": op, "elements": int(f[0].size) if f.ndim > 1 else int(f.size),
+        "scale": float(scale), "zero_point": int(zero_point), "range": (float(lo), float(hi)),
+        # Beyond half a step outside the range the quantizer saturates.
+        "clipped": float(np.mean((f < lo - scale / 2) | (f > hi + scale / 2))),
+        "snr_db": snr,
+        "device_snr_db": snr_db(f, (np.asarray(device_values, np.float64) - zero_point) * scale),
+        "short_of_rule": snr < ideal_snr_db(bits),
+    }
+
+
+def match_activations(float_acts: list[tuple[str, np.ndarray]], int8_acts: list[dict]) -> list[tuple]:
+    """Pair the INT8 model's op outputs with the float layer outputs they quantize.
+
+    Both lists are in execution order of a chain, so pairing is a merge: each
+    INT8 tensor takes the next float output of the same per-sample shape. The
+    converter's tensor names are not usable (it renames scopes, "conv2d_1" may be
+    Keras's "conv2d"); the order and shapes are what survive conversion. INT8 ops
+    with no float counterpart (a QUANTIZE the converter added) are left out.
+    Returns [(float name, float values, int8 entry)].
+    """
+    pairs, j = [], 0
+    for entry in int8_acts:
+        shape = tuple(entry["shape"])
+        for k in range(j, len(float_acts)):
+            if tuple(float_acts[k][1].shape[1:]) == shape:
+                pairs.append((float_acts[k][0], float_acts[k][1], entry))
+                j = k + 1
+                break
+    return pairs
+
+
+def activation_report(float_acts: list[tuple[str, np.ndarray]], int8_acts: list[dict], bits: int = 8) -> list[dict]:
+    """Rows for every matched tensor; `int8_acts` entries hold op, shape (per sample),
+    scale, zero_point and values (N, *shape) as the INT8 model computed them."""
+    return [activation_row(name, e["op"], f, e["values"], e["scale"], e["zero_point"], bits)
+            for name, f, e in match_activations(float_acts, int8_acts)]
+
+
+def float_activations(model, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Float output of every layer of the QAT form of `model` (BN folded, softmax
+    split from its logits: the same cut points the converted model has), with the
+    fake-quant layers as identities and the float kernels, in order."""
+    from .calibrate import _float_call
+    from .qat import quantize_model
+
+    qmodel = model if any(type(l).__name__ == "FakeQuant" for l in model.layers) else quantize_model(model)
+    acts = [("input", np.asarray(x, np.float32))]
+    t = acts[0][1]
+    for layer in qmodel.layers[1:]:
+        if type(layer).__name__ in ("FakeQuant", "InputLayer"):
+            continue
+        t = np.asarray(_float_call(layer, t))
+        acts.append((layer.name, t))
+    return acts
+
+
+def int8_activations(tflite: bytes, x: np.ndarray) -> list[dict]:
+    """The input and every op output of an INT8 .tflite on float samples x, run
+    with TFLite Micro's reference kernels (what the generated C equals bit for bit)."""
+    from tinycomp.frontends.tflite import parse_tflite
+    from tinycomp.reference.tflm import run
+
+    graph = parse_tflite(tflite)
+    inp = graph.tensor(graph.inputs[0])
+    xq = np.clip(np.round(np.asarray(x, np.float64) / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
+    xq = xq.reshape((len(x), *inp.shape[1:]))
+    # The first output of each op: every op here (conv, pool, FC, softmax) has one.
+    outs = [(n.op.value, graph.tensor(n.outputs[0])) for n in graph.nodes
+            if graph.tensor(n.outputs[0]).quant is not None]
+    _, seen = run(tflite, xq.reshape((len(x), *inp.shape)), tuple(t.index for _, t in outs))
+    entries = [{"op": "input", "shape": tuple(inp.shape[1:]), "scale": inp.scale,
+                "zero_point": inp.zero_point, "values": xq}]
+    for op, t in outs:
+        entries.append({"op": op, "shape": tuple(t.shape[1:]), "scale": t.scale, "zero_point": t.zero_point,
+                        "values": seen[t.index].reshape((len(x), *t.shape[1:]))})
+    return entries
+
+
+def model_activation_report(model, tflite: bytes, x: np.ndarray, bits: int = 8) -> list[dict]:
+    """Per-tensor activation SNR of `model` against its INT8 conversion `tflite`."""
+    return activation_report(float_activations(model, x), int8_activations(tflite, x), bits)

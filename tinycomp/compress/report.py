@@ -23,6 +23,9 @@ class Report:
     totals: dict = field(default_factory=dict)
     int8_accuracy: float | None = None
     kl_float_int8: float | None = None
+    activation_rows: list[dict] = field(default_factory=list)  # analysis.model_activation_report
+    activation_samples: int = 0
+    sensitivity: dict | None = None  # sensitivity.layer_sensitivity; None: not computed
 
     def add(self, step: Step) -> None:
         self.steps.append(step)
@@ -51,6 +54,11 @@ class Report:
                 lines.append(f"| {r['layer']} | {r['weights']:,} | {100 * r['sparsity']:.1f}% | "
                              f"{r['snr_db']:.1f} | {'yes' if r['short_of_rule'] else 'no'} | "
                              f"{r['entropy_bits']:.2f} |")
+            short = [f"{r['layer']} ({r['snr_db']:.1f} dB)" for r in self.weight_rows if r["short_of_rule"]]
+            lines += ["", f"Short of the rule: {', '.join(short) if short else 'none'}."]
+        if self.activation_rows:
+            lines += self._activations()
+        lines += self._sensitivity()
         if self.totals:
             t = self.totals
             lines += ["", "## Size in bits", "",
@@ -60,3 +68,64 @@ class Report:
                       f"| sparse int8 (bitmap + non-zeros) | {t['sparse_int8_bits']:,} | {t['ratio_sparse']:.2f}x |",
                       f"| entropy bound | {int(t['entropy_total_bits']):,} | {t['ratio_entropy']:.2f}x |"]
         return "\n".join(lines) + "\n"
+
+    def _activations(self) -> list[str]:
+        rule = ideal_snr_db(8)
+        lines = ["", "## Activations", "",
+                 f"Quantization SNR of each tensor of the INT8 model on {self.activation_samples} test samples, "
+                 f"against the {rule:.2f} dB rule. *SNR* is the tensor's own rounding and clipping: its float "
+                 "values through the model's scale and zero point. *On device* compares the float values with "
+                 "what the INT8 model computed there (TFLite Micro reference kernels, which the build equals bit "
+                 "for bit), so it also carries every earlier layer's error: a large gap between the two means "
+                 "the damage came from upstream. *Clipped*: values outside the representable range.", "",
+                 "| layer | op | scale | zero point | range | clipped | SNR dB | on device dB | short of rule |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        for r in self.activation_rows:
+            lo, hi = r["range"]
+            lines.append(f"| {r['layer']} | {r['op']} | {r['scale']:.5g} | {r['zero_point']} | "
+                         f"[{lo:.3g}, {hi:.3g}] | {100 * r['clipped']:.2f}% | {r['snr_db']:.1f} | "
+                         f"{r['device_snr_db']:.1f} | {'yes' if r['short_of_rule'] else 'no'} |")
+        short = [f"{r['layer']} ({r['snr_db']:.1f} dB)" for r in self.activation_rows if r["short_of_rule"]]
+        lines += ["", f"Short of the rule: {', '.join(short) if short else 'none'}."]
+        return lines
+
+    def _sensitivity(self) -> list[str]:
+        s = self.sensitivity
+        if s is None:
+            return ["", "## Sensitivity", "", "Not computed: run `tinycomp compress` with `--sensitivity` for "
+                    "the accuracy each layer costs when it alone is quantized or pruned."]
+        has_acc = s["float_accuracy"] is not None
+        metric = "test accuracy" if has_acc else "output error"
+        lines = ["", "## Sensitivity", "",
+                 f"The input model's {metric} with one layer changed and every other layer float"
+                 + (f" (float: {100 * s['float_accuracy']:.2f}%)" if has_acc else "")
+                 + ". *INT8*: that layer's weights quantized to int8 with the device's scheme (activations "
+                 f"stay float); *pruned*: that layer alone magnitude-pruned to S={s['sparsity']:g}, no "
+                 "fine-tuning. Sorted by damage, worst first. Output error: relative L2 distance of the "
+                 "model's outputs from the float model's.", ""]
+        if has_acc:
+            lines += ["| layer | weights | INT8: accuracy | change | output error | "
+                      f"pruned S={s['sparsity']:g}: accuracy | change | output error |",
+                      "|---|---|---|---|---|---|---|---|"]
+        else:
+            lines += [f"| layer | weights | INT8: output error | pruned S={s['sparsity']:g}: output error |",
+                      "|---|---|---|---|"]
+
+        def cells(m):
+            if not has_acc:
+                return f"{m['output_error']:.4f}"
+            return (f"{100 * m['accuracy']:.2f}% | {100 * (m['accuracy'] - s['float_accuracy']):+.2f} pt | "
+                    f"{m['output_error']:.4f}")
+
+        for r in s["rows"]:
+            lines.append(f"| {r['layer']} | {r['weights']:,} | {cells(r['int8'])} | {cells(r['pruned'])} |")
+        n = sum(r["weights"] for r in s["rows"])
+        lines.append(f"| all layers at once | {n:,} | {cells(s['all_int8'])} | {cells(s['all_pruned'])} |")
+        if s["rows"]:
+            worst = s["rows"][0]
+            which = "pruned" if (worst["pruned"]["output_error"] >= worst["int8"]["output_error"]) else "INT8"
+            if has_acc:
+                which = ("pruned" if worst["pruned"]["accuracy"] <= worst["int8"]["accuracy"] else "INT8")
+            lines += ["", f"Most sensitive: {worst['layer']} ({which}). Layers at the top of the table are "
+                      "the ones to prune less or keep out of pruning."]
+        return lines
