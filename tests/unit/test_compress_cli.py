@@ -1,9 +1,16 @@
-"""`tinycomp compress` end to end, and one clear error per bad input."""
+"""`tinycomp compress` end to end, and one clear error per bad input, checked
+through the real command line in a subprocess."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from tinycomp.cli_compress import compress
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args):
@@ -24,16 +31,71 @@ def _bad(exc, text):
     assert exc is not None and text in str(exc), exc
 
 
-def test_bad_sparsity_fails_before_tensorflow(tmp_path, data):
-    r = _run("m.keras", "--data", data, "--prune", "1.5", "--out", tmp_path / "o.keras")
-    _bad(r.exception, "strictly between 0 and 1")
+def _cli(tmp_path, *args):
+    """`python -m tinycomp.cli compress ARGS --out tmp/o.keras --report tmp/r.md` in a
+    fresh process, as a user runs it: what reaches the terminal is what is checked."""
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "tinycomp.cli", "compress", *map(str, args),
+                        "--out", out / "o.keras", "--report", out / "r.md"],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    return r, out
 
 
-def test_missing_arrays(tmp_path):
+def _one_clear_line(r, out, text):
+    """Non-zero exit, exactly one line on stderr naming the problem, no traceback,
+    and nothing written: not the model, its .tflite, the report or a temporary."""
+    assert r.returncode != 0, r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and text in lines[0], r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
+
+
+@pytest.mark.parametrize("sparsity", ["1.5", "0", "1", "-0.2"])
+def test_sparsity_outside_open_interval(tmp_path, data, sparsity):
+    r, out = _cli(tmp_path, "m.keras", "--data", data, "--prune", sparsity)
+    _one_clear_line(r, out, "sparsity must be strictly between 0 and 1")
+
+
+def test_data_without_needed_arrays(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, x_train=np.zeros((4, 8, 8, 1), np.float32))
-    r = _run("m.keras", "--data", path, "--out", tmp_path / "o.keras")
-    _bad(r.exception, "lacks y_train")
+    r, out = _cli(tmp_path, "m.keras", "--data", path)
+    _one_clear_line(r, out, "lacks y_train")
+    np.savez(path, x_train=np.zeros((4, 8, 8, 1), np.float32), y_train=np.zeros(4, np.int64),
+             x_test=np.zeros((2, 8, 8, 1), np.float32))
+    _one_clear_line(*_cli(tmp_path, "m.keras", "--data", path), "only one of x_test / y_test")
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("labels, text", [
+    ({"y_train": np.array([0, 1, 2, 12])}, "holds labels 0..12 but the model has 10 outputs"),
+    ({"y_train": np.eye(4)[[0, 1, 2, 3]]}, "one-hot (N, 10), got shape (4, 4)"),
+    ({"y_train": np.zeros(4, np.int64), "x_test": np.zeros((2, 8, 8, 1), np.float32),
+      "y_test": np.array([3, 10])}, "y_test holds labels 3..10 but the model has 10 outputs"),
+], ids=["out-of-range", "one-hot-width", "test-labels"])
+def test_labels_not_matching_the_output(tmp_path, labels, text):
+    from tests.support.models import digits_model
+
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=np.zeros((4, 8, 8, 1), np.float32), **labels)
+    r, out = _cli(tmp_path, digits_model().keras_path, "--data", path, "--prune", "0.5")
+    _one_clear_line(r, out, text)
+
+
+@pytest.mark.tf
+def test_model_without_prunable_layer(tmp_path):
+    from tinycomp.frontends.keras import quiet_tensorflow
+
+    with quiet_tensorflow():
+        import keras
+
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Softmax()])
+        m.save(tmp_path / "nolayers.keras")
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=np.zeros((4, 4), np.float32), y_train=np.array([0, 1, 2, 3]))
+    r, out = _cli(tmp_path, tmp_path / "nolayers.keras", "--data", path, "--prune", "0.5", "--sensitivity")
+    _one_clear_line(r, out, "model has no prunable layer")
 
 
 @pytest.mark.tf
@@ -68,9 +130,26 @@ def test_compress_end_to_end(tmp_path, data):
 
     out, report = tmp_path / "c.keras", tmp_path / "r.md"
     r = _run(digits_model().keras_path, "--data", data, "--prune", "0.5", "--channels", "0.25",
-             "--qat", "--epochs", "1", "--out", out, "--report", report)
+             "--qat", "--epochs", "1", "--sensitivity", "--out", out, "--report", report)
     assert r.exit_code == 0, r.output + repr(r.exception)
     assert out.exists() and out.with_suffix(".tflite").exists()
     text = report.read_text()
-    for needed in ("magnitude pruning S=0.5", "channel pruning", "QAT", "SNR", "entropy", "KL divergence"):
-        assert needed in text
+    for needed in ("magnitude pruning S=0.5", "channel pruning", "QAT", "SNR", "entropy", "KL divergence",
+                   "## Activations", "| conv2d | CONV_2D |", "| dense_10_softmax | SOFTMAX |",
+                   "## Sensitivity", "pruned S=0.5", "| all layers at once |", "Most sensitive:"):
+        assert needed in text, needed
+    # The sensitivity rows are the input model's layers, one each.
+    sens = text.split("## Sensitivity")[1].split("## Size")[0]
+    assert sum(sens.count(f"| {n} |") for n in ("conv2d", "depthwise_conv2d", "conv2d_1", "dense_10")) == 4
+
+
+@pytest.mark.tf
+def test_default_run_skips_sensitivity(tmp_path, data):
+    from tests.support.models import digits_model
+
+    report = tmp_path / "r.md"
+    r = _run(digits_model().keras_path, "--data", data, "--epochs", "0", "--out", tmp_path / "c.keras",
+             "--report", report)
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    text = report.read_text()
+    assert "## Activations" in text and "Not computed: run `tinycomp compress` with `--sensitivity`" in text
