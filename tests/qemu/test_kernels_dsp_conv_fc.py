@@ -75,3 +75,13 @@ def test_conv_plain_on_cortex_m3(seed):
 @pytest.mark.parametrize("seed", range(0, 16, 4))
 def test_fully_connected_plain_on_cortex_m3(seed):
     assert_bit_exact_on_board(*_fc_case(seed), board="qemu-mps2-an385")
+
+
+@pytest.mark.parametrize("op", ["fc", "conv"])
+@pytest.mark.parametrize("board", ["qemu", "qemu-mps2-an385"])
+def test_shared_layer_function_on_board(op, board):
+    # three same-shape layers call one function with their own arrays
+    from tests.unit.test_codegen_dedup import _chain
+    rng = np.random.default_rng(30 + len(op))
+    model, shape = _chain(rng, op)
+    assert_bit_exact_on_board(model, _inputs(rng, shape), board=board)

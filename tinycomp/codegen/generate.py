@@ -1,6 +1,8 @@
 """IR -> C sources: one specialised function per layer, a static arena, a C API."""
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,16 +80,52 @@ def _pointer(plan: MemoryPlan, tensor: int, const: bool) -> str:
 
 
 def _layer_code(graph: Graph, plan: MemoryPlan, layer: Layer, context: dict) -> tuple[str, str]:
-    """(function definition, call statement) of one layer."""
+    """(function definition, call statement) of one layer.
+
+    A context that sets 'shared_args' has its layer's constant arrays
+    passed to its main function as pointer parameters (only where no helper
+    uses them), so that layers of the same shape render the same body and
+    share one function (see _share). Opt-in: an array that only one #if
+    branch uses is then linked whatever the branch, and a kernel may prefer
+    link-time addresses."""
     ins = [t for t in layer.node.inputs if t >= 0 and not graph.tensor(t).is_const]
     params = [f"const int8_t *in{i}" for i in range(len(ins))] + ["int8_t *out"]
     args = [_pointer(plan, t, True) for t in ins] + [_pointer(plan, layer.node.outputs[0], False)]
     if context.get("scratch_bytes", 0) > 0:
         params.append("int8_t *scratch")
         args.append(f"(tc_arena + {plan.scratch[layer.node.index]})")
-    signature = f"static void {layer.fn}({', '.join(params)})"
-    body = render(context["template"], signature=signature, fn=layer.fn, **context)
+
+    def signature(ps: list[str]) -> str:
+        return f"static TC_LAYER_FN void {layer.fn}({', '.join(ps)})"
+
+    body = render(context["template"], signature=signature(params), fn=layer.fn, **context)
+    head, sig, tail = body.partition(signature(params))
+    prefix = f"tinycomp_w_l{layer.node.index}_"
+    used = [k for k in layer.constants if re.search(rf"\b{k.name}\b", tail)]
+    if context.get("shared_args") and sig and used and not any(re.search(rf"\b{k.name}\b", head) for k in used):
+        for k in used:
+            param = "k_" + k.name[len(prefix):] if k.name.startswith(prefix) else f"k{len(params)}"
+            tail = re.sub(rf"\b{k.name}\b", param, tail)
+            params.append(f"const {k.ctype} *{param}")
+            args.append(k.name)
+        body = head + signature(params) + tail
     return body, f"{layer.fn}({', '.join(args)});"
+
+
+def _share(layers: list[Layer], code: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """Emit each distinct function body once: a layer whose body equals an
+    earlier one's (up to the function name) calls the earlier function.
+    Returns (function definitions, call statements)."""
+    functions, calls, first = [], [], {}
+    for layer, (body, call) in zip(layers, code):
+        # the name and its helpers' names (tc_layerN_window, ...), not tc_layerNM
+        own = re.compile(rf"\b{layer.fn}(?![0-9])")
+        key = hashlib.sha256(own.sub("@", body).encode()).hexdigest()
+        if key not in first:
+            first[key] = layer.fn
+            functions.append(body)
+        calls.append(own.sub(first[key], call, count=1))
+    return functions, calls
 
 
 def _inplace_lags(layers: list[Layer], contexts: list[dict]) -> dict[int, int]:
@@ -114,15 +152,16 @@ def generate(graph: Graph) -> GeneratedModel:
         inplace=_inplace_lags(layers, contexts),
     )
     code = [_layer_code(graph, plan, l, c) for l, c in zip(layers, contexts)]
+    functions, calls = _share(layers, code)
     constants: list[Constant] = [k for l in layers for k in l.constants]
     summaries = layer_summaries(graph)
     x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
     context = dict(
         version=__version__, model_hash=graph.model_hash, name=graph.name,
         input=x, output=y, arena_bytes=plan.arena_bytes, num_layers=len(layers),
-        functions=[c[0] for c in code], calls=[c[1] for c in code],
+        functions=functions, calls=calls,
         call_names=[f"{l.node.op.value} {l.node.name}" for l in layers],
-        constants=constants, uses_string_h=any("memcpy" in c[0] or "memset" in c[0] for c in code),
+        constants=constants, uses_string_h=any("memcpy" in f or "memset" in f for f in functions),
     )
     files = {name: render(f"{name.replace('tinycomp_', '')}.j2", **context) for name in SOURCES}
     return GeneratedModel(

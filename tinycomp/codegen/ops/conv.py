@@ -210,7 +210,7 @@ def _conv_2d_fast(layer: Layer, geo: dict, w, mult: str, shift: str) -> dict:
     g = gemm_context(layer, rows, CONV_BLOCK, bias, mult, shift, ci if direct else kp)
     ctx = {**geo, "in_c": ci, "out_c": oc, "g": g, "im2col": not direct,
            "pixels": geo["batches"] * geo["out_h"] * geo["out_w"],
-           "template": "kernels/conv_2d_fast.c.j2"}
+           "template": "kernels/conv_2d_fast.c.j2", "shared_args": True}
     if not direct:
         ctx["scratch_bytes"] = 2 * kp
     return ctx

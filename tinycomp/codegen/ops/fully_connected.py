@@ -30,6 +30,7 @@ def fully_connected(layer: Layer) -> dict:
     bias = folded_bias(layer, weights.data, 2, -layer.input().zero_point)
     g = gemm_context(layer, weights.data.reshape(units, depth), FC_BLOCK, bias, mult, shift, depth)
     ctx = {"batches": layer.input().size // depth, "depth": depth, "units": units, "g": g,
+           "shared_args": True,
            # a row whose length is not whole words is copied, so the kernel's
            # word loads never read past the input tensor
            "copy": depth % 4 != 0}
