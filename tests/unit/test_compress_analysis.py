@@ -98,3 +98,39 @@ def test_weight_scheme_follows_the_converter():
     q = analysis.fake_quant_kernel("Dense", dense)
     assert analysis.snr_db(dense[:, 1:], q[:, 1:]) < 20
     assert analysis.device_kernel("QuantDense", dense)[1] is False
+
+
+def test_report_names_where_the_device_loses_most():
+    from tinycomp.compress.report import Report, largest_device_drop
+
+    def row(name, own, device):
+        return {"layer": name, "op": "CONV_2D", "scale": 0.1, "zero_point": -128, "range": (0.0, 25.5),
+                "clipped": 0.0, "snr_db": own, "device_snr_db": device, "short_of_rule": own < 49.92}
+
+    rows = [row("input", 56.0, 56.0), row("a", 47.0, 28.0), row("b", 45.0, 27.0), row("c", 50.0, 30.0)]
+    assert largest_device_drop(rows) == (rows[1], 28.0)
+    assert largest_device_drop(rows[:1]) is None
+    text = Report("m", activation_rows=rows, activation_samples=3).markdown()
+    assert "Largest loss on the device: a (CONV_2D), 28.0 dB below" in text
+    assert "Short of the rule: a (47.0 dB), b (45.0 dB)." in text
+    assert "Not computed: run `tinycomp compress` with `--sensitivity`" in text
+
+
+def test_sensitivity_table_with_and_without_labels():
+    from tinycomp.compress.report import Report
+
+    def m(acc, err):
+        return {"accuracy": acc, "output_error": err}
+
+    rows = [{"layer": "conv", "weights": 144, "int8": m(0.98, 0.01), "pruned": m(0.40, 0.9)},
+            {"layer": "dense", "weights": 1280, "int8": m(0.97, 0.02), "pruned": m(0.90, 0.3)}]
+    s = {"sparsity": 0.8, "float_accuracy": 0.98, "rows": rows, "all_int8": m(0.97, 0.02),
+         "all_pruned": m(0.2, 0.95)}
+    text = Report("m", sensitivity=s).markdown()
+    assert "| conv | 144 | 98.00% | +0.00 pt | 0.0100 | 40.00% | -58.00 pt | 0.9000 |" in text
+    assert "| all layers at once | 1,424 |" in text and "Most sensitive: conv (pruned)" in text
+    for r in rows:
+        r["int8"]["accuracy"] = r["pruned"]["accuracy"] = None
+    s.update(float_accuracy=None, all_int8=m(None, 0.02), all_pruned=m(None, 0.95))
+    text = Report("m", sensitivity=s).markdown()
+    assert "output error with one layer changed" in text and "| conv | 144 | 0.0100 | 0.9000 |" in text

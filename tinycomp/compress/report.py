@@ -6,6 +6,17 @@ from dataclasses import dataclass, field
 from .analysis import ideal_snr_db
 
 
+def largest_device_drop(rows: list[dict]) -> tuple[dict, float] | None:
+    """(row, dB) where the on-device SNR falls most from the tensor before it: in a
+    chain, the layer that adds the most error (weights, bias or requantization)."""
+    best = None
+    for prev, row in zip(rows, rows[1:]):
+        lost = prev["device_snr_db"] - row["device_snr_db"]
+        if lost > 0 and (best is None or lost > best[1]):
+            best = (row, lost)
+    return best
+
+
 @dataclass
 class Step:
     name: str
@@ -87,6 +98,11 @@ class Report:
                          f"{r['device_snr_db']:.1f} | {'yes' if r['short_of_rule'] else 'no'} |")
         short = [f"{r['layer']} ({r['snr_db']:.1f} dB)" for r in self.activation_rows if r["short_of_rule"]]
         lines += ["", f"Short of the rule: {', '.join(short) if short else 'none'}."]
+        drop = largest_device_drop(self.activation_rows)
+        if drop is not None:
+            r, lost = drop
+            lines += [f"Largest loss on the device: {r['layer']} ({r['op']}), {lost:.1f} dB below the tensor "
+                      f"before it (its own rounding: {r['snr_db']:.1f} dB); the INT8 error grows most there."]
         return lines
 
     def _sensitivity(self) -> list[str]:
