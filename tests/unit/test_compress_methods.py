@@ -120,3 +120,26 @@ def test_calibration_ranges_are_imposed(env):
     scales = [t["quantization"][0] for t in Interpreter(model_content=buf).get_tensor_details()]
     # The fake-quant op nudges the range so 0 is exact; the scale stays (hi - lo) / 255.
     assert any(abs(s - (hi - lo) / 255) < 1e-6 for s in scales)
+
+
+def test_all_zero_filter_keeps_a_sane_scale(env):
+    """A filter pruned to all zeros must not get a near-zero weight scale: its
+    int32 bias (bias / (input scale x weight scale)) would saturate and the
+    device would output garbage for that channel."""
+    from tinycomp.compress import qat
+    from tinycomp.compress.calibrate import calibrated_model
+    from tinycomp.frontends.keras import quiet_tensorflow
+    from tinycomp.frontends.tflite import parse_tflite
+
+    d, split, _ = env
+    model = _load(env)
+    conv = next(l for l in model.layers if type(l).__name__ == "Conv2D")
+    kernel, *rest = conv.get_weights()
+    kernel[..., 0] = 0.0
+    conv.set_weights([kernel, *rest])
+    with quiet_tensorflow():
+        buf = qat.qat_to_tflite(calibrated_model(model, split.x_train[:200], "minmax")[0])
+    graph = parse_tflite(buf)
+    biases = [graph.tensor(n.inputs[2]).data for n in graph.nodes
+              if n.op.value == "CONV_2D" and len(n.inputs) > 2 and n.inputs[2] >= 0]
+    assert biases and all(np.abs(b.astype(np.int64)).max() < 2**30 for b in biases)

@@ -69,7 +69,12 @@ def _classes():
             bound = tf.maximum(tf.reduce_max(tf.abs(k)), 1e-8)
             return tf.quantization.fake_quant_with_min_max_vars(k, -bound, bound, num_bits=8, narrow_range=True)
         axes = list(range(len(k.shape) - 1))
-        bound = tf.maximum(tf.reduce_max(tf.abs(k), axis=axes), 1e-8)
+        bound = tf.reduce_max(tf.abs(k), axis=axes)
+        # A channel pruned to (nearly) all zeros would get a near-zero weight
+        # scale, so its bias scale (input scale x weight scale) would be tiny
+        # and its int32 bias would saturate on conversion. Its weights are zero
+        # either way: give it a scale near the layer's largest instead.
+        bound = tf.maximum(bound, tf.maximum(1e-3 * tf.reduce_max(bound), 1e-8))
         q = tf.quantization.fake_quant_with_min_max_vars_per_channel(k, -bound, bound, num_bits=8,
                                                                       narrow_range=True)
         return tf.reshape(q, shape) if depthwise else q
