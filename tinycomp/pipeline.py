@@ -131,7 +131,7 @@ def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str) -> 
         built = get_runner(board, stage / "build").build(stage / "src")
         if board.is_embedded:  # a FirmwareImage: what the linker says it takes
             image = built.summary()
-            info["firmware"] = {key: (str(Path(v).relative_to(stage)) if key in ("elf", "bin", "hex", "map") else v)
+            info["firmware"] = {key: (f"build/{v}" if key in ("elf", "bin", "hex", "map") else v)
                                 for key, v in image.items()}
             info["flash_bytes"], info["ram_bytes"] = image["flash_used"], image["ram_used"]
         (stage / MANIFEST).write_text(json.dumps(info, indent=2) + "\n")

@@ -71,7 +71,8 @@ def test_flash_starts_the_emulator(digits_build):
 
 
 def test_wrong_port_for_an_emulated_board(digits_build):
-    result = _tinycomp("run", digits_build / "build", "--inputs", digits_build / "x.npy",
+    np.save(digits_build / "x-port.npy", digits_model().x_test[:2])
+    result = _tinycomp("run", digits_build / "build", "--inputs", digits_build / "x-port.npy",
                        "--outputs", digits_build / "never.npy", "--port", "/dev/ttyUSB0")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "emulated" in result.stderr and not (digits_build / "never.npy").exists()

@@ -52,9 +52,11 @@ class FirmwareImage:
     sections: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (addr, size)
 
     def summary(self) -> dict:
+        """Plain data; file paths relative to the build folder, which may move
+        (tinycomp builds in a staging folder and renames it into place)."""
         d = asdict(self)
         for key in ("elf", "bin", "hex", "map"):
-            d[key] = str(d[key])
+            d[key] = Path(d[key]).name
         return d
 
 
