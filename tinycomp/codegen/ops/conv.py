@@ -146,6 +146,11 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
     # Every channel shifting right (the usual case) gets the branch-free
     # tc_requant_right, its shifts stored as positive right-shift counts.
     right = bool(np.all(s <= -1))
+    # |accumulator| bound over every int8 input: when twice it still fits in
+    # int32, the DSP path's high multiply is one SMMULR of the doubled
+    # accumulator (tc_requant_bounded).
+    reach = np.abs(np.asarray(bias, np.int64)) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)
+    bounded = right and int(reach.max(initial=0)) < 1 << 30
     if len(set(m.tolist())) == 1 and len(set(s.tolist())) == 1:
         layer.constants.remove(by_name[mult])
         layer.constants.remove(by_name[shift])
@@ -160,6 +165,7 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
     return {
         "units": units, "k": k, "kw": kw, "block": block,
         "nfull": units // block, "rest": units % block, "rstride": rstride, "right": right,
+        "bounded": bounded,
         "weights": layer.const("weights", words, "int32_t"),
         "bias": layer.const("bias_folded", bias, "int32_t"),
         "mult": mult_of, "shift": shift_of,
