@@ -1,5 +1,5 @@
 """A magnitude-pruned digits CNN on QEMU: bit-exact with TFLM, and its
-bitmap-sparse weights make the linked image smaller than the dense build.
+offset-sparse weights make the linked image smaller than the dense build.
 
 The pruned model is the project's INT8 digits CNN with the smallest 80% of
 each FULLY_CONNECTED / CONV_2D filter's weights set to int8 zero: what
@@ -38,7 +38,7 @@ def _pruned(tflite: bytes, sparsity: float = 0.8) -> bytes:
 
 
 def _weight_arrays(build_dir, info) -> int:
-    """Bytes of the weight arrays (dense weights, sparse bitmaps and values) in
+    """Bytes of the weight arrays (dense weights, sparse offset/value streams) in
     the linked firmware, from nm; biases and requantization constants excluded."""
     from tinycomp.boards import load_board
     from tinycomp.sweep import weight_symbols
@@ -65,7 +65,7 @@ def test_sparse_build_is_smaller_by_the_linker(pruned, tmp_path, monkeypatch):
     graph = parse_tflite(pruned, name="pruned")
     sparse_info = build_graph(graph, pruned, tmp_path / "sparse", "qemu")
     with monkeypatch.context() as m:
-        m.setattr(sparse, "pays", lambda op, w: False)  # the same model stored dense
+        m.setattr(sparse, "pays", lambda layer: False)  # the same model stored dense
         dense_info = build_graph(graph, pruned, tmp_path / "dense", "qemu")
     saved = _weight_arrays(tmp_path / "dense", dense_info) - _weight_arrays(tmp_path / "sparse", sparse_info)
     comp = sparse_info["compression"]
@@ -75,4 +75,4 @@ def test_sparse_build_is_smaller_by_the_linker(pruned, tmp_path, monkeypatch):
     assert saved >= expected - 16 and saved > 0.4 * comp["int8_dense_weight_bytes"]
     assert sparse_info["flash_bytes"] < dense_info["flash_bytes"] - 0.4 * comp["int8_dense_weight_bytes"]
     assert json.loads((tmp_path / "sparse" / "tinycomp.json").read_text())["compression"]["sparsity"] > 0.5
-    assert "compression" in sparse_info and any(l["format"] == "bitmap-sparse" for l in comp["layers"])
+    assert "compression" in sparse_info and any(l["format"] == sparse.FORMAT for l in comp["layers"])

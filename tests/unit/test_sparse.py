@@ -1,5 +1,6 @@
-"""Sparse weight storage: bitmap-sparse FULLY_CONNECTED and CONV_2D kernels are
-bit-exact with TFLM over random sparsities and shapes, chosen only when smaller."""
+"""Sparse weight storage: offset-sparse FULLY_CONNECTED and CONV_2D kernels are
+bit-exact with TFLM over random sparsities and shapes, chosen only when smaller
+and not slower (the cost model in ops/sparse.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -61,23 +62,37 @@ def _conv(rng, hw, cin, cout, k, stride, dilation, padding, sparsity, activation
     return b.build(), shape
 
 
+@pytest.fixture
+def speed_ignored(monkeypatch):
+    """The kernels' arithmetic is tested wherever sparse storage is smaller:
+    the cost model is told dense is very slow, so only size decides."""
+    monkeypatch.setitem(sparse.COST, "dense_mac", {"CONV_2D": 1e9, "FULLY_CONNECTED": 1e9})
+
+
+def _smaller(buf: bytes) -> bool:
+    g = parse_tflite(buf)
+    est = [sparse.choose(g, n) for n in g.nodes]
+    est = [e for e in est if e is not None]
+    return bool(est) and all(e["sparse_bytes"] is not None and e["sparse_bytes"] < e["dense_bytes"] for e in est)
+
+
 def _uses_sparse(buf: bytes) -> bool:
-    return "_bitmap" in generate(parse_tflite(buf)).files["tinycomp_weights.c"]
+    return "_values" in generate(parse_tflite(buf)).files["tinycomp_weights.c"]
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_sparse_fully_connected_bit_exact(seed):
+def test_sparse_fully_connected_bit_exact(seed, speed_ignored):
     rng = np.random.default_rng(100 + seed)
     depth, units = int(rng.integers(1, 90)), int(rng.integers(1, 24))
     sparsity = [0.6, 0.8, 0.95, 1.0][seed % 4]
     buf, shape = _fc(rng, int(rng.integers(1, 3)), depth, units, sparsity, bool(seed % 2),
                      ACTIVATIONS[seed % 4], seed % 3 != 0)
-    assert _uses_sparse(buf)  # at >= 60% zeros the bitmap layout is always smaller
+    assert _uses_sparse(buf) == _smaller(buf)
     assert_bit_exact(buf, _inputs(rng, shape))
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_sparse_conv_bit_exact(seed):
+def test_sparse_conv_bit_exact(seed, speed_ignored):
     rng = np.random.default_rng(200 + seed)
     k = [(1, 1), (3, 3), (3, 1), (5, 5), (2, 3)][seed % 5]
     groups = 2 if seed == 7 else 1
@@ -90,13 +105,13 @@ def test_sparse_conv_bit_exact(seed):
                        padding="SAME" if seed % 2 else "VALID",
                        sparsity=[0.7, 0.85, 0.97][seed % 3], activation=ACTIVATIONS[seed % 4],
                        with_bias=seed % 4 != 1, groups=groups)
-    assert _uses_sparse(buf)
+    assert _uses_sparse(buf) == _smaller(buf)
     assert_bit_exact(buf, _inputs(rng, shape))
 
 
 def test_dense_layers_stay_dense():
-    """Sparse storage is chosen only when it stores fewer bytes: unpruned weights,
-    and a single-channel filter (a bitmap byte per weight), stay dense."""
+    """Unpruned weights, and a single-channel filter pruned to 80% (offsets and
+    counts cost more than the zeros they skip at this size), stay dense."""
     rng = np.random.default_rng(5)
     buf, _ = _fc(rng, 1, 40, 8, 0.0, True, None, True)
     assert not _uses_sparse(buf)
@@ -105,14 +120,42 @@ def test_dense_layers_stay_dense():
     assert_bit_exact(buf, _inputs(rng, shape))
 
 
+@pytest.mark.parametrize("op", ["conv", "fc"])
+def test_choice_follows_density(op):
+    """The cost model: a barely sparse layer (60% zeros: smaller, but slower
+    than the dense DSP kernel) stays dense; a very sparse one (90%) is stored
+    sparse; tinycomp.json's compression section says which and why."""
+    def build(sparsity):
+        rng = np.random.default_rng(7)
+        if op == "conv":
+            return _conv(rng, (4, 4), 16, 16, (3, 3), (1, 1), (1, 1), "SAME", sparsity, None, True)[0]
+        return _fc(rng, 1, 128, 16, sparsity, True, None, True)[0]
+
+    barely, very = build(0.6), build(0.9)
+    g = parse_tflite(barely)
+    (est,) = [e for e in (sparse.choose(g, n) for n in g.nodes) if e]
+    assert est["sparse_bytes"] < est["dense_bytes"]  # size alone would pick sparse
+    assert est["format"] == "dense" and "slower" in est["reason"]
+    assert not _uses_sparse(barely)
+    assert _uses_sparse(very)
+    (layer,) = sparse.compression_summary(parse_tflite(very))["layers"]
+    assert layer["format"] == sparse.FORMAT and layer["reason"] == "smaller and not slower"
+    assert layer["model_instructions"]["sparse"] < layer["model_instructions"]["dense_dsp"]
+    (layer,) = sparse.compression_summary(g)["layers"]
+    assert layer["format"] == "dense" and layer["stored_bytes"] == layer["dense_bytes"]
+
+
 def test_encode_layout_and_size():
     w = np.array([[0, 3, 0, 0, 0, 0, 0, 0, 0, -2],
                   [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]], np.int8)
-    bitmap, values = sparse.encode(w, 1, 10)
-    assert bitmap.tolist() == [0b10, 0b10, 0, 0]  # 2 bytes per row, bit i = weight i
-    assert values.tolist() == [3, -2]
-    assert sparse.sparse_bytes(2, 1, 10, 2) == 6 == bitmap.size + values.size
-    assert sparse.pays("FULLY_CONNECTED", w)
+    offsets = np.broadcast_to(np.arange(10), w.shape)
+    stream = sparse.encode(w, offsets, 1)
+    # row 0: count 2, (offset 1, weight 3), (offset 9, weight -2); row 1: count 0
+    assert stream.tolist() == [2, 1, 3, 9, 254, 0]
+    assert sparse.stream_bytes(2, 2, 1) == 6
+    wide = sparse.encode(w, offsets * 300, 2)  # 16-bit little-endian counts and offsets
+    assert wide.tolist() == [2, 0, 44, 1, 3, 0x8C, 0x0A, 254, 0, 0]
+    assert sparse.stream_bytes(2, 2, 2) == wide.size
 
 
 def test_compression_summary_reports_sparsity():
@@ -120,7 +163,7 @@ def test_compression_summary_reports_sparsity():
     buf, _ = _fc(rng, 1, 64, 16, 0.9, True, None, True)
     summary = sparse.compression_summary(parse_tflite(buf))
     (layer,) = summary["layers"]
-    assert layer["format"] == "bitmap-sparse" and 0.8 < layer["sparsity"] < 1.0
-    assert layer["dense_bytes"] == 1024 and layer["stored_bytes"] < 1024 / 4
+    assert layer["format"] == sparse.FORMAT and 0.8 < layer["sparsity"] < 1.0
+    assert layer["dense_bytes"] == 1024 and layer["stored_bytes"] < 1024 / 3
     dense, _ = _fc(rng, 1, 64, 16, 0.0, True, None, True)
     assert sparse.compression_summary(parse_tflite(dense)) is None

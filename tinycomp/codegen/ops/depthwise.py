@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...passes.memory import window_lag
+from ...reference.gemmlowp import multiply_by_quantized_multiplier
 from ..layer import Layer
 from .common import channel_multipliers, folded_bias
 from .conv import biases, check_io, check_weights, geometry
@@ -60,16 +61,32 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
     values = {c.name: c.values for c in layer.constants}
     mult = values[mult_name].astype(np.int64)
     shift = values[shift_name].astype(np.int64)
-    if layer.input().shape[3] != oc or oc % 4 or (shift > -1).any():
+    # channels with all-zero weights are given their own recipe below, whatever their shift
+    dead = ~w_oc_taps.any(axis=1)
+    if layer.input().shape[3] != oc or oc % 4 or (shift[~dead] > -1).any():
         return {"dsp": False}
     off, out_off = geo["in_offset"], geo["out_offset"]
     folded = folded_bias(layer, w_oc_taps, 2, off).astype(np.int64)
     raw = (layer.input(2).data.astype(np.int64).reshape(-1) if layer.has_input(2)
            else np.zeros(oc, np.int64))
     wsum = np.abs(w_oc_taps.astype(np.int64)).sum(axis=1)
-    acc_max = np.maximum(np.abs(folded) + 128 * wsum, np.abs(raw) + 255 * wsum)
     e = -shift
+    # A channel whose weights are all zero (a pruned filter) outputs a constant,
+    # TFLM's requantized bias. Its scale is often tiny (shift -27 and the like),
+    # so out_off * 2^e would overflow the rounding term and veto the whole
+    # layer's DSP path; instead give it an equivalent exact recipe: zero
+    # accumulator, multiplier 0, shift 1 and rounding term 2 * constant, which
+    # yields (0 + 0 + 2y) >> 1 = y, clamped as every channel is.
+    if dead.any():
+        const = np.array([int(multiply_by_quantized_multiplier(np.int32(b), int(m), int(s))) + out_off
+                          for b, m, s in zip(raw[dead], mult[dead], shift[dead])], np.int64)
+        folded, raw, mult, e = folded.copy(), raw.copy(), mult.copy(), e.copy()
+        folded[dead] = raw[dead] = mult[dead] = 0
+        e[dead] = 1
+    acc_max = np.maximum(np.abs(folded) + 128 * wsum, np.abs(raw) + 255 * wsum)
     rnd = (1 << (e - 1)) + out_off * (1 << e)
+    if dead.any():
+        rnd[dead] = 2 * const
     if (acc_max >= 1 << 30).any() or (acc_max + 1 + np.abs(rnd) >= 1 << 31).any():
         return {"dsp": False}
     groups = oc // 4
@@ -89,3 +106,4 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
         "tap_offsets": offsets,
         "off2": f"(int32_t)0x{(lane << 16) | lane:08x}u",
     }
+

@@ -1,26 +1,34 @@
-"""Sparse weight storage for FULLY_CONNECTED and CONV_2D, chosen when it makes a layer smaller.
+"""Sparse weight storage for FULLY_CONNECTED and CONV_2D, chosen per layer
+when it is smaller than dense int8 AND, by a calibrated cost model, not slower
+than the dense kernel on a DSP core.
 
-Pruned weights are exact int8 zeros after conversion, but a dense array still
-spends a byte on each. The sparse format stores, per output row (a dense unit
-or a conv filter):
+Format ("offset-sparse"): one byte stream per layer, rows (a dense unit or a
+conv filter) back to back:
 
-    bitmap  one bit per weight, grouped per filter tap (ky, kx): each tap's
-            `filter_c` channels start on a byte boundary, so a kernel can skip
-            a whole tap (out of bounds at the border) with a popcount and
-            never needs a division to locate a channel. FULLY_CONNECTED is one
-            tap of `depth` channels.
-    values  the nonzero int8 weights, in row order, rows back to back.
+    count   nonzeros in the row                  (idx_bytes, little-endian)
+    pairs   per nonzero: input offset, weight    (idx_bytes LE, then 1 byte)
 
-Rows are visited in order and every row consumes exactly its own values, so
-no per-row offsets are stored: the value pointer simply runs on. Cost per
-row: taps * ceil(filter_c / 8) bitmap bytes + nonzeros. The kernels walk the
-set bits of each byte (count-trailing-zeros, clear lowest bit), so zero
-weights cost nothing but the byte test: faster than dense when most weights
-are zero, which is also when the format is chosen.
+The offset is where the weight's input sits relative to the output pixel's
+window origin: (ky * dil_h * PW + kx * dil_w) * C + group * filter_c + c for
+a conv (PW the width of the zero-padded input), the column for a dense unit.
+idx_bytes is 1 when every offset and count is below 256, else 2.
 
-Arithmetic equals the dense kernels (and TFLM): the same int32 products are
-summed, only the zero ones are left out, and the zero-point folding and
-border handling are those of ops/conv.py.
+Why offsets and not a bitmap: the kernel does exactly four instructions per
+nonzero (LDRB offset, LDRSB weight, LDRSB input, MLA; the pointer step and
+loop test are shared by four nonzeros) and nothing per zero weight. A bitmap
+walk (the previous format) pays per bitmap byte and per set bit for the bit
+search, and at the digits CNN's 85% sparsity it was twice slower than the
+dense DSP kernel. The price is a byte per nonzero (1 bit per weight for a
+bitmap): at 85% zeros 0.30 vs 0.28 of dense.
+
+Why a padded input: with every tap in bounds, each nonzero's offset is a
+build-time constant for every output pixel, and the input offset folds into
+the bias for all of them. The pad value is the input zero point, whose
+(x - zp) is 0: a padded tap adds exactly what TFLM's skipped tap adds.
+The padded copy lives in the layer's scratch (RAM), made once per batch.
+
+Arithmetic equals the dense kernels and TFLM: the same int32 products are
+summed, only the zero ones are left out.
 """
 from __future__ import annotations
 
@@ -28,87 +36,193 @@ import numpy as np
 
 from ..layer import Layer
 from .common import channel_multipliers, folded_bias, fused_activation
-from .conv import biases, check_io, check_weights, conv_2d, geometry
+from .conv import check_io, check_weights, conv_2d, geometry
 from .fully_connected import fully_connected
 
 FC_SPARSE = "kernels/fully_connected_sparse.c.j2"
 CONV_SPARSE = "kernels/conv_2d_sparse.c.j2"
+FORMAT = "offset-sparse"
+
+# Cost model, in instructions (QEMU -icount) on Cortex-M4 (an386), measured
+# with `tinycomp profile` on the kernels of this commit (see
+# tests/qemu/test_sparse_kernels.py and docs in the report). The dense figures
+# are the DSP kernels', the faster dense case: a layer that is not slower than
+# them on an M4 is not slower than the plain dense kernels on an M3 either,
+# where the sparse kernel (no DSP instructions) costs the same.
+COST = {
+    # per nonzero weight, per output value, per padded input byte (copy)
+    "sparse_nz": {1: 4.9, 2: 6.9},
+    "sparse_out": {"CONV_2D": 30.0, "FULLY_CONNECTED": 26.0},
+    "pad_byte": 0.6,
+    # dense DSP kernels, per MAC, including their per-output work
+    "dense_mac": {"CONV_2D": 1.6, "FULLY_CONNECTED": 1.8},
+}
 
 
-def encode(rows: np.ndarray, taps: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """(bitmap uint8, nonzero values int8) of weights shaped (rows, taps * channels),
-    bits little-endian within a byte, each tap's channels padded to whole bytes."""
-    w = np.asarray(rows).reshape(len(rows), taps, channels)
-    group = -(-channels // 8)
-    bits = np.zeros((len(rows), taps, group * 8), np.uint8)
-    bits[:, :, :channels] = w != 0
-    bitmap = np.packbits(bits, axis=-1, bitorder="little").reshape(-1)
-    values = w[w != 0]  # C order: row, tap, channel, as the kernels read them
-    return bitmap, values.astype(np.int8)
+def _idx_bytes(max_offset: int, max_count: int) -> int | None:
+    top = max(max_offset, max_count)
+    return 1 if top < 256 else 2 if top < 65536 else None
 
 
-def sparse_bytes(rows: int, taps: int, channels: int, nonzeros: int) -> int:
-    return rows * taps * (-(-channels // 8)) + nonzeros
+def encode(weights: np.ndarray, offsets: np.ndarray, idx_bytes: int) -> np.ndarray:
+    """The stream (uint8) of weights (rows, k), offsets (rows, k) the input
+    offset of each weight position."""
+    out = []
+    for row, off in zip(weights, offsets):
+        nz = np.flatnonzero(row)
+        out.append(_le(np.array([nz.size]), idx_bytes))
+        pairs = np.concatenate([_le(off[nz], idx_bytes).reshape(nz.size, idx_bytes),
+                                row[nz].astype(np.int8).view(np.uint8).reshape(-1, 1)], axis=1)
+        out.append(pairs.reshape(-1))
+    return np.concatenate(out).astype(np.uint8)
 
 
-def layer_shape(op: str, weights: np.ndarray) -> tuple[int, int, int]:
-    """(rows, taps, channels) of a weight tensor in the sparse layout."""
+def _le(v: np.ndarray, n: int) -> np.ndarray:
+    v = np.asarray(v, np.int64)
+    return np.stack([(v >> (8 * i)) & 0xFF for i in range(n)], axis=-1).reshape(-1).astype(np.uint8)
+
+
+def stream_bytes(rows: int, nonzeros: int, idx_bytes: int) -> int:
+    return rows * idx_bytes + nonzeros * (idx_bytes + 1)
+
+
+def _conv_plan(layer: Layer) -> dict:
+    """Padded-input geometry and per-weight input offsets of a CONV_2D."""
+    w = layer.input(1).data
+    oc, kh, kw, ci = w.shape
+    c = layer.input().shape[3]
+    geo = geometry(layer, kh, kw, oc)
+    need_h = (geo["out_h"] - 1) * geo["stride_h"] + (kh - 1) * geo["dil_h"] + 1
+    need_w = (geo["out_w"] - 1) * geo["stride_w"] + (kw - 1) * geo["dil_w"] + 1
+    pad = bool(geo["pad_h"] or geo["pad_w"] or need_h > geo["in_h"] or need_w > geo["in_w"])
+    ph, pw = (need_h, need_w) if pad else (geo["in_h"], geo["in_w"])
+    ky, kx, cc = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(ci), indexing="ij")
+    base = ((ky * geo["dil_h"] * pw + kx * geo["dil_w"]) * c + cc).reshape(-1)
+    fpg = oc // (c // ci)
+    offsets = base[None, :] + (np.arange(oc) // fpg * ci)[:, None]
+    return {"geo": geo, "pad": pad, "pad_hw": (ph, pw), "offsets": offsets,
+            "copy_rows": max(0, min(geo["in_h"], ph - geo["pad_h"])),
+            "copy_cols": max(0, min(geo["in_w"], pw - geo["pad_w"]))}
+
+
+def estimate(op: str, weights: np.ndarray, outputs_per_row: int, pad_bytes: int = 0,
+             max_offset: int = 0) -> dict:
+    """Bytes and modelled instructions of the dense and the sparse layout for
+    one layer, and the choice: sparse only when smaller and not slower."""
+    rows = weights.shape[0]
+    nnz = int(np.count_nonzero(weights))
+    counts = np.count_nonzero(weights.reshape(rows, -1), axis=1)
+    ib = _idx_bytes(max_offset, int(counts.max(initial=0)))
+    dense_bytes = int(weights.size)
+    dense_cost = COST["dense_mac"][op] * weights.size * outputs_per_row
+    if ib is None:
+        return {"format": "dense", "reason": "offsets exceed 16 bits",
+                "dense_bytes": dense_bytes, "sparse_bytes": None}
+    sbytes = stream_bytes(rows, nnz, ib)
+    scost = (COST["sparse_nz"][ib] * nnz * outputs_per_row
+             + COST["sparse_out"][op] * rows * outputs_per_row + COST["pad_byte"] * pad_bytes)
+    smaller, faster = sbytes < dense_bytes, scost <= dense_cost
+    if smaller and faster:
+        fmt, reason = FORMAT, "smaller and not slower"
+    elif not smaller:
+        fmt, reason = "dense", "sparse would not be smaller"
+    else:
+        fmt, reason = "dense", "sparse would be slower than the dense DSP kernel"
+    return {"format": fmt, "reason": reason, "dense_bytes": dense_bytes, "sparse_bytes": sbytes,
+            "idx_bytes": ib, "density": round(nnz / max(weights.size, 1), 4),
+            "model_instructions_dense": int(dense_cost), "model_instructions_sparse": int(scost)}
+
+
+def choose(layer_or_graph, node) -> dict | None:
+    """The estimate for a FULLY_CONNECTED or CONV_2D node with int8 constant
+    weights, or None when it has none."""
+    graph = layer_or_graph
+    layer = Layer(graph, node)
+    op = node.op.value
+    if op not in ("FULLY_CONNECTED", "CONV_2D") or len(node.inputs) < 2:
+        return None
+    w = layer.input(1)
+    if not (w.is_const and w.dtype == "int8"):
+        return None
     if op == "FULLY_CONNECTED":
-        return weights.shape[0], 1, weights.shape[1]
-    oc, kh, kw, ci = weights.shape
-    return oc, kh * kw, ci
+        if len(w.shape) != 2:
+            return None
+        per_row = max(layer.input().size // w.shape[1], 1)
+        return estimate(op, w.data, per_row, 0, w.shape[1] - 1)
+    if len(w.shape) != 4 or len(layer.input().shape) != 4:
+        return None
+    try:
+        plan = _conv_plan(layer)
+    except Exception:  # the dense context will refuse it with a proper message
+        return None
+    geo = plan["geo"]
+    n = geo["batches"]
+    pad_bytes = n * plan["pad_hw"][0] * plan["pad_hw"][1] * layer.input().shape[3] if plan["pad"] else 0
+    return estimate(op, w.data.reshape(w.shape[0], -1), n * geo["out_h"] * geo["out_w"],
+                    pad_bytes, int(plan["offsets"].max(initial=0)))
 
 
-def pays(op: str, weights: np.ndarray) -> bool:
-    """The sparse layout is used only when it stores fewer bytes than dense int8."""
-    rows, taps, channels = layer_shape(op, weights)
-    return sparse_bytes(rows, taps, channels, int(np.count_nonzero(weights))) < weights.size
+def pays(layer: Layer) -> bool:
+    est = choose(layer.graph, layer.node)
+    return est is not None and est["format"] == FORMAT
+
+
+def _requant(layer: Layer, mult_name: str) -> str:
+    values = {c.name: c.values for c in layer.constants}
+    # tc_requant_fast equals tc_requant except for the multiplier INT32_MIN
+    return "tc_requant" if (values[mult_name] == np.iinfo(np.int32).min).any() else "tc_requant_fast"
 
 
 def fully_connected_auto(layer: Layer) -> dict:
-    w = layer.input(1)
-    if not (w.is_const and w.dtype == "int8" and len(w.shape) == 2 and pays("FULLY_CONNECTED", w.data)):
+    if not pays(layer):
         return fully_connected(layer)
     fully_connected(_scratch(layer))  # the dense kernel's checks; its arrays are dropped
+    w = layer.input(1)
     units, depth = w.shape
     act_min, act_max = fused_activation(layer)
-    bitmap, values = encode(w.data, 1, depth)
+    ib = choose(layer.graph, layer.node)["idx_bytes"]
+    offsets = np.broadcast_to(np.arange(depth), (units, depth))
     mult, shift = channel_multipliers(layer, w.quant.scale, units,
                                       float_product=not w.quant.per_channel)
     return {
         "template": FC_SPARSE,
         "batches": layer.input().size // depth, "depth": depth, "units": units,
-        "row_bytes": -(-depth // 8),
-        "bitmap": layer.const("bitmap", bitmap, "uint8_t"),
-        "values": layer.const("values", values, "int8_t"),
+        "idx_bytes": ib,
+        "stream": layer.const("values", encode(w.data, offsets, ib), "uint8_t"),
         "bias": layer.const("bias", folded_bias(layer, w.data, 2, -layer.input().zero_point), "int32_t"),
-        "mult": mult, "shift": shift,
+        "mult": mult, "shift": shift, "requant": _requant(layer, mult),
         "out_offset": layer.output().zero_point,
         "act_min": act_min, "act_max": act_max,
     }
 
 
 def conv_2d_auto(layer: Layer) -> dict:
-    w = layer.input(1)
-    if not (w.is_const and w.dtype == "int8" and len(w.shape) == 4 and pays("CONV_2D", w.data)):
+    if not pays(layer):
         return conv_2d(layer)
     conv_2d(_scratch(layer))  # the dense kernel's checks of shapes, groups and quantization
     check_io(layer)
-    oc, kh, kw, ci = w.shape
+    w = layer.input(1)
+    oc = w.shape[0]
     c = layer.input().shape[3]
     check_weights(layer, 0, oc)
-    geo = geometry(layer, kh, kw, oc)
-    bitmap, values = encode(w.data.reshape(oc, -1), kh * kw, ci)
+    plan = _conv_plan(layer)
+    geo = plan["geo"]
+    ib = choose(layer.graph, layer.node)["idx_bytes"]
+    rows = w.data.reshape(oc, -1)
     mult, shift = channel_multipliers(layer, w.quant.scale, oc)
+    ph, pw = plan["pad_hw"]
     return {
-        **geo, **biases(layer, geo, w.data),
+        **geo,
         "template": CONV_SPARSE,
-        "in_c": c, "out_c": oc, "filter_c": ci,
-        "groups": c // ci, "filters_per_group": oc // (c // ci),
-        "tap_bytes": -(-ci // 8),
-        "bitmap": layer.const("bitmap", bitmap, "uint8_t"),
-        "values": layer.const("values", values, "int8_t"),
-        "mult": mult, "shift": shift,
+        "in_c": c, "out_c": oc, "idx_bytes": ib,
+        "pad": plan["pad"], "p_h": ph, "p_w": pw,
+        "copy_rows": plan["copy_rows"], "copy_cols": plan["copy_cols"],
+        "in_zp": layer.input().zero_point,
+        "scratch_bytes": ph * pw * c if plan["pad"] else 0,
+        # every tap is in bounds of the padded input: the folded bias serves all pixels
+        "bias": layer.const("bias_folded", folded_bias(layer, rows, 2, geo["in_offset"]), "int32_t"),
+        "stream": layer.const("values", encode(rows, plan["offsets"], ib), "uint8_t"),
+        "mult": mult, "shift": shift, "requant": _requant(layer, mult),
     }
 
 
@@ -122,9 +236,10 @@ def _scratch(layer: Layer) -> Layer:
 def compression_summary(graph) -> dict | None:
     """What pruning bought, for tinycomp.json: per FULLY_CONNECTED / CONV_2D /
     DEPTHWISE_CONV_2D layer its sparsity, the int8 bytes dense storage would
-    take and the bytes stored (sparse layout where it pays). None when the
-    model looks unpruned: no layer stored sparse and under 20% zeros overall
-    (int8 rounding alone zeroes a few percent of weights)."""
+    take, the bytes stored, the format chosen and why (the cost model's
+    instruction estimates for both layouts). None when the model looks
+    unpruned: no layer stored sparse and under 20% zeros overall (int8
+    rounding alone zeroes a few percent of weights)."""
     layers = []
     for node in graph.nodes:
         op = node.op.value
@@ -135,12 +250,21 @@ def compression_summary(graph) -> dict | None:
             continue
         w = np.asarray(t.data)
         zeros = int(w.size - np.count_nonzero(w))
-        sparse = op != "DEPTHWISE_CONV_2D" and pays(op, w)
-        stored = sparse_bytes(*layer_shape(op, w), w.size - zeros) if sparse else w.size
-        layers.append({"index": node.index, "name": node.name, "op": op,
-                       "weights": int(w.size), "sparsity": round(zeros / max(w.size, 1), 4),
-                       "dense_bytes": int(w.size), "stored_bytes": int(stored),
-                       "format": "bitmap-sparse" if sparse else "dense"})
+        est = choose(graph, node) if op != "DEPTHWISE_CONV_2D" else None
+        sparse = est is not None and est["format"] == FORMAT
+        entry = {"index": node.index, "name": node.name, "op": op,
+                 "weights": int(w.size), "sparsity": round(zeros / max(w.size, 1), 4),
+                 "dense_bytes": int(w.size),
+                 "stored_bytes": int(est["sparse_bytes"]) if sparse else int(w.size),
+                 "format": FORMAT if sparse else "dense"}
+        if est is not None:
+            entry["reason"] = est["reason"]
+            entry["sparse_bytes"] = est["sparse_bytes"]
+            entry["model_instructions"] = {"dense_dsp": est.get("model_instructions_dense"),
+                                           "sparse": est.get("model_instructions_sparse")}
+        else:
+            entry["reason"] = "no sparse kernel for this op"
+        layers.append(entry)
     dense = sum(l["dense_bytes"] for l in layers)
     stored = sum(l["stored_bytes"] for l in layers)
     n = sum(l["weights"] for l in layers)
@@ -153,5 +277,8 @@ def compression_summary(graph) -> dict | None:
         "int8_dense_weight_bytes": dense,
         "stored_weight_bytes": stored,
         "ratio_vs_float32": round(4 * n / max(stored, 1), 2),
+        "choice": "per layer: sparse only when smaller than dense int8 and, by the cost "
+                  "model in tinycomp/codegen/ops/sparse.py (COST), not slower than the dense "
+                  "DSP kernel on Cortex-M4",
         "layers": layers,
     }
