@@ -185,7 +185,7 @@ def qat_target(split, board, out, epochs) -> dict:
 def markdown(r: dict) -> str:
     p, c, q = r["pruning"], r["channels"], r["qat"]
     lines = [f"# Compression targets on digits ({r['board']}, measured {r['date']})", "",
-             "## Pruning + INT8 + bitmap-sparse storage", "",
+             "## Pruning + INT8 + offset-sparse storage", "",
              f"- sparsity {p['sparsity_target']}, {p['fine_tune_epochs']} fine-tuning epochs",
              f"- weight arrays in the linked image: {p['stored_weight_arrays_bytes']:,} B vs float32 "
              f"{p['float32_kernel_bytes']:,} B: **{p['ratio_weights_vs_float32']}x** "
