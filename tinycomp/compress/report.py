@@ -76,7 +76,7 @@ class Report:
                       "| storage | bits | ratio vs float32 |", "|---|---|---|",
                       f"| float32 | {t['float_bits']:,} | 1.00x |",
                       f"| dense int8 | {t['dense_int8_bits']:,} | {t['ratio_dense']:.2f}x |",
-                      f"| sparse int8 (bitmap + non-zeros) | {t['sparse_int8_bits']:,} | {t['ratio_sparse']:.2f}x |",
+                      f"| sparse int8 estimate (a presence bit per weight + non-zeros) | {t['sparse_int8_bits']:,} | {t['ratio_sparse']:.2f}x |",
                       f"| entropy bound | {int(t['entropy_total_bits']):,} | {t['ratio_entropy']:.2f}x |"]
         return "\n".join(lines) + "\n"
 
