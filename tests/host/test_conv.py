@@ -223,3 +223,47 @@ def test_asymmetric_filter_is_refused():
     b.output(y)
     with pytest.raises(UnsupportedOpError, match="symmetric"):
         generate(parse_tflite(b.build()))
+
+
+# CONV_2D written over its dying input (the planner's 'inplace_lag'): a conv
+# between two others, so its input and output both live in the arena.
+# Geometries: the window copy (3x3, 10x4, strides, VALID, odd pixel counts),
+# the direct 1x1 path (cout below, equal to, above cin), grouped kernels.
+OVERLAP_CASES = {
+    "3x3_same_odd_pixels": dict(hw=(5, 5), cin=8, cout=8, k=(3, 3)),
+    "3x3_same_even": dict(hw=(6, 8), cin=16, cout=16, k=(3, 3)),
+    "3x3_stride2": dict(hw=(7, 6), cin=8, cout=12, k=(3, 3), stride=(2, 2)),
+    "3x3_valid_narrower": dict(hw=(7, 7), cin=8, cout=4, k=(3, 3), padding="VALID"),
+    "10x4_stride2": dict(hw=(14, 6), cin=4, cout=8, k=(10, 4), stride=(2, 2)),
+    "1x1_direct_fewer": dict(hw=(5, 5), cin=16, cout=8, k=(1, 1)),
+    "1x1_direct_equal": dict(hw=(5, 4), cin=8, cout=8, k=(1, 1)),
+    "1x1_direct_more": dict(hw=(3, 5), cin=4, cout=12, k=(1, 1)),
+    "1x1_copy": dict(hw=(5, 6), cin=6, cout=4, k=(1, 1)),
+    "grouped": dict(hw=(6, 6), cin=8, cout=8, k=(3, 3), groups=2),
+}
+
+
+def overlap_model(rng, hw, cin, cout, k, stride=(1, 1), padding="SAME", groups=1):
+    """(tflite bytes, input shape, index of the conv under test)."""
+    b = ModelBuilder()
+    s0, z0 = random_activation_quant(rng)
+    shape = (1, *hw, cin)
+    x = b.input(shape, s0, z0)
+    w1, b1 = _weights_and_bias(b, rng, s0, (cin, 1, 1, cin), 0, True, True)
+    s1, z1 = random_activation_quant(rng, scale_range=(0.01, 0.5))
+    x = b.conv2d(x, w1, b1, s1, z1)
+    w2, b2 = _weights_and_bias(b, rng, s1, (cout, *k, cin // groups), 0, True, True)
+    s2, z2 = random_activation_quant(rng, scale_range=(0.01, 0.5))
+    x = b.conv2d(x, w2, b2, s2, z2, stride=stride, padding=padding, activation="RELU")
+    w3, b3 = _weights_and_bias(b, rng, s2, (4, 1, 1, cout), 0, True, True)
+    s3, z3 = random_activation_quant(rng, scale_range=(0.01, 1.0))
+    b.output(b.conv2d(x, w3, b3, s3, z3))
+    return b.build(), shape, 1
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAP_CASES))
+def test_conv_over_its_dying_input(name):
+    rng = np.random.default_rng(300 + sorted(OVERLAP_CASES).index(name))
+    model, shape, node = overlap_model(rng, **OVERLAP_CASES[name])
+    assert node in generate(parse_tflite(model)).plan.overlapped
+    assert_bit_exact(model, _inputs(rng, shape, 16))

@@ -15,7 +15,7 @@ import pytest
 from tests.support.harness import assert_bit_exact_on_board
 from tests.support.tflite_builder import random_int8
 
-from tests.host.test_conv import _conv_model
+from tests.host.test_conv import OVERLAP_CASES, _conv_model, overlap_model
 from tests.host.test_fully_connected import _fc_model
 
 pytestmark = pytest.mark.qemu
@@ -85,3 +85,11 @@ def test_shared_layer_function_on_board(op, board):
     rng = np.random.default_rng(30 + len(op))
     model, shape = _chain(rng, op)
     assert_bit_exact_on_board(model, _inputs(rng, shape), board=board)
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAP_CASES))
+def test_conv_over_its_dying_input_dsp(name):
+    """The DSP path of each CONV_2D variant written over its dying input."""
+    rng = np.random.default_rng(300 + sorted(OVERLAP_CASES).index(name))
+    model, shape, _ = overlap_model(rng, **OVERLAP_CASES[name])
+    assert_bit_exact_on_board(model, _inputs(rng, shape))

@@ -60,7 +60,8 @@ def _align_down(n: int) -> int:
     return n // ALIGN * ALIGN
 
 
-def window_lag(in_shape, out_shape, kernel, stride, pad, dilation=(1, 1)) -> int:
+def window_lag(in_shape, out_shape, kernel, stride, pad, dilation=(1, 1),
+               block: int = 1, read_first: bool = False) -> int:
     """Smallest D (bytes) such that a window op over NHWC int8 tensors may
     write its output starting D bytes below its input, for a kernel that
     produces output pixels in row-major order and, for each pixel, reads its
@@ -71,7 +72,14 @@ def window_lag(in_shape, out_shape, kernel, stride, pad, dilation=(1, 1)) -> int
     Output pixel p occupies bytes [(p)*oc, (p+1)*oc) of the output; the
     lowest input pixel still needed once p is being written is the smallest
     first-tap pixel of all windows q >= p. Writing p is safe when its end
-    lies at or below that pixel's first byte: D >= (p+1)*oc - m(p)*ic."""
+    lies at or below that pixel's first byte: D >= (p+1)*oc - m(p)*ic.
+
+    Blocked kernels produce `block` consecutive pixels at a time (the last
+    block may be shorter): the block's writes reach its last pixel's end while
+    windows from its first pixel on may still be read (interleaved reads and
+    writes), or, with `read_first` (the windows copied to scratch, or the
+    outputs held in registers, before any write), only windows after the
+    block still matter. block=1, read_first=False is the bound above."""
     n, h, w, ic = in_shape
     on, oh, ow, oc = out_shape
     kh, kw = kernel
@@ -97,9 +105,13 @@ def window_lag(in_shape, out_shape, kernel, stride, pad, dilation=(1, 1)) -> int
                 if c is not None:
                     first[b, oy, ox] = (b * h + r) * w + c
     first = first.reshape(-1)
-    suffix_min = np.minimum.accumulate(first[::-1])[::-1]
-    p = np.arange(first.size, dtype=np.int64)
-    return max(0, int(((p + 1) * oc - suffix_min * ic).max()))
+    # suffix_min[p]: lowest input pixel any window q >= p still reads; one
+    # entry past the end: nothing is read any more
+    suffix_min = np.append(np.minimum.accumulate(first[::-1])[::-1], big)
+    starts = np.arange(0, first.size, block, dtype=np.int64)
+    ends = np.minimum(starts + block, first.size)
+    kept = suffix_min[ends] if read_first else suffix_min[starts]
+    return max(0, int((ends * oc - kept * ic).max()))
 
 
 def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,

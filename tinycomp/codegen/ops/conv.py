@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...passes.memory import window_lag
 from ..layer import Layer
 from .common import channel_multipliers, folded_bias, fused_activation
 
@@ -193,13 +194,26 @@ def conv_2d(layer: Layer) -> dict:
     mult, shift = channel_multipliers(layer, w.quant.scale, oc)
     if c == ci:
         return _conv_2d_fast(layer, geo, w, mult, shift)
+    # conv_2d.c.j2 walks pixels in row-major order (interior and border
+    # loops of a row in column order), each pixel's channels reading its
+    # window as they go: the plain window bound
     return {
+        "inplace_lag": lag(layer, geo),
         **geo, **biases(layer, geo, w.data),
         "in_c": c, "out_c": oc, "filter_c": ci,
         "groups": c // ci, "filters_per_group": oc // (c // ci),
         "weights": layer.const("weights", w.data, "int8_t"),
         "mult": mult, "shift": shift,
     }
+
+
+def lag(layer: Layer, geo: dict, block: int = 1, read_first: bool = False) -> int:
+    """Bytes by which this layer's output may start below its input (the
+    planner's 'inplace_lag'), for a kernel that produces `block` pixels at a
+    time in row-major order (see passes.memory.window_lag)."""
+    return window_lag(layer.input().shape, layer.output().shape, (geo["k_h"], geo["k_w"]),
+                      (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
+                      (geo["dil_h"], geo["dil_w"]), block=block, read_first=read_first)
 
 
 def _conv_2d_fast(layer: Layer, geo: dict, w, mult: str, shift: str) -> dict:
@@ -219,4 +233,9 @@ def _conv_2d_fast(layer: Layer, geo: dict, w, mult: str, shift: str) -> dict:
            "template": "kernels/conv_2d_fast.c.j2", "shared_args": True}
     if not direct:
         ctx["scratch_bytes"] = 2 * kp
+    # Pixels go in pairs, in row-major order. The window copy reads both
+    # windows of a pair into scratch before the pair's first write; the
+    # direct path reads the pair's input rows again for every channel block,
+    # between writes of the pair, so the pair's rows must outlive them.
+    ctx["inplace_lag"] = lag(layer, geo, block=2, read_first=not direct)
     return ctx
