@@ -72,7 +72,7 @@ def run(build_dir: Path, inputs: Path, outputs: Path, port: str | None) -> None:
     pipeline.read_manifest(build_dir)  # a wrong folder is the likelier mistake: say so first
     samples = _load_npy(inputs, "inputs")
     y, counts = pipeline.run(build_dir, samples, port=port, progress=True)
-    pipeline.write_atomic(outputs, lambda f: np.save(f, y))
+    pipeline.write_atomic(outputs, lambda tmp: np.save(tmp, y))
     click.echo(f"ran {len(y)} samples; outputs {y.shape} int8 written to {outputs}")
     if counts and counts[0] is not None:
         click.echo(f"  {min(counts):,} to {max(counts):,} instructions or cycles per inference")
@@ -94,7 +94,7 @@ def profile(build_dir: Path, inputs: Path | None, json_path: Path | None, port: 
     p = profile_build(build_dir, samples, port)
     click.echo(format_profile(p))
     if json_path is not None:
-        pipeline.write_atomic(json_path, lambda f: f.write(json.dumps(p, indent=2).encode() + b"\n"))
+        pipeline.write_atomic(json_path, lambda tmp: Path(tmp).write_text(json.dumps(p, indent=2) + "\n"))
 
 
 @cli.command()
@@ -188,7 +188,7 @@ def validate(model, board, data, labels, float_model, calibration, report_path, 
                             calibration=calibration, per_layer=per_layer, port=port)
     click.echo(format_report(report))
     if report_path is not None:
-        pipeline.write_atomic(report_path, lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"))
+        pipeline.write_atomic(report_path, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
         click.echo(f"report saved to {report_path}")
 
 

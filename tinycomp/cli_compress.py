@@ -1,8 +1,6 @@
 """`tinycomp compress`: prune, factorise and quantization-train a Keras model."""
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -10,6 +8,7 @@ import click
 import numpy as np
 
 from .errors import InputDataError, ModelError, OutputError
+from .pipeline import write_atomic
 
 
 def load_data(path: Path) -> dict:
@@ -87,10 +86,10 @@ def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, out_
         original = float_copy(model) if sensitivity else None
         out_model, report, tflite = run(model, x_train, data["y_train"], x_test, y_test, opts, model_path.stem)
         _analyse(report, out_model, tflite, original, x_test, y_test, prune)
-        _atomic(out_path, lambda p: out_model.save(p))
-    _atomic(out_path.with_suffix(".tflite"), lambda p: Path(p).write_bytes(tflite))
+        write_atomic(out_path, lambda p: out_model.save(p))
+    write_atomic(out_path.with_suffix(".tflite"), lambda p: Path(p).write_bytes(tflite))
     if report_path is not None:
-        _atomic(report_path, lambda p: Path(p).write_text(report.markdown()))
+        write_atomic(report_path, lambda p: Path(p).write_text(report.markdown()))
     last = report.steps[-1]
     click.echo(f"compressed {model_path} -> {out_path}: float {100 * last.accuracy:.2f}%, "
                f"INT8 {100 * report.int8_accuracy:.2f}%, {last.params:,} params, {last.macs:,} MACs")
@@ -112,22 +111,6 @@ def _analyse(report, out_model, tflite, original, x_test, y_test, prune) -> None
     if original is not None:
         report.sensitivity = layer_sensitivity(original, x_test, check_labels(original, y_test, "y_test"),
                                                prune if prune is not None else 0.5)
-
-
-def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:

@@ -48,16 +48,18 @@ def build_digits_cnn(seed: int = 0):
     from keras import layers as L
 
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input(DIGITS_SHAPE)
-    x = L.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
-    x = L.BatchNormalization()(x)
-    x = L.ReLU()(x)
-    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
-    x = L.MaxPooling2D(2)(x)
-    x = L.Conv2D(32, 3, padding="same", activation="relu")(x)
-    x = L.MaxPooling2D(2)(x)
-    x = L.Flatten()(x)
-    outputs = L.Dense(DIGITS_CLASSES, activation="softmax")(x)
+    # Layer names are explicit: Keras' automatic ones depend on how many
+    # layers the process made before, and reports and tests name layers.
+    inputs = keras.Input(DIGITS_SHAPE, name="input")
+    x = L.Conv2D(16, 3, padding="same", use_bias=False, name="conv2d")(inputs)
+    x = L.BatchNormalization(name="batch_normalization")(x)
+    x = L.ReLU(name="re_lu")(x)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu", name="depthwise_conv2d")(x)
+    x = L.MaxPooling2D(2, name="max_pooling2d")(x)
+    x = L.Conv2D(32, 3, padding="same", activation="relu", name="conv2d_1")(x)
+    x = L.MaxPooling2D(2, name="max_pooling2d_1")(x)
+    x = L.Flatten(name="flatten")(x)
+    outputs = L.Dense(DIGITS_CLASSES, activation="softmax", name="dense_10")(x)
     return keras.Model(inputs, outputs, name="digits_cnn")
 
 

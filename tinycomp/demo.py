@@ -36,7 +36,7 @@ def demo(out: Path = OUT, board: str = DEFAULT_BOARD, epochs: int = 15) -> dict:
                             calibration=out / "calibration.npy")
     click.echo("")
     click.echo(format_report(report))
-    write_atomic(out / "report.json", lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"))
+    write_atomic(out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
     click.echo(f"\nreport saved to {out / 'report.json'}; firmware and generated C in {out / 'build'}")
     return report
 

@@ -80,15 +80,24 @@ def staged_dir(out_dir: Path):
 
 
 def write_atomic(path: Path, write) -> None:
-    """write(file object) into path via a temporary file renamed into place."""
+    """write(temporary path) beside `path`, then rename it into place, so a
+    reader never sees half a file. The temporary path keeps path's suffix
+    (savers such as np.save and keras' Model.save look at it)."""
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+    os.close(fd)
+    try:
+        write(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _tensor_info(t) -> dict:

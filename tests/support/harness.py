@@ -40,14 +40,18 @@ def compile_for_host(tflite_bytes: bytes, extra_flags: tuple[str, ...] = ()) -> 
     return HostBuild(exe, graph.tensor(graph.outputs[0]).size)
 
 
-def assert_bit_exact(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
-    """Run inputs (N, *shape) through tinycomp's host build and TFLM; assert equal."""
-    ours = compile_for_host(tflite_bytes).infer(inputs)
+def _assert_equal_to_tflm(ours: np.ndarray, tflite_bytes: bytes, inputs: np.ndarray, where: str) -> None:
     ref = run_tflm(tflite_bytes, inputs).reshape(len(inputs), -1)
     diff = ours.astype(np.int32) - ref.astype(np.int32)
     bad = np.count_nonzero(diff)
-    assert bad == 0, (f"{bad} of {diff.size} outputs differ from TFLM "
+    assert bad == 0, (f"{bad} of {diff.size} outputs on {where} differ from TFLM "
                       f"(largest {np.abs(diff).max()} LSB, first at flat index {np.flatnonzero(diff)[0]})")
+
+
+def assert_bit_exact(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
+    """Run inputs (N, *shape) through tinycomp's host build and TFLM; assert equal."""
+    ours = compile_for_host(tflite_bytes).infer(inputs)
+    _assert_equal_to_tflm(ours, tflite_bytes, inputs, "host")
     return ours
 
 
@@ -65,9 +69,5 @@ def assert_bit_exact_on_board(tflite_bytes: bytes, inputs: np.ndarray, board: st
         build_graph(graph, tflite_bytes, out, board)
     samples = np.asarray(inputs, np.int8).reshape((len(inputs), *graph.tensor(graph.inputs[0]).shape[1:]))
     ours = run(out, samples)[0].reshape(len(inputs), -1)
-    ref = run_tflm(tflite_bytes, inputs).reshape(len(inputs), -1)
-    diff = ours.astype(np.int32) - ref.astype(np.int32)
-    bad = np.count_nonzero(diff)
-    assert bad == 0, (f"{bad} of {diff.size} outputs on {board} differ from TFLM "
-                      f"(largest {np.abs(diff).max()} LSB, first at flat index {np.flatnonzero(diff)[0]})")
+    _assert_equal_to_tflm(ours, tflite_bytes, inputs, board)
     return ours

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import numpy as np
 import pytest
 
 from benchmarks import models as mlperf
+from tinycomp.pipeline import write_atomic
 
 MLPERF_NAMES = mlperf.NAMES
 CACHE_DIR = mlperf.CACHE_DIR
@@ -70,9 +69,9 @@ def digits_model() -> Digits:
         from tinycomp.frontends.keras import keras_to_tflite
 
         model = datasets.train_digits_cnn(DIGITS_EPOCHS, DIGITS_SEED, split)
-        _atomic(keras_path, lambda p: model.save(p))
+        write_atomic(keras_path, lambda p: model.save(p))
         probs = model.predict(split.x_test, batch_size=256, verbose=0).astype(np.float32)
-        _atomic(npz_path, lambda p: np.savez(p, float_probs=probs))
+        write_atomic(npz_path, lambda p: np.savez(p, float_probs=probs))
         return keras_to_tflite(keras_path, x_calibration)
 
     tflite = mlperf.cached_file(stem.with_suffix(".tflite"), produce)
@@ -98,16 +97,3 @@ def _digits_hash() -> str:
     for rel in ("tinycomp/datasets.py", "tinycomp/frontends/keras.py", "tests/support/models.py"):
         digest.update((root / rel).read_bytes())
     return digest.hexdigest()[:16]
-
-
-def _atomic(path: Path, write) -> None:
-    """write(tmp_path) then rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
