@@ -227,7 +227,8 @@ def test_asymmetric_filter_is_refused():
 
 # CONV_2D written over its dying input (the planner's 'inplace_lag'): a conv
 # between two others, so its input and output both live in the arena.
-# Geometries: the window copy (3x3, 10x4, strides, VALID, odd pixel counts),
+# Geometries: the window copy (3x3, 10x4, strides, VALID, odd pixel counts,
+# pairs sharing one copy),
 # the direct 1x1 path (cout below, equal to, above cin), grouped kernels.
 OVERLAP_CASES = {
     "3x3_same_odd_pixels": dict(hw=(5, 5), cin=8, cout=8, k=(3, 3)),
@@ -235,6 +236,10 @@ OVERLAP_CASES = {
     "3x3_stride2": dict(hw=(7, 6), cin=8, cout=12, k=(3, 3), stride=(2, 2)),
     "3x3_valid_narrower": dict(hw=(7, 7), cin=8, cout=4, k=(3, 3), padding="VALID"),
     "10x4_stride2": dict(hw=(14, 6), cin=4, cout=8, k=(10, 4), stride=(2, 2)),
+    # pairs sharing one window copy (conv.py: shared; out_w even, in_c % 4 == 0)
+    "shared_3x3_stride2": dict(hw=(8, 8), cin=8, cout=6, k=(3, 3), stride=(2, 2)),
+    "shared_3x3_valid": dict(hw=(6, 6), cin=4, cout=5, k=(3, 3), padding="VALID"),
+    "shared_10x4": dict(hw=(12, 8), cin=4, cout=8, k=(10, 4)),
     "1x1_direct_fewer": dict(hw=(5, 5), cin=16, cout=8, k=(1, 1)),
     "1x1_direct_equal": dict(hw=(5, 4), cin=8, cout=8, k=(1, 1)),
     "1x1_direct_more": dict(hw=(3, 5), cin=4, cout=12, k=(1, 1)),

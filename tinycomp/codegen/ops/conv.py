@@ -225,13 +225,29 @@ def _conv_2d_fast(layer: Layer, geo: dict, w, mult: str, shift: str) -> dict:
     # the last pixel's word loads then stay inside the tensor.
     direct = (kh == kw == 1 and geo["stride_h"] == geo["stride_w"] == 1
               and geo["pad_h"] == geo["pad_w"] == 0 and k % 4 == 0)
-    rows = w.data.reshape(oc, k)
+    # Shared window: the two pixels of a pair (same output row: out_w even)
+    # have windows sw columns apart that overlap when sw < kw. With the
+    # dot product's k taken column by column (filter reordered to O,W,H,I at
+    # build time), pixel 1's row is pixel 0's shifted by sw columns, so the
+    # copy holds kw + sw columns once instead of 2 * kw: less scratch and
+    # fewer bytes copied. Whole words per tap column (in_c % 4 == 0) keep the
+    # rows word-sized with no pad bytes between them.
+    shared = (not direct and geo["dil_w"] == 1 and geo["stride_w"] < kw and ci % 4 == 0
+              and geo["out_w"] % 2 == 0)
+    if shared:
+        rows = w.data.transpose(0, 2, 1, 3).reshape(oc, k)
+        rstride = geo["stride_w"] * kh * ci
+    else:
+        rows = w.data.reshape(oc, k)
+        rstride = ci if direct else kp
     bias = folded_bias(layer, w.data, 2, geo["in_offset"])
-    g = gemm_context(layer, rows, CONV_BLOCK, bias, mult, shift, ci if direct else kp)
-    ctx = {**geo, "in_c": ci, "out_c": oc, "g": g, "im2col": not direct,
+    g = gemm_context(layer, rows, CONV_BLOCK, bias, mult, shift, rstride)
+    ctx = {**geo, "in_c": ci, "out_c": oc, "g": g, "im2col": not direct, "shared": shared,
            "pixels": geo["batches"] * geo["out_h"] * geo["out_w"],
            "template": "kernels/conv_2d_fast.c.j2", "shared_args": True}
-    if not direct:
+    if shared:
+        ctx["scratch_bytes"] = (kw + geo["stride_w"]) * kh * ci
+    elif not direct:
         ctx["scratch_bytes"] = 2 * kp
     # Pixels go in pairs, in row-major order. The window copy reads both
     # windows of a pair into scratch before the pair's first write; the
