@@ -48,6 +48,10 @@ DW_CHAINS = {
                                  ((3, 3), 1, "SAME", 2)]),
     "tiny_spatial": ((2, 3, 16), [((3, 3), 1, "SAME", 1), ((3, 3), 2, "SAME", 1),
                                   ((1, 1), 1, "VALID", 1)]),
+    # the shared 3x3 kernel (geometry at run time): no border at all, unequal
+    # strides, a VALID stride-2 window that drops the last column
+    "valid_3x3": ((10, 9, 12), [((3, 3), 1, "VALID", 1), ((3, 3), (2, 1), "SAME", 1),
+                                ((3, 3), 2, "VALID", 1), ((3, 3), 1, "SAME", 1)]),
 }
 
 

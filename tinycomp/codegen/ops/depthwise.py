@@ -64,7 +64,7 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
     # channels with all-zero weights are given their own recipe below, whatever their shift
     dead = ~w_oc_taps.any(axis=1)
     if layer.input().shape[3] != oc or oc % 4 or (shift[~dead] > -1).any():
-        return {"dsp": False}
+        return {"dsp": False, "dw3": False}
     off, out_off = geo["in_offset"], geo["out_offset"]
     folded = folded_bias(layer, w_oc_taps, 2, off).astype(np.int64)
     raw = (layer.input(2).data.astype(np.int64).reshape(-1) if layer.has_input(2)
@@ -88,7 +88,7 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
     if dead.any():
         rnd[dead] = 2 * const
     if (acc_max >= 1 << 30).any() or (acc_max + 1 + np.abs(rnd) >= 1 << 31).any():
-        return {"dsp": False}
+        return {"dsp": False, "dw3": False}
     groups = oc // 4
     params = np.stack([folded * 2, raw * 2, mult, rnd, e], axis=1)  # (oc, 5)
     params = params.reshape(groups, 4, 5).transpose(0, 2, 1).reshape(-1)  # per group: 5 x 4
@@ -99,7 +99,14 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
     offsets = [(ky * geo["dil_h"] * iw + kx * geo["dil_w"]) * c
                for ky in range(geo["k_h"]) for kx in range(geo["k_w"])]
     lane = off & 0xFFFF
+    # 3x3 layers without dilation share one DSP function per model
+    # (depthwise_conv_2d_dsp3.c.j2); its geometry fields are int16
+    fields = [geo[k] for k in ("batches", "in_h", "in_w", "out_h", "out_w", "stride_h", "stride_w",
+                               "pad_h", "pad_w")] + [c]
+    dw3 = (geo["k_h"], geo["k_w"], geo["dil_h"], geo["dil_w"]) == (3, 3, 1, 1) and max(fields) < 1 << 15
+    full_range = (geo["act_min"], geo["act_max"]) == (-128, 127)
     return {
+        "dw3": dw3, "dw3_variant": "s" if full_range else "c",
         "dsp": True,
         "dsp_params": layer.const("dsp_params", params, "int32_t"),
         "dsp_weights": layer.const("dsp_weights", w2, "int16_t"),
