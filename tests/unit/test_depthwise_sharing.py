@@ -57,7 +57,7 @@ def test_layers_of_different_shapes_share_one_function(tmp_path):
     assert len(_definitions(code, "tc_dw3_dsp_s")) == 1
     assert len(_definitions(code, "tc_dw3_px_s")) == 1
     assert len(_definitions(code, "tc_dw3_edge_s")) == 1
-    assert code.count("tc_dw3_dsp_s(in0, out, &geo,") == 3
+    assert code.count("tc_dw3_dsp_s(in0, out, &geo);") == 3
     assert "_px(" not in code.replace("tc_dw3_px_s(", "")  # no per-layer helpers left
 
 

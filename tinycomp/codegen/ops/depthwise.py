@@ -109,8 +109,18 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
         "dw3": dw3, "dw3_variant": "s" if full_range else "c",
         "dsp": True,
         "dsp_params": layer.const("dsp_params", params, "int32_t"),
-        "dsp_weights": layer.const("dsp_weights", w2, "int16_t"),
+        # the shared 3x3 kernel reads each pair as an aligned int32 word (two
+        # pairs in one LDRD); the specialised one as int16
+        "dsp_weights": (layer.const("dsp_weights", _pairs_as_words(w2), "int32_t") if dw3
+                        else layer.const("dsp_weights", w2, "int16_t")),
         "tap_offsets": offsets,
         "off2": f"(int32_t)0x{(lane << 16) | lane:08x}u",
     }
 
+
+def _pairs_as_words(values: np.ndarray) -> np.ndarray:
+    """int16 values (even count) as int32 words holding (v[2i] low, v[2i+1]
+    high), the little-endian layout of the int16 array they replace."""
+    v = values.astype(np.int64).reshape(-1, 2) & 0xFFFF
+    words = v[:, 0] | (v[:, 1] << 16)
+    return np.where(words >= 1 << 31, words - (1 << 32), words)
