@@ -79,7 +79,8 @@ def test_depthwise_dsp_path_on_m4(name):
     assert_bit_exact_on_board(model, _inputs(rng, shape), "qemu")
 
 
-@pytest.mark.parametrize("name", ["kws_like", "odd_kernels"])
+# all but odd_kernels run the shared 3x3 plain function (tiny_spatial: border only)
+@pytest.mark.parametrize("name", ["kws_like", "mobilenet_like", "odd_kernels", "tiny_spatial", "valid_3x3"])
 def test_depthwise_plain_path_on_m3(name):
     model, shape, rng = _dw_chain_model(name, 10 + sorted(DW_CHAINS).index(name))
     assert_bit_exact_on_board(model, _inputs(rng, shape), "qemu-mps2-an385")

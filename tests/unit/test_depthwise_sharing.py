@@ -1,6 +1,7 @@
-"""3x3 depthwise layers on the DSP path share one function per clamp
-variant (depthwise_conv_2d_dsp3.c.j2): per layer only a geometry struct and
-a call remain. Bit-exactness of the shared kernel is proven on QEMU by
+"""3x3 depthwise layers share one function per clamp variant on the DSP
+path (depthwise_conv_2d_dsp3.c.j2) and one on the plain path
+(depthwise_conv_2d_plain3.c.j2): per layer only a geometry struct and a
+call remain. Bit-exactness of the shared kernel is proven on QEMU by
 tests/qemu/test_kernels_dsp_dw_add.py; here the generated C is inspected."""
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def _model(layers, c=8, hw=(9, 7), seed=0):
     return generate(parse_tflite(b.build())).files
 
 
-def _m4(tmp_path, files):
+def _preprocessed(tmp_path, files, cpu):
     """The C an M4 compiler sees: each layer's text carries the shared
     functions under an #ifndef guard, so only the preprocessor's output
     tells how many definitions remain."""
@@ -43,9 +44,13 @@ def _m4(tmp_path, files):
         pytest.skip("arm-none-eabi-gcc not installed")
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    return subprocess.run([CC, "-mcpu=cortex-m4", "-mthumb", "-E", "-P", "-I", str(tmp_path),
+    return subprocess.run([CC, f"-mcpu={cpu}", "-mthumb", "-E", "-P", "-I", str(tmp_path),
                            str(tmp_path / "tinycomp_model.c")],
                           check=True, capture_output=True, text=True).stdout
+
+
+def _m4(tmp_path, files):
+    return _preprocessed(tmp_path, files, "cortex-m4")
 
 
 def _definitions(code, name):
@@ -73,3 +78,11 @@ def test_other_kernels_keep_their_specialised_path():
     code = _model([((5, 5), 1, 1, None, 0), ((3, 3), 1, 2, None, 0)])["tinycomp_model.c"]
     assert "tc_dw3" not in code
     assert "tc_layer0_px(" in code and "tc_layer1_px(" in code
+
+
+def test_plain_path_shares_one_function_without_dsp(tmp_path):
+    files = _model([((3, 3), 1, 1, "RELU", 10), ((3, 3), 2, 1, None, 0), ((3, 3), 1, 2, None, 0)])
+    m3 = _preprocessed(tmp_path, files, "cortex-m3")
+    assert len(_definitions(m3, "tc_dw3p")) == 1
+    assert m3.count("tc_dw3p(in0, out, &geo);") == 2  # the dilated layer keeps its own code
+    assert "tc_dw3_dsp" not in m3

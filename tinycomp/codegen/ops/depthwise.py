@@ -49,7 +49,16 @@ def depthwise_conv_2d(layer: Layer) -> dict:
                                   (geo["dil_h"], geo["dil_w"])),
     }
     ctx.update(_dsp(layer, geo, per_channel, mult, shift))
+    # cores without DSP: 3x3 layers share one plain function too
+    # (depthwise_conv_2d_plain3.c.j2; its geometry fields are int16)
+    ctx["plain3"] = _shareable_3x3(geo, c) and mult_depth == 1
     return ctx
+
+
+def _shareable_3x3(geo: dict, channels: int) -> bool:
+    fields = [geo[k] for k in ("batches", "in_h", "in_w", "out_h", "out_w", "stride_h", "stride_w",
+                               "pad_h", "pad_w")] + [channels]
+    return (geo["k_h"], geo["k_w"], geo["dil_h"], geo["dil_w"]) == (3, 3, 1, 1) and max(fields) < 1 << 15
 
 
 def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_name: str) -> dict:
@@ -100,10 +109,8 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
                for ky in range(geo["k_h"]) for kx in range(geo["k_w"])]
     lane = off & 0xFFFF
     # 3x3 layers without dilation share one DSP function per model
-    # (depthwise_conv_2d_dsp3.c.j2); its geometry fields are int16
-    fields = [geo[k] for k in ("batches", "in_h", "in_w", "out_h", "out_w", "stride_h", "stride_w",
-                               "pad_h", "pad_w")] + [c]
-    dw3 = (geo["k_h"], geo["k_w"], geo["dil_h"], geo["dil_w"]) == (3, 3, 1, 1) and max(fields) < 1 << 15
+    # (depthwise_conv_2d_dsp3.c.j2)
+    dw3 = _shareable_3x3(geo, c)
     full_range = (geo["act_min"], geo["act_max"]) == (-128, 127)
     return {
         "dw3": dw3, "dw3_variant": "s" if full_range else "c",
