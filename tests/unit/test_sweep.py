@@ -40,14 +40,15 @@ def test_sweep_tiny_grid_on_qemu(tmp_path):
     np.savez(data, x_train=s.x_train[:300], y_train=s.y_train[:300], x_test=s.x_test[:60], y_test=s.y_test[:60])
     out = tmp_path / "sweep"
     r = CliRunner().invoke(sweep, [str(digits_model().keras_path), "--data", str(data), "--board", "qemu",
-                                   "--out", str(out), "--prune", "0,0.7", "--channels", "0", "--epochs", "1"])
+                                   "--out", str(out), "--prune", "0,0.9", "--channels", "0", "--epochs", "1"])
     assert r.exit_code == 0, r.output + repr(r.exception)
     result = json.loads((out / "sweep.json").read_text())
     rows = {row["setting"]: row for row in result["rows"]}
-    assert set(rows) == {"baseline", "p0.7"}
+    assert set(rows) == {"baseline", "p0.9"}
     assert all(row["bit_exact"] for row in rows.values())  # each build ran on QEMU, equal to TFLM
-    # The sparse storage shrinks the linked image, not only an estimate.
-    assert rows["p0.7"]["weight_array_bytes"] < 0.6 * rows["baseline"]["weight_array_bytes"]
-    assert rows["p0.7"]["flash_bytes"] < rows["baseline"]["flash_bytes"]
+    # The sparse storage shrinks the linked image, not only an estimate (90%:
+    # sparse kernels are then also faster than dense, so the build picks them).
+    assert rows["p0.9"]["weight_array_bytes"] < 0.6 * rows["baseline"]["weight_array_bytes"]
+    assert rows["p0.9"]["flash_bytes"] < rows["baseline"]["flash_bytes"]
     assert "Pareto frontier" in r.output and (out / "pareto.txt").read_text().startswith("setting")
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
