@@ -11,6 +11,10 @@
 
 #define REG32(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
 
+/* Code that runs once per session or per request, never in an inference:
+ * compiled for size, kept out of line (flash is the scarce resource here). */
+#define FW_COLD __attribute__((cold, noinline))
+
 /* board_init.c: clocks (skippable for emulation) and pin set-up from the board data. */
 void board_init(void);
 

@@ -33,7 +33,7 @@ static uint64_t run_model(const uint8_t *input)
     return t1 - t0;
 }
 
-static void measure_overhead(void)
+FW_COLD static void measure_overhead(void)
 {
     counter_begin();
     uint64_t t0 = counter_now();
@@ -62,7 +62,7 @@ static void w_u(wbuf_t *w, uint32_t v, int size)
         w->buf[w->n < sizeof w->buf ? w->n++ : w->n - 1] = (uint8_t)(v >> (8 * i));
 }
 
-static void w_str(wbuf_t *w, const char *s)
+FW_COLD static void w_str(wbuf_t *w, const char *s)
 {
     uint32_t n = 0;
     while (s[n] && n < 255)
@@ -71,14 +71,14 @@ static void w_str(wbuf_t *w, const char *s)
     w_bytes(w, s, n);
 }
 
-static void w_f32(wbuf_t *w, float f)
+FW_COLD static void w_f32(wbuf_t *w, float f)
 {
     uint32_t bits;
     memcpy(&bits, &f, 4);   /* raw IEEE bits; no FPU instruction needed */
     w_u(w, bits, 4);
 }
 
-static void describe(uint8_t seq)
+FW_COLD static void describe(uint8_t seq)
 {
     static const int32_t in_shape[] = TINYCOMP_INPUT_SHAPE;
     static const int32_t out_shape[] = TINYCOMP_OUTPUT_SHAPE;
@@ -132,7 +132,7 @@ static void infer(uint8_t seq, const uint8_t *input)
     proto_send_end();
 }
 
-static void profile(uint8_t seq, const uint8_t *input)
+FW_COLD static void profile(uint8_t seq, const uint8_t *input)
 {
     for (int i = 0; i <= TINYCOMP_NUM_LAYERS; i++)
         stamps[i] = 0;
