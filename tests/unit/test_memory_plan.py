@@ -178,7 +178,10 @@ def _replay_node(graph, plan, mem, node, order=None):
     if node.index in plan.scratch:  # the kernel may scribble over its scratch first
         off = plan.scratch[node.index]
         mem.regions[ARENA][off:off + 24] = -1
-    if node.op.value in WINDOW_OPS:
+    fused = node.options.get("residual_add")
+    if fused:
+        _replay_fused(graph, plan, mem, node, fused["conv"], order)
+    elif node.op.value in WINDOW_OPS:
         geo, (kh, kw) = _window(graph, node)
         n, h, w, ic = graph.tensor(ins[0]).shape
         _, oh, ow, oc = graph.tensor(y).shape
@@ -218,6 +221,54 @@ def _replay_node(graph, plan, mem, node, order=None):
         for t in ins:
             mem.read(t, np.arange(graph.tensor(t).nbytes), where)
         mem.write(y, np.arange(graph.tensor(y).nbytes))
+
+
+def _replay_fused(graph, plan, mem, node, conv, order=None):
+    """A CONV_2D with its residual ADD fused (conv_2d_fast.c.j2), in the most
+    hostile order the kernel allows: per pixel pair, the windows read first
+    (window copy) or after all of the pair's writes (direct path); pixel 0's
+    bytes each written right after its skip byte is read, all of them before
+    any skip byte of pixel 1 is read; pixel 1's bytes written last."""
+    where = f"fused {node.op.value}+ADD {node.index}"
+    x, skip, y = node.inputs[0], node.inputs[3], node.outputs[0]
+    geo, (kh, kw) = _window(graph, conv)
+    n, h, w, ic = graph.tensor(x).shape
+    _, oh, ow, oc = graph.tensor(y).shape
+    block, read_first = order or _conv_order(graph, conv)
+
+    def read_window(p):
+        b, oy, ox = p // (oh * ow), p // ow % oh, p % ow
+        for ky in range(kh):
+            iy = oy * geo["stride_h"] - geo["pad_h"] + ky * geo["dil_h"]
+            for kx in range(kw):
+                ix = ox * geo["stride_w"] - geo["pad_w"] + kx * geo["dil_w"]
+                if 0 <= iy < h and 0 <= ix < w:
+                    q = (b * h + iy) * w + ix
+                    mem.read(x, np.arange(q * ic, (q + 1) * ic), where)
+
+    pixels = n * oh * ow
+    for p0 in range(0, pixels, block):
+        group = list(range(p0, min(p0 + block, pixels)))
+        if read_first:
+            for p in group:
+                read_window(p)
+        for i in range(p0 * oc, p0 * oc + oc):
+            mem.read(skip, [i], where)
+            mem.write(y, [i])
+        rest = np.arange(p0 * oc + oc, group[-1] * oc + oc)
+        if rest.size:
+            mem.read(skip, rest, where)
+            mem.write(y, rest)
+        if not read_first:
+            for p in group:
+                read_window(p)
+
+
+def _fused(graph):
+    from tinycomp.codegen.generate import PASSES
+    for graph_pass in PASSES:
+        graph = graph_pass(graph)
+    return graph
 
 
 def _quant(rng):
@@ -296,7 +347,8 @@ def _all_lags(graph):
     for node in graph.nodes:
         if node.op.value == "CONV_2D":  # what the kernel declares, checked by the replay
             from tinycomp.codegen.ops.conv import conv_2d
-            lags[node.index] = conv_2d(Layer(graph, node))["inplace_lag"]
+            ctx = conv_2d(Layer(graph, node))
+            lags[node.index] = {0: ctx["inplace_lag"], **ctx.get("inplace_lags", {})}
         elif node.op.value in WINDOW_OPS:
             lags[node.index] = _lag_of(graph, node)
         elif node.op.value == "ADD" and graph.tensor(node.inputs[0]).size == graph.tensor(node.outputs[0]).size:
@@ -402,7 +454,7 @@ def test_conv_lag_is_safe_and_tight_for_its_kernel(geo):
     lags = _all_lags(graph)
     plan = plan_memory(graph, inplace=lags)
     _replay(graph, plan)
-    lag = lags[node.index]
+    lag = lags[node.index][0]
     x, y = node.inputs[0], node.outputs[0]
     sx, sy = graph.tensor(x).nbytes, graph.tensor(y).nbytes
     for d, ok in ((lag, True), (lag - 1, False)):
@@ -425,3 +477,44 @@ def test_conv_lags_let_the_plan_overlap():
     plan = plan_memory(graph, inplace=_all_lags(graph))
     assert graph.nodes[1].index in plan.overlapped
     assert plan.arena_bytes < plan_memory(graph).arena_bytes
+
+
+# --- CONV_2D + residual ADD fused (passes/fuse.py) ----------------------------
+
+def test_brute_force_fused_resnet_never_clobbers_live_bytes():
+    graph = _fused(_resnet(np.random.default_rng(3)))
+    assert any("residual_add" in n.options for n in graph.nodes)
+    plan = plan_memory(graph, inplace=_all_lags(graph))
+    _replay(graph, plan)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_brute_force_fused_random_residual_blocks(seed):
+    """The host fusion tests' blocks (strides, 1x1 direct and window-copy
+    paths, odd pixel counts, both operand orders, the skip being the conv's
+    own input), planned with every declared lag and replayed."""
+    from tests.host.test_fusion import residual_block
+    model, _ = residual_block(seed) if seed < 7 else residual_block(93 + seed, skip_is_input=True)
+    graph = _fused(parse_tflite(model))
+    node = next(n for n in graph.nodes if "residual_add" in n.options)
+    plan = plan_memory(graph, inplace=_all_lags(graph))
+    _replay(graph, plan)
+    # the same with out placed exactly over the skip tensor (lag 0 on in1),
+    # whatever the planner chose
+    if node.inputs[3] != node.inputs[0]:
+        _replay_at_skip(graph, node)
+
+
+def _replay_at_skip(graph, node):
+    """Only the fused node, its output at the skip's very offset, the conv's
+    input elsewhere: every skip byte is read before its output byte lands."""
+    x, skip, y = node.inputs[0], node.inputs[3], node.outputs[0]
+    sx, ss = graph.tensor(x).nbytes, graph.tensor(skip).nbytes
+    size = sx + ss
+    plan = MemoryPlan({x: (ARENA, ss), skip: (ARENA, 0), y: (ARENA, 0)}, {}, size, (node.index,))
+    mem = _Memory.__new__(_Memory)
+    mem.graph, mem.plan, mem.regions = graph, plan, {ARENA: np.zeros(size, np.int64)}
+    mem.write(x, np.arange(sx))
+    mem.write(skip, np.arange(ss))
+    _replay_node(graph, plan, mem, node)
+    mem.read(y, np.arange(graph.tensor(y).nbytes), "fused output")

@@ -10,6 +10,7 @@ from .. import __version__
 from ..errors import ModelError, OutputError, UnsupportedOpError
 from ..ir import Graph
 from ..passes.analysis import layer_summaries
+from ..passes.fuse import fuse_residual_adds
 from ..passes.memory import ARENA, INPUT, OUTPUT, MemoryPlan, plan_memory
 from .layer import Constant, Layer
 from .render import render
@@ -128,21 +129,64 @@ def _share(layers: list[Layer], code: list[tuple[str, str]]) -> tuple[list[str],
     return functions, calls
 
 
-def _inplace_lags(layers: list[Layer], contexts: list[dict]) -> dict[int, int]:
-    """node -> lag in bytes for the planner: 'inplace_lag' (out may start that
-    many bytes below in0) or 'inplace' (lag 0)."""
+def _inplace_lags(layers: list[Layer], contexts: list[dict]) -> dict[int, dict[int, int]]:
+    """node -> {k: lag in bytes} for the planner: out may start that many bytes
+    below inK. 'inplace_lag' (in0) or 'inplace' (in0, lag 0), and
+    'inplace_lags' ({k: lag} for other inputs)."""
     lags = {}
     for layer, context in zip(layers, contexts):
+        own = {int(k): int(v) for k, v in context.get("inplace_lags", {}).items()}
         if context.get("inplace_lag") is not None:
-            lags[layer.node.index] = int(context["inplace_lag"])
+            own[0] = int(context["inplace_lag"])
         elif context.get("inplace"):
-            lags[layer.node.index] = 0
+            own[0] = 0
+        if own:
+            lags[layer.node.index] = own
     return lags
+
+
+def _fusable(graph: Graph, conv, add) -> bool:
+    """A CONV_2D -> ADD pair whose kernels can run as one: the dense blocked
+    convolution and the same-shape ADD with its exact shortcuts (contexts
+    computed on throwaway layers)."""
+    try:
+        c = KERNELS[conv.op].context(Layer(graph, conv))
+        a = KERNELS[add.op].context(Layer(graph, add))
+    except UnsupportedOpError:
+        return False
+    return c.get("template") == "kernels/conv_2d_fast.c.j2" and a.get("template") == "kernels/add_fast.c.j2"
+
+
+def _fuse(graph: Graph) -> Graph:
+    return fuse_residual_adds(graph, _fusable)
+
+
+# Graph -> Graph passes before code generation, in order (the memory plan
+# runs after the kernel contexts, which declare scratch and in-place lags).
+# Fusion comes after the alias check: a fused pair must see the graph's own
+# tensors.
+PASSES = (_fuse,)
+
+
+def _summaries(graph: Graph) -> list[dict]:
+    """One row per function called. A fused CONV_2D+ADD is one row (the
+    profiler counts one function): op "CONV_2D+ADD", the conv's index and
+    name, the ADD's in "fused"."""
+    rows = layer_summaries(graph)
+    for row, node in zip(rows, graph.nodes):
+        fused = node.options.get("residual_add")
+        if fused:
+            add = fused["add"]
+            row["op"] = f"{node.op.value}+{add.op.value}"
+            row["fused"] = [{"index": add.index, "name": add.name, "op": add.op.value}]
+    return rows
 
 
 def generate(graph: Graph) -> GeneratedModel:
     """The C library for `graph`, in memory; .write(dir) puts it on disk."""
     _check_aliases(graph)
+    for graph_pass in PASSES:
+        graph = graph_pass(graph)
     layers, contexts = _contexts(graph)
     if not layers:
         raise UnsupportedOpError(f"{graph.name}: the model computes nothing (only reshapes)")
@@ -154,13 +198,14 @@ def generate(graph: Graph) -> GeneratedModel:
     code = [_layer_code(graph, plan, l, c) for l, c in zip(layers, contexts)]
     functions, calls = _share(layers, code)
     constants: list[Constant] = [k for l in layers for k in l.constants]
-    summaries = layer_summaries(graph)
+    summaries = _summaries(graph)
     x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
     context = dict(
         version=__version__, model_hash=graph.model_hash, name=graph.name,
         input=x, output=y, arena_bytes=plan.arena_bytes, num_layers=len(layers),
         functions=functions, calls=calls,
-        call_names=[f"{l.node.op.value} {l.node.name}" for l in layers],
+        call_names=[f"{l.node.op.value}{'+ADD' if 'residual_add' in l.node.options else ''} {l.node.name}"
+                    for l in layers],
         constants=constants, uses_string_h=any("memcpy" in f or "memset" in f for f in functions),
     )
     files = {name: render(f"{name.replace('tinycomp_', '')}.j2", **context) for name in SOURCES}

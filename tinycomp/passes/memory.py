@@ -118,9 +118,12 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
                 inplace: set[int] | frozenset | dict[int, int] = frozenset()) -> MemoryPlan:
     """scratch_bytes: node -> bytes of scratch it needs; inplace: nodes whose
     output may overwrite their first input when that input dies there, as a
-    set (lag 0) or as node -> lag in bytes (see the module docstring)."""
+    set (lag 0), as node -> lag in bytes (see the module docstring), or as
+    node -> {k: lag} for its k-th non-constant input."""
     scratch_bytes = scratch_bytes or {}
-    lags = dict(inplace) if isinstance(inplace, dict) else {n: 0 for n in inplace}
+    # node -> {k: lag}: out may start lag bytes below the k-th non-constant input
+    lags = {n: (v if isinstance(v, dict) else {0: v})
+            for n, v in (inplace.items() if isinstance(inplace, dict) else ((n, 0) for n in inplace))}
     root = storage_roots(graph)
     find = lambda t: root.get(t, t)  # noqa: E731
     steps = tuple(n.index for n in graph.nodes if not n.op.is_alias)
@@ -159,11 +162,15 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
         ins = [t for t in node.inputs if t >= 0 and not graph.tensor(t).is_const]
         if not ins:
             continue
-        src, dst = find(ins[0]), find(node.outputs[0])
-        s = step_of[node.index]
-        if (src in buffers and dst in buffers and src != dst and last[src] == s
-                and first[dst] == s and lags[node.index] >= 0):
-            pairs[(dst, src)] = (lags[node.index], node.index)
+        dst, s = find(node.outputs[0]), step_of[node.index]
+        for k, lag in lags[node.index].items():
+            src = find(ins[k]) if k < len(ins) else None
+            if (src in buffers and dst in buffers and src != dst and last[src] == s
+                    and first[dst] == s and lag >= 0):
+                # one tensor read as two inputs (ADD(conv(x), x) fused): out
+                # must keep clear of both readings, the larger lag
+                prev = pairs.get((dst, src), (lag, node.index))[0]
+                pairs[(dst, src)] = (max(lag, prev), node.index)
 
     def compatible(a: _Buffer, b: _Buffer) -> bool:
         if a.last < b.first or b.last < a.first:

@@ -166,7 +166,7 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
     return {
         "units": units, "k": k, "kw": kw, "block": block,
         "nfull": units // block, "rest": units % block, "rstride": rstride, "right": right,
-        "bounded": bounded,
+        "bounded": bounded, "fuse": None,  # _conv_2d_add sets the residual ADD
         "weights": layer.const("weights", words, "int32_t"),
         "bias": layer.const("bias_folded", bias, "int32_t"),
         "mult": mult_of, "shift": shift_of,
@@ -180,6 +180,8 @@ CONV_BLOCK = 2
 
 
 def conv_2d(layer: Layer) -> dict:
+    if "residual_add" in layer.options:
+        return _conv_2d_add(layer)
     check_io(layer)
     w = layer.input(1)
     if len(w.shape) != 4:
@@ -254,4 +256,52 @@ def _conv_2d_fast(layer: Layer, geo: dict, w, mult: str, shift: str) -> dict:
     # direct path reads the pair's input rows again for every channel block,
     # between writes of the pair, so the pair's rows must outlive them.
     ctx["inplace_lag"] = lag(layer, geo, block=2, read_first=not direct)
+    return ctx
+
+
+def _conv_2d_add(layer: Layer) -> dict:
+    """A CONV_2D with the residual ADD that reads its output folded in
+    (tinycomp/passes/fuse.py). Both halves come from their own contexts on
+    the original nodes (constants land in this layer's list). Per output
+    element the blocked kernel requantizes its accumulator to the conv's int8
+    value v (TFLM rounds and saturates there too), then does add_fast's
+    arithmetic on v and the skip value s (in1): t_conv[v] + t_skip[s], one
+    output rescale, the ADD's clamp. Build-time folds that make it cheaper
+    than the two kernels apart: the conv's activation clamp is folded into
+    t_conv (t_conv[v] = T[clamp(v)] for every int8 v), and both tables are
+    doubled so the sum is already SMMULR's 2 * sum (add_fast's bound keeps
+    |2 * sum| < 2^31)."""
+    from .elementwise import add
+
+    fused = layer.options["residual_add"]
+    conv, node = fused["conv"], fused["add"]
+    conv_layer = Layer(layer.graph, conv, layer.constants)
+    ctx = conv_2d(conv_layer)
+    a = add(Layer(layer.graph, node, layer.constants))
+    if ctx.get("template") != "kernels/conv_2d_fast.c.j2" or a.get("template") != "kernels/add_fast.c.j2":
+        raise layer.refuse("residual ADD folded into a convolution that cannot take it")
+    first = node.inputs[0] == conv.outputs[0]  # the conv's value is the ADD's first operand
+    by_name = {k.name: k for k in layer.constants}
+    t_conv = by_name[a["a_table"] if first else a["b_table"]]
+    t_skip = by_name[a["b_table"] if first else a["a_table"]]
+    for k in (t_conv, t_skip):
+        layer.constants.remove(k)
+    g = ctx["g"]
+    v = np.clip(np.arange(-128, 128), g["act_min"], g["act_max"]) + 128
+    g["fuse"] = {
+        "t_conv": layer.const("add_conv_table", 2 * t_conv.values.astype(np.int64)[v], "int32_t"),
+        "t_skip": layer.const("add_skip_table", 2 * t_skip.values.astype(np.int64), "int32_t"),
+        "mult": a["out_mult"], "rnd": a["out_rnd"], "e": a["out_e"],
+        "act_min": a["act_min"], "act_max": a["act_max"],
+    }
+    g["act_min"], g["act_max"] = -128, 127  # folded into t_conv
+    # Pixel 0 of a pair is written as its channels are computed, each output
+    # byte right after its skip byte was read, in increasing order; pixel 1's
+    # bytes go to a stack buffer and out only after the pair's channels
+    # (conv_2d_fast.c.j2): no write of the pair precedes a skip read of the
+    # pair at a higher index, so out may lie anywhere at or below in1 (lag 0).
+    # On in0 the conv's own order is unchanged: its own lag.
+    direct = not ctx["im2col"]
+    ctx["inplace_lag"] = lag(conv_layer, ctx, block=2, read_first=not direct)
+    ctx["inplace_lags"] = {1: 0}
     return ctx
