@@ -169,6 +169,26 @@ def _conv_order(graph, node):
     return 1, False
 
 
+def _window_reader(graph, mem, node, x, y, where):
+    """read_window(p): mark as read every in-bounds input byte of output pixel
+    p's window (node's geometry, input x, output y)."""
+    geo, (kh, kw) = _window(graph, node)
+    _, h, w, ic = graph.tensor(x).shape
+    _, oh, ow, _ = graph.tensor(y).shape
+
+    def read_window(p):
+        b, oy, ox = p // (oh * ow), p // ow % oh, p % ow
+        for ky in range(kh):
+            iy = oy * geo["stride_h"] - geo["pad_h"] + ky * geo["dil_h"]
+            for kx in range(kw):
+                ix = ox * geo["stride_w"] - geo["pad_w"] + kx * geo["dil_w"]
+                if 0 <= iy < h and 0 <= ix < w:
+                    q = (b * h + iy) * w + ix
+                    mem.read(x, np.arange(q * ic, (q + 1) * ic), where)
+
+    return read_window
+
+
 def _replay_node(graph, plan, mem, node, order=None):
     """order: (block, read_first) of a window op's kernel; default one pixel
     at a time, its output written before its window is read."""
@@ -182,22 +202,11 @@ def _replay_node(graph, plan, mem, node, order=None):
     if fused:
         _replay_fused(graph, plan, mem, node, fused["conv"], order)
     elif node.op.value in WINDOW_OPS:
-        geo, (kh, kw) = _window(graph, node)
-        n, h, w, ic = graph.tensor(ins[0]).shape
+        n, _, _, _ = graph.tensor(ins[0]).shape
         _, oh, ow, oc = graph.tensor(y).shape
         block, read_first = order or ((1, False) if node.op.value != "CONV_2D"
                                       else _conv_order(graph, node))
-
-        def read_window(p):
-            b, oy, ox = p // (oh * ow), p // ow % oh, p % ow
-            for ky in range(kh):
-                iy = oy * geo["stride_h"] - geo["pad_h"] + ky * geo["dil_h"]
-                for kx in range(kw):
-                    ix = ox * geo["stride_w"] - geo["pad_w"] + kx * geo["dil_w"]
-                    if 0 <= iy < h and 0 <= ix < w:
-                        q = (b * h + iy) * w + ix
-                        mem.read(ins[0], np.arange(q * ic, (q + 1) * ic), where)
-
+        read_window = _window_reader(graph, mem, node, ins[0], y, where)
         pixels = n * oh * ow
         for p0 in range(0, pixels, block):
             group = range(p0, min(p0 + block, pixels))
@@ -231,21 +240,10 @@ def _replay_fused(graph, plan, mem, node, conv, order=None):
     any skip byte of pixel 1 is read; pixel 1's bytes written last."""
     where = f"fused {node.op.value}+ADD {node.index}"
     x, skip, y = node.inputs[0], node.inputs[3], node.outputs[0]
-    geo, (kh, kw) = _window(graph, conv)
-    n, h, w, ic = graph.tensor(x).shape
+    n, _, _, _ = graph.tensor(x).shape
     _, oh, ow, oc = graph.tensor(y).shape
     block, read_first = order or _conv_order(graph, conv)
-
-    def read_window(p):
-        b, oy, ox = p // (oh * ow), p // ow % oh, p % ow
-        for ky in range(kh):
-            iy = oy * geo["stride_h"] - geo["pad_h"] + ky * geo["dil_h"]
-            for kx in range(kw):
-                ix = ox * geo["stride_w"] - geo["pad_w"] + kx * geo["dil_w"]
-                if 0 <= iy < h and 0 <= ix < w:
-                    q = (b * h + iy) * w + ix
-                    mem.read(x, np.arange(q * ic, (q + 1) * ic), where)
-
+    read_window = _window_reader(graph, mem, conv, x, y, where)
     pixels = n * oh * ow
     for p0 in range(0, pixels, block):
         group = list(range(p0, min(p0 + block, pixels)))
