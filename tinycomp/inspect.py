@@ -29,7 +29,9 @@ def describe(model_path: Path, calibration: Path | None = None) -> str:
         f"{'#':>3}  {'op':<18} {'output shape':<18} {'MACs':>11} {'weights B':>10}  "
         f"{'arena offset':>12}  output quantization",
     ]
-    for row, node in zip(model.layers, graph.nodes):
+    nodes = {n.index: n for n in model.graph.nodes}  # fused layers are one row
+    for row in model.layers:
+        node = nodes[row["index"]]
         out = graph.tensor(node.outputs[0])
         region, offset = model.plan.places.get(node.outputs[0], ("-", 0))
         where = f"{offset:>12,}" if region == ARENA else f"{region:>12}"

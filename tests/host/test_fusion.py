@@ -116,3 +116,18 @@ def test_manifest_rows_name_both_ops():
     fused = [r for r in rows if r["op"] == "CONV_2D+ADD"]
     assert len(fused) == 1 and fused[0]["fused"][0]["op"] == "ADD"
     assert not any(r["op"] == "ADD" for r in rows)
+
+
+def test_inspect_lists_the_fused_layer_once_with_its_own_output(tmp_path):
+    from tinycomp.inspect import describe
+
+    model, _ = residual_block(3)
+    (tmp_path / "block.tflite").write_bytes(model)
+    text = describe(tmp_path / "block.tflite")
+    rows = [line.split() for line in text.splitlines() if line[:3].strip().isdigit()]
+    assert [r[1] for r in rows].count("CONV_2D+ADD") == 1
+    assert len(rows) == len(fused_ops(model))  # one row per function
+    graph = parse_tflite(model)
+    out_shape = str(list(graph.tensor(graph.outputs[0]).shape)).replace(" ", "")
+    last = text.splitlines()[[i for i, l in enumerate(text.splitlines()) if l[:3].strip().isdigit()][-1]]
+    assert out_shape in last.replace(", ", ","), last  # each row shows its own layer's output

@@ -22,6 +22,7 @@ SOURCES = ("tinycomp_model.h", "tinycomp_model.c", "tinycomp_weights.c")
 @dataclass(frozen=True)
 class GeneratedModel:
     files: dict[str, str]  # file name -> C text
+    graph: Graph  # after the passes (fusion): what the code computes
     plan: MemoryPlan
     weights_bytes: int
     macs: int
@@ -211,6 +212,7 @@ def generate(graph: Graph) -> GeneratedModel:
     files = {name: render(f"{name.replace('tinycomp_', '')}.j2", **context) for name in SOURCES}
     return GeneratedModel(
         files=files,
+        graph=graph,
         plan=plan,
         weights_bytes=sum(k.values.nbytes for k in constants),
         macs=sum(s["macs"] for s in summaries),
