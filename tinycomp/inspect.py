@@ -37,6 +37,7 @@ def describe(model_path: Path, calibration: Path | None = None) -> str:
         where = f"{offset:>12,}" if region == ARENA else f"{region:>12}"
         lines.append(f"{row['index']:>3}  {row['op']:<18} {str(list(out.shape)):<18} "
                      f"{row['macs']:>11,} {row['weights_bytes']:>10,}  {where}  {_quant(out)}")
-    lines += ["", f"memory plan: arena {model.arena_bytes:,} B (input and output live in the "
-                  f"caller's buffers), constants {model.weights_bytes:,} B"]
+    lines += ["", f"memory plan: arena {model.arena_bytes:,} B (the input included, at offset "
+                  f"{model.plan.places[graph.inputs[0]][1]:,}; the output goes to the caller's buffer), "
+                  f"constants {model.weights_bytes:,} B"]
     return "\n".join(lines)

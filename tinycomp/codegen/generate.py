@@ -11,7 +11,7 @@ from ..errors import ModelError, OutputError, UnsupportedOpError
 from ..ir import Graph
 from ..passes.analysis import layer_summaries
 from ..passes.fuse import fuse_residual_adds
-from ..passes.memory import ARENA, INPUT, OUTPUT, MemoryPlan, plan_memory
+from ..passes.memory import ARENA, OUTPUT, MemoryPlan, plan_memory
 from .layer import Constant, Layer
 from .render import render
 from .table import KERNELS
@@ -73,8 +73,6 @@ def _contexts(graph: Graph) -> tuple[list[Layer], list[dict]]:
 
 def _pointer(plan: MemoryPlan, tensor: int, const: bool) -> str:
     region, offset = plan.places[tensor]
-    if region == INPUT:
-        return "input"
     if region == OUTPUT:
         return "output"
     assert region == ARENA
@@ -204,10 +202,11 @@ def generate(graph: Graph) -> GeneratedModel:
     context = dict(
         version=__version__, model_hash=graph.model_hash, name=graph.name,
         input=x, output=y, arena_bytes=plan.arena_bytes, num_layers=len(layers),
+        input_offset=plan.places[graph.inputs[0]][1],
         functions=functions, calls=calls,
         call_names=[f"{l.node.op.value}{'+ADD' if 'residual_add' in l.node.options else ''} {l.node.name}"
                     for l in layers],
-        constants=constants, uses_string_h=any("memcpy" in f or "memset" in f for f in functions),
+        constants=constants,
     )
     files = {name: render(f"{name.replace('tinycomp_', '')}.j2", **context) for name in SOURCES}
     return GeneratedModel(

@@ -29,12 +29,13 @@ from .aliases import storage_roots
 ALIGN = 8
 MAX_SHUFFLES = 64
 
-INPUT, OUTPUT, ARENA = "input", "output", "arena"
+OUTPUT, ARENA = "output", "arena"
 
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    # tensor index -> (region, byte offset); region is INPUT, OUTPUT or ARENA
+    # tensor index -> (region, byte offset); region is OUTPUT (the caller's
+    # output buffer) or ARENA (everything else, the model input included)
     places: dict[int, tuple[str, int]]
     scratch: dict[int, int]  # node index -> arena offset of its scratch buffer
     arena_bytes: int
@@ -143,9 +144,14 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
             if t >= 0 and not graph.tensor(t).is_const:
                 last[find(t)] = max(last.get(find(t), s), s)
 
+    # The model input lives in the arena too, written by the caller before
+    # step 0 (tinycomp_invoke copies it there unless the caller wrote it in
+    # place through tinycomp_input_buffer()): once its last reader ran, its
+    # bytes serve later tensors, and the first layer may write over it.
+    first[model_in] = -1
     buffers: dict[object, _Buffer] = {}
     for t, s in first.items():
-        if t not in (model_in, model_out):
+        if t != model_out:
             buffers[t] = _Buffer(t, graph.tensor(t).nbytes, s, last[t])
     for node_index, size in scratch_bytes.items():
         if size > 0:
@@ -251,7 +257,7 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
     for k, b in buffers.items():
         b.offset = offsets[k]
 
-    places = {model_in: (INPUT, 0), model_out: (OUTPUT, 0)}
+    places = {model_out: (OUTPUT, 0)}
     scratch = {}
     for key, buf in buffers.items():
         if isinstance(key, tuple):
