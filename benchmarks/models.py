@@ -199,6 +199,13 @@ def _dw_bn_relu(L, x, strides=1):
     return L.ReLU()(x)
 
 
+def _classifier_head(L, x, classes):
+    """Global average pool, then a softmax dense layer: the MLPerf Tiny heads."""
+    x = L.AveragePooling2D(pool_size=x.shape[1:3])(x)
+    x = L.Flatten()(x)
+    return L.Dense(classes, activation="softmax")(x)
+
+
 def _ds_cnn(keras, L, shape, classes):
     """Keyword spotting: DS-CNN with 64 filters, 4 depthwise-separable blocks."""
     inputs = keras.Input(shape)
@@ -206,9 +213,7 @@ def _ds_cnn(keras, L, shape, classes):
     for _ in range(4):
         x = _dw_bn_relu(L, x)
         x = _conv_bn_relu(L, x, 64, 1)
-    x = L.AveragePooling2D(pool_size=x.shape[1:3])(x)
-    x = L.Flatten()(x)
-    outputs = L.Dense(classes, activation="softmax")(x)
+    outputs = _classifier_head(L, x, classes)
     return keras.Model(inputs, outputs, name="kws_ds_cnn")
 
 
@@ -221,9 +226,7 @@ def _mobilenet_v1_025(keras, L, shape, classes):
     for filters, strides in blocks:
         x = _dw_bn_relu(L, x, strides)
         x = _conv_bn_relu(L, x, filters, 1)
-    x = L.AveragePooling2D(pool_size=x.shape[1:3])(x)
-    x = L.Flatten()(x)
-    outputs = L.Dense(classes, activation="softmax")(x)
+    outputs = _classifier_head(L, x, classes)
     return keras.Model(inputs, outputs, name="vww_mobilenet_v1_025")
 
 
@@ -239,9 +242,7 @@ def _resnet8(keras, L, shape, classes):
             # A 1x1 strided projection matches the shortcut to the new shape.
             x = L.Conv2D(filters, 1, strides=strides, padding="same")(x)
         x = L.ReLU()(L.Add()([x, y]))
-    x = L.AveragePooling2D(pool_size=x.shape[1:3])(x)
-    x = L.Flatten()(x)
-    outputs = L.Dense(classes, activation="softmax")(x)
+    outputs = _classifier_head(L, x, classes)
     return keras.Model(inputs, outputs, name="ic_resnet8")
 
 
