@@ -48,18 +48,26 @@ def test_missing_firmware(tmp_path):
         runner.start()
 
 
-def test_silent_device_port(tmp_path):
-    """A real-board runner on a port where nothing answers (a pty we hold)."""
+@pytest.fixture
+def pty_pair():
+    """(master, slave path): a pty whose far end the test plays as the board."""
     master, slave = os.openpty()
-    try:
-        runner = DeviceRunner(load_board("nucleo"), tmp_path, port=os.ttyname(slave),
-                              do_flash=False, start_timeout=0.5)
-        with pytest.raises(TargetTimeout, match=r"silent port /dev/pts/\d+: nucleo-f446re"):
-            runner.start()
-        assert not runner.started
-    finally:
-        os.close(master)
-        os.close(slave)
+    yield master, os.ttyname(slave)
+    os.close(master)
+    os.close(slave)
+
+
+def _device_on(port: str, tmp_path, start_timeout: float) -> DeviceRunner:
+    return DeviceRunner(load_board("nucleo"), tmp_path, port=port, do_flash=False,
+                        start_timeout=start_timeout)
+
+
+def test_silent_device_port(tmp_path, pty_pair):
+    """A real-board runner on a port where nothing answers (a pty we hold)."""
+    runner = _device_on(pty_pair[1], tmp_path, 0.5)
+    with pytest.raises(TargetTimeout, match=r"silent port /dev/pts/\d+: nucleo-f446re"):
+        runner.start()
+    assert not runner.started
 
 
 def test_no_flash_tool(tmp_path, monkeypatch, firmware):
@@ -71,18 +79,21 @@ def test_no_flash_tool(tmp_path, monkeypatch, firmware):
         runner.start()
 
 
-def test_garbled_device_port(tmp_path):
+def test_garbled_device_port(tmp_path, pty_pair):
     """A 'board' that answers every request with noise: a clear error, no hang."""
+    import select
     import threading
 
     from tinycomp.errors import ProtocolError
 
-    master, slave = os.openpty()
+    master, port = pty_pair
     stop = threading.Event()
 
     def noisy():
         rng = np.random.default_rng(0)
         while not stop.is_set():
+            if not select.select([master], [], [], 0.05)[0]:
+                continue  # wake now and then to see whether the test is over
             try:
                 os.read(master, 256)  # whatever the host sends...
                 os.write(master, bytes(rng.integers(0, 256, 64, dtype=np.uint8)))  # ...gets noise
@@ -92,13 +103,10 @@ def test_garbled_device_port(tmp_path):
     thread = threading.Thread(target=noisy, daemon=True)
     thread.start()
     try:
-        runner = DeviceRunner(load_board("nucleo"), tmp_path, port=os.ttyname(slave),
-                              do_flash=False, start_timeout=1.0)
+        runner = _device_on(port, tmp_path, 1.0)
         with pytest.raises(ProtocolError, match=r"garbled reply from /dev/pts/\d+"):
             runner.start()
         assert not runner.started
     finally:
         stop.set()
-        os.close(master)
-        os.close(slave)
         thread.join(2)
