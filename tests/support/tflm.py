@@ -8,26 +8,12 @@ from typing import Sequence
 import numpy as np
 from tflite_micro import runtime
 
-_MIN_ARENA = 256 * 1024
-_MAX_ARENA = 64 * 1024 * 1024
+from tinycomp.reference.tflm import interpreter
 
-
-def make_interpreter(tflite_bytes: bytes, preserve_all: bool = False,
-                     arena_size: int | None = None):
-    """A TFLM interpreter; the arena starts generous and doubles until
-    allocation succeeds."""
-    size = arena_size or max(_MIN_ARENA, 4 * len(tflite_bytes))
-    config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all
-              else runtime.InterpreterConfig.kAllocationRecording)
-    last = None
-    while size <= _MAX_ARENA:
-        try:
-            return runtime.Interpreter.from_bytes(
-                bytes(tflite_bytes), arena_size=size, intrepreter_config=config)
-        except RuntimeError as e:  # arena too small (or a bad model)
-            last = e
-            size *= 4
-    raise RuntimeError(f"TFLM could not allocate the model: {last}")
+def make_interpreter(tflite_bytes: bytes, preserve_all: bool = False):
+    """A TFLM interpreter whose arena grows until the model fits (the one
+    `tinycomp validate` uses)."""
+    return interpreter(tflite_bytes, preserve_all=preserve_all)
 
 
 def _as_input_list(inputs) -> list[np.ndarray]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+MAX_ARENA = 64 << 20  # far beyond any microcontroller model
+
 
 def interpreter(tflite: bytes, preserve_all: bool = False):
     """A TFLM interpreter; the arena grows until the model fits."""
@@ -11,15 +13,14 @@ def interpreter(tflite: bytes, preserve_all: bool = False):
 
     config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all
               else runtime.InterpreterConfig.kAllocationRecording)
-    size = max(1 << 18, 4 * len(tflite))
-    while True:
+    size, last = max(1 << 18, 4 * len(tflite)), None
+    while size <= MAX_ARENA:
         try:
             return runtime.Interpreter.from_bytes(bytes(tflite), arena_size=size,
                                                   intrepreter_config=config)  # sic
-        except RuntimeError:
-            if size > 1 << 29:
-                raise
-            size *= 4
+        except RuntimeError as exc:  # arena too small, or a model TFLM rejects
+            last, size = exc, size * 4
+    raise RuntimeError(f"TFLM could not allocate the model: {last}")
 
 
 def run(tflite: bytes, x: np.ndarray, tensors: tuple[int, ...] = ()) -> tuple[np.ndarray, dict]:
