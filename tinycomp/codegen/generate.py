@@ -54,6 +54,21 @@ def _check_aliases(graph: Graph) -> None:
                                          "changes the quantization; tinycomp needs it unchanged")
 
 
+_UNSAFE_C = re.compile(r"[^\x20-\x7e\n]|\?\?|\\\n")
+
+
+def _check_sources(files: dict[str, str]) -> None:
+    """Defence in depth behind render.c_comment/c_ident: generated C is printable
+    ASCII with no trigraph and no backslash-newline splice, so no text from a
+    model file can end a comment or a string early."""
+    for name, text in files.items():
+        bad = _UNSAFE_C.search(text)
+        if bad:
+            line = text.count("\n", 0, bad.start()) + 1
+            raise AssertionError(f"generated {name} line {line} holds {bad.group()!r}: "
+                                 "a template let unescaped text through")
+
+
 def _contexts(graph: Graph) -> tuple[list[Layer], list[dict]]:
     layers, contexts = [], []
     for node in graph.nodes:
@@ -209,6 +224,7 @@ def generate(graph: Graph) -> GeneratedModel:
         constants=constants,
     )
     files = {name: render(f"{name.replace('tinycomp_', '')}.j2", **context) for name in SOURCES}
+    _check_sources(files)
     return GeneratedModel(
         files=files,
         graph=graph,

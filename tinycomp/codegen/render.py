@@ -19,8 +19,19 @@ def c_array(values, per_line: int = 20) -> str:
     return ",\n    ".join(lines)
 
 
+# Names come from the model file, i.e. from whoever wrote it. They reach C
+# only through these two functions, whose output alphabet is fixed: no
+# backslash (line splicing), no '*' or '/' (comment ends), no '?' (trigraphs),
+# no quotes, nothing outside printable ASCII (bidi controls, newlines).
+# docs/security.md says why that is enough.
+_IDENT_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+_COMMENT_UNSAFE = re.compile(r"[^A-Za-z0-9_ .,:;()\[\]+=#@<>-]")
+MAX_NAME = 64
+
+
 def c_ident(text: str) -> str:
-    ident = re.sub(r"\W", "_", str(text))
+    """A C identifier from any text: [A-Za-z0-9_] only, bounded, not starting with a digit."""
+    ident = _IDENT_UNSAFE.sub("_", str(text))[:MAX_NAME]
     return ident if ident and not ident[0].isdigit() else f"_{ident}"
 
 
@@ -29,7 +40,9 @@ def c_float(value: float) -> str:
 
 
 def c_comment(text: str) -> str:
-    return str(text).replace("*/", "* /")
+    """Text that is safe inside a /* */ comment: printable ASCII without * / \\ ? or quotes."""
+    safe = _COMMENT_UNSAFE.sub("_", str(text))
+    return safe if len(safe) <= MAX_NAME else safe[:MAX_NAME - 3] + "..."
 
 
 @functools.lru_cache(maxsize=1)
