@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 from . import __version__, pipeline
 from .cli_compress import compress, sweep
 from .errors import InputDataError, TinycompError
+from .outputs import save_npy, write_atomic
 
 
 class _Group(click.Group):
@@ -72,7 +74,7 @@ def run(build_dir: Path, inputs: Path, outputs: Path, port: str | None) -> None:
     pipeline.read_manifest(build_dir)  # a wrong folder is the likelier mistake: say so first
     samples = _load_npy(inputs, "inputs")
     y, counts = pipeline.run(build_dir, samples, port=port, progress=True)
-    pipeline.write_atomic(outputs, lambda tmp: np.save(tmp, y))
+    save_npy(outputs, y)
     click.echo(f"ran {len(y)} samples; outputs {y.shape} int8 written to {outputs}")
     if counts and counts[0] is not None:
         click.echo(f"  {min(counts):,} to {max(counts):,} instructions or cycles per inference")
@@ -94,7 +96,7 @@ def profile(build_dir: Path, inputs: Path | None, json_path: Path | None, port: 
     p = profile_build(build_dir, samples, port)
     click.echo(format_profile(p))
     if json_path is not None:
-        pipeline.write_atomic(json_path, lambda tmp: Path(tmp).write_text(json.dumps(p, indent=2) + "\n"))
+        write_atomic(json_path, lambda tmp: Path(tmp).write_text(json.dumps(p, indent=2) + "\n"))
 
 
 @cli.command()
@@ -188,7 +190,7 @@ def validate(model, board, data, labels, float_model, calibration, report_path, 
                             calibration=calibration, per_layer=per_layer, port=port)
     click.echo(format_report(report))
     if report_path is not None:
-        pipeline.write_atomic(report_path, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
+        write_atomic(report_path, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
         click.echo(f"report saved to {report_path}")
 
 
@@ -196,12 +198,31 @@ cli.add_command(compress)  # defined in its own module; TensorFlow loads only wh
 cli.add_command(sweep)  # tinycomp/cli_compress.py, beside compress
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that every `with` and `finally`
+    runs: emulators are killed, staging folders removed."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        cli(prog_name="tinycomp")
-    except KeyboardInterrupt:
+        code = cli.main(prog_name="tinycomp", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Terminated:
+        click.echo("terminated", err=True)
+        sys.exit(143)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

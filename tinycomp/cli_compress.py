@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from .errors import InputDataError, ModelError, OutputError
-from .pipeline import write_atomic
+from .outputs import write_atomic
 
 
 def load_data(path: Path) -> dict:

@@ -12,7 +12,8 @@ import click
 import numpy as np
 
 from .errors import TinycompError
-from .pipeline import DEFAULT_BOARD, write_atomic
+from .outputs import write_atomic
+from .pipeline import DEFAULT_BOARD
 
 OUT = Path("demo-out")
 

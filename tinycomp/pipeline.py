@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +20,13 @@ import numpy as np
 from . import __version__
 from .boards import Board, load_board
 from .codegen.generate import GeneratedModel, generate
-from .errors import InputDataError, ModelError, OutputError
+from .errors import InputDataError, ModelError
 from .frontends.tflite import parse_tflite, read_tflite
 from .ir import Graph
+from .outputs import MANIFEST, check_out_dir, file_digests, staged_dir
 from .targets import get_runner
 
 DEFAULT_BOARD = "qemu"
-MANIFEST = "tinycomp.json"
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
@@ -54,50 +51,6 @@ def load_model(path: Path, calibration: Path | None = None) -> tuple[Graph, byte
         return parse_tflite(data, name=path.stem), data
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; "
                      "tinycomp reads .tflite, .keras, .h5 and SavedModel folders")
-
-
-@contextlib.contextmanager
-def staged_dir(out_dir: Path):
-    """Build into a hidden sibling folder and move it into place only when complete,
-    so an interrupted or failed build never leaves a folder that looks valid."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or
-                             (any(out_dir.iterdir()) and not (out_dir / MANIFEST).exists())):
-        raise OutputError(f"{out_dir} exists and is not a tinycomp build; "
-                          "choose an empty or new folder for --out")
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    except OSError as exc:
-        raise OutputError(f"cannot write to {out_dir.parent}: {exc.strerror}") from None
-    try:
-        yield stage
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(stage, out_dir)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-def write_atomic(path: Path, write) -> None:
-    """write(temporary path) beside `path`, then rename it into place, so a
-    reader never sees half a file. The temporary path keeps path's suffix
-    (savers such as np.save and keras' Model.save look at it)."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _tensor_info(t) -> dict:
@@ -125,16 +78,19 @@ def manifest(graph: Graph, model: GeneratedModel, board: Board) -> dict:
 
 def build(model_path: Path, out_dir: Path, options: BuildOptions = BuildOptions()) -> dict:
     """Compile a model for a board into out_dir; returns the manifest written there."""
-    load_board(options.board)  # an unknown board is reported before a slow conversion
+    load_board(options.board)  # an unknown board or a bad --out is reported before a slow conversion
+    inputs = tuple(p for p in (model_path, options.calibration) if p is not None)
+    check_out_dir(out_dir, protect=inputs)
     graph, tflite = load_model(model_path, options.calibration)
-    return build_graph(graph, tflite, out_dir, options.board)
+    return build_graph(graph, tflite, out_dir, options.board, protect=inputs)
 
 
-def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str) -> dict:
+def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str,
+                protect: tuple[Path, ...] = ()) -> dict:
     board = load_board(board_name)
     model = generate(graph)
     info = manifest(graph, model, board)
-    with staged_dir(out_dir) as stage:
+    with staged_dir(out_dir, protect) as stage:
         model.write(stage / "src")
         (stage / "model.tflite").write_bytes(tflite)
         built = get_runner(board, stage / "build").build(stage / "src")
@@ -143,7 +99,9 @@ def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str) -> 
             info["firmware"] = {key: (f"build/{v}" if key in ("elf", "bin", "hex", "map") else v)
                                 for key, v in image.items()}
             info["flash_bytes"], info["ram_bytes"] = image["flash_used"], image["ram_used"]
-        (stage / MANIFEST).write_text(json.dumps(info, indent=2) + "\n")
+        # written last: the list of files proves which files a later build may replace
+        manifest_text = json.dumps({**info, "files": file_digests(stage)}, indent=2) + "\n"
+        (stage / MANIFEST).write_text(manifest_text)
     return info
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from benchmarks import models as mlperf
-from tinycomp.pipeline import write_atomic
+from tinycomp.outputs import write_atomic
 
 MLPERF_NAMES = mlperf.NAMES
 CACHE_DIR = mlperf.CACHE_DIR
