@@ -2,12 +2,42 @@
 from __future__ import annotations
 
 import abc
+import ctypes
+import logging
+import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..boards import Board
-from ..errors import TargetError
+from ..errors import BuildError, TargetError
 from .protocol import ModelInfo
+
+log = logging.getLogger(__name__)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: Linux sends it SIGKILL when tinycomp dies,
+    even by SIGKILL, so no emulator or flash tool outlives its parent."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+# Keyword arguments for every long-lived child process (subprocess.Popen/run).
+CHILD = {"preexec_fn": _die_with_parent} if sys.platform.startswith("linux") else {}
+
+
+def compiler_error(tool: str, what: str, stderr: str) -> BuildError:
+    """One line for a failed compile or link; the whole output goes to the log
+    (tinycomp -v shows it). Generated C failing to compile is a tinycomp bug."""
+    log.info("%s output:\n%s", tool, stderr)
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    first = next((ln for ln in lines if "error" in ln), lines[0] if lines else "no output")
+    first = "".join(c if c.isprintable() and c.isascii() else "?" for c in first)[:240]
+    return BuildError(f"{what} failed ({tool}: {first}); run with -v for the whole output")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import jinja2
 from ..boards import Board
 from ..errors import BoardError, BuildError
 from ..resources import data_dir
+from .base import CHILD, compiler_error
 
 FIRMWARE_SOURCES = ("startup.c", "board_init.c", "timer.c", "protocol.c", "main.c",
                     "semihost.c", "libc.c")
@@ -126,11 +127,10 @@ def build_firmware(board: Board, model_src: Path, build_dir: Path,
            *map(str, sources), "-nostdlib", "-T", str(gen_dir / "linker.ld"),
            "-Wl,--gc-sections", f"-Wl,-Map={mapfile}", "-Wl,--no-warn-rwx-segments",
            "-o", str(elf), "-lgcc"]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", **CHILD)
     if result.returncode != 0:
         _raise_overflow(board, result.stderr)
-        tail = "\n".join(result.stderr.strip().splitlines()[-20:])
-        raise BuildError(f"firmware build for {board.name} failed:\n{tail}")
+        raise compiler_error(gcc, f"firmware build for {board.name}", result.stderr)
     objcopy = _tool(board, "objcopy")
     for fmt, path in (("binary", build_dir / "firmware.bin"), ("ihex", build_dir / "firmware.hex")):
         subprocess.run([objcopy, "-O", fmt, str(elf), str(path)], check=True, capture_output=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..boards import Board
 from ..errors import TargetError, TargetTimeout
+from .base import CHILD
 
 FLASH_TIMEOUT = 120.0
 
@@ -40,7 +41,7 @@ def flash(board: Board, elf: Path, binary: Path, tool: str | None = None) -> str
         raise TargetError(f"flash tool {tool} is not installed")
     cmd = flash_command(board, tool, elf, binary)
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=FLASH_TIMEOUT)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=FLASH_TIMEOUT, **CHILD)
     except subprocess.TimeoutExpired:
         raise TargetTimeout(f"{tool} did not finish flashing {board.name} within "
                             f"{FLASH_TIMEOUT:.0f} s (is the board connected?)") from None

@@ -15,7 +15,7 @@ import numpy as np
 from ..boards import Board
 from ..errors import BuildError, TargetError, TargetTimeout
 from ..resources import data_dir
-from .base import InferResult, Runner
+from .base import CHILD, InferResult, Runner, compiler_error
 from .protocol import ModelInfo
 
 RUNNER = "tinycomp_runner"
@@ -31,11 +31,10 @@ def build_host(board: Board, src_dir: Path, build_dir: Path, extra_flags: tuple[
     partial = build_dir / f".{RUNNER}.{os.getpid()}"  # renamed into place once complete
     sources = sorted(str(p) for p in src_dir.glob("*.c")) + [str(data_dir("firmware") / "host" / "main.c")]
     cmd = [board.cc, *board.cflags, *extra_flags, "-I", str(src_dir), *sources, "-o", str(partial)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", **CHILD)
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
-        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-        raise BuildError(f"{board.cc} failed building {src_dir}:\n{tail}")
+        raise compiler_error(board.cc, f"building {src_dir} for the host", result.stderr)
     shutil.copyfile(src_dir / HEADER, build_dir / HEADER)  # describe() reads it
     os.replace(partial, exe)
     return exe
@@ -82,7 +81,7 @@ class HostRunner(Runner):
             raise TargetError(f"{self.build_dir} holds no host build; run 'tinycomp build' first")
         self.info = self.describe()
         self.process = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE)
+                                        stderr=subprocess.PIPE, **CHILD)
 
     def describe(self) -> ModelInfo:
         return header_info(self.build_dir / HEADER, self.board.name)
@@ -139,7 +138,7 @@ def run_batch(exe: Path, samples: np.ndarray, output_size: int, timeout: float =
     """All samples through one run of the host executable (fast path for tests)."""
     data = np.ascontiguousarray(samples, dtype=np.int8).reshape(len(samples), -1)
     try:
-        result = subprocess.run([str(exe)], input=data.tobytes(), capture_output=True, timeout=timeout)
+        result = subprocess.run([str(exe)], input=data.tobytes(), capture_output=True, timeout=timeout, **CHILD)
     except subprocess.TimeoutExpired:
         raise TargetTimeout(f"{exe.name} did not finish {len(data)} samples within {timeout:.0f} s") from None
     if result.returncode != 0:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..boards import Board
 from ..errors import BuildError, TargetError, TargetTimeout
+from .base import CHILD
 
 QEMU = "qemu-system-arm"
 _PTY = re.compile(r"char device redirected to (/dev/pts/\d+)")
@@ -74,7 +75,7 @@ class QemuProcess:
         self._stderr.clear()
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, errors="replace")
+                                     text=True, errors="replace", **CHILD)
         threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
 
     def _pump(self, proc: subprocess.Popen) -> None:
