@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir import Graph, Node, Op, Quant, Tensor
+from .checks import check_model
 
 _DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool",
            7: "int16", 9: "int8", 10: "float64", 17: "int4"}
@@ -54,7 +55,7 @@ def _options(op_obj) -> MappingProxyType:
 def _quant(q) -> Quant | None:
     if q is None or q.scale is None or len(q.scale) == 0:
         return None
-    zps = q.zeroPoint if q.zeroPoint is not None and len(q.zeroPoint) else [0] * len(q.scale)
+    zps = q.zeroPoint if q.zeroPoint is not None else ()  # empty is refused by checks.py
     return Quant(tuple(float(s) for s in q.scale), tuple(int(z) for z in zps),
                  int(q.quantizedDimension or 0))
 
@@ -62,7 +63,7 @@ def _quant(q) -> Quant | None:
 def _tensor(index: int, t, buffers) -> Tensor:
     dtype = _DTYPES.get(t.type, f"type{t.type}")
     shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
-    name = t.name.decode() if isinstance(t.name, bytes) else str(t.name or f"t{index}")
+    name = t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name or f"t{index}")
     data = None
     buf = buffers[t.buffer].data if 0 < t.buffer < len(buffers) else None
     if buf is not None and len(buf):
@@ -109,8 +110,8 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
         for i, op in enumerate(sub.operators or ()):
             code = model.operatorCodes[op.opcodeIndex]
             opname = codes.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
-            outputs = tuple(int(t) for t in op.outputs)
-            label = tensors[outputs[0]].name if outputs else f"#{i}"
+            outputs = tuple(int(t) for t in (op.outputs if op.outputs is not None else ()))
+            label = tensors[outputs[0]].name if outputs and 0 <= outputs[0] < len(tensors) else f"#{i}"
             if opname == "CUSTOM" and code.customCode:
                 opname = f"CUSTOM ({code.customCode.decode(errors='replace')})"
             try:
@@ -119,12 +120,13 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
                 raise UnsupportedOpError(
                     f"unsupported op {opname} at layer {i} ({label!r}); tinycomp supports "
                     + ", ".join(o.value for o in Op)) from None
-            nodes.append(Node(i, kind, tuple(int(t) for t in op.inputs), outputs,
+            nodes.append(Node(i, kind, tuple(int(t) for t in (op.inputs if op.inputs is not None else ())), outputs,
                               _options(op), label))
-    except (IndexError, TypeError, AttributeError):
+        graph = Graph(tensors, tuple(nodes), tuple(int(t) for t in (sub.inputs if sub.inputs is not None else ())),
+                      tuple(int(t) for t in (sub.outputs if sub.outputs is not None else ())), name, model_hash(data))
+    except (IndexError, TypeError, AttributeError, ValueError, OverflowError):
         raise ModelError(f"{name}: corrupt .tflite file (dangling tensor, buffer or opcode index)") from None
-    graph = Graph(tensors, tuple(nodes), tuple(int(t) for t in sub.inputs),
-                  tuple(int(t) for t in sub.outputs), name, model_hash(data))
+    graph = check_model(graph)
     _check_integer_only(graph)
     return graph
 

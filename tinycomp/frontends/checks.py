@@ -1,0 +1,182 @@
+"""Validate a whole model before anything is generated from it.
+
+A model file is untrusted input: it may come from the internet or from a
+fuzzer. Everything after the front end (passes, code generation) trusts the
+IR, so every fact it relies on is checked here: indices in range, a graph
+that is a DAG in execution order, one producer per tensor, shapes that follow
+from each op (ir/shapes.py), sizes that fit the C types, and quantization
+that is finite, of the right count and in range. What fails is refused in
+one line naming the layer or tensor; TFLite Micro refuses the same models.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from ..errors import ModelError
+from ..ir import Graph, Node
+from ..ir.shapes import check_node_shapes
+
+# Far beyond any microcontroller's memory, and small enough that every index
+# and size in generated C fits an int.
+MAX_ELEMENTS = 1 << 24
+MAX_RANK = 6
+# Zero points a tensor of each type may have (int16 and wider are symmetric).
+ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int4": (-8, 7),
+                    "int16": (0, 0), "int32": (0, 0), "int64": (0, 0)}
+# The smallest normal float32: a denormal scale has lost its precision.
+MIN_SCALE = float(np.finfo(np.float32).tiny)
+MAX_SCALE = float(np.finfo(np.float32).max)
+
+
+def _tensor_error(graph: Graph, index: int, what: str) -> ModelError:
+    return ModelError(f"{graph.name}: tensor {index} ({graph.tensor(index).name!r}) {what}")
+
+
+def _check_tensor(graph: Graph, index: int) -> None:
+    t = graph.tensor(index)
+    if t.dtype.startswith("type"):
+        raise _tensor_error(graph, index, f"has an unknown element type ({t.dtype[4:]})")
+    if len(t.shape) > MAX_RANK:
+        raise _tensor_error(graph, index, f"has rank {len(t.shape)}; at most {MAX_RANK} is supported")
+    if any(d < 1 for d in t.shape):
+        raise _tensor_error(graph, index, f"has shape {list(t.shape)}: every dimension must be at least 1 "
+                                          "(TFLite Micro needs static, non-empty shapes)")
+    if t.size > MAX_ELEMENTS:
+        raise _tensor_error(graph, index, f"has {t.size:,} elements; at most {MAX_ELEMENTS:,} fit a microcontroller model")
+    q = t.quant
+    if q is None:
+        if not t.is_const and t.dtype in ("int8", "int16", "uint8"):
+            raise _tensor_error(graph, index, f"is {t.dtype} but has no quantization")
+        return
+    if len(q.zero_point) != len(q.scale):
+        raise _tensor_error(graph, index, f"has {len(q.scale)} scales but {len(q.zero_point)} zero points")
+    bad = [s for s in q.scale if not (math.isfinite(s) and MIN_SCALE <= s <= MAX_SCALE)]
+    if bad:
+        raise _tensor_error(graph, index, f"has scale {bad[0]!r}; scales must be finite, positive float32 "
+                                          "normals")
+    lo, hi = ZERO_POINT_RANGE.get(t.dtype, (-(1 << 31), (1 << 31) - 1))
+    bad_zp = [z for z in q.zero_point if not lo <= z <= hi]
+    if bad_zp:
+        raise _tensor_error(graph, index, f"has zero point {bad_zp[0]}; a {t.dtype} tensor's must be in "
+                                          f"[{lo}, {hi}]")
+    if q.per_channel:
+        if not t.is_const:
+            raise _tensor_error(graph, index, f"is computed but has {len(q.scale)} scales; "
+                                              "activations take one")
+        if not 0 <= q.axis < len(t.shape) or t.shape[q.axis] != len(q.scale):
+            raise _tensor_error(graph, index, f"has {len(q.scale)} scales along axis {q.axis} of shape "
+                                              f"{list(t.shape)}")
+
+
+def _check_indices(graph: Graph) -> None:
+    n = len(graph.tensors)
+    for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
+        if not indices:
+            raise ModelError(f"{graph.name}: the model has no {role}")
+        for t in indices:
+            if not 0 <= t < n:
+                raise ModelError(f"{graph.name}: model {role} refers to tensor {t}, which does not exist")
+        if len(set(indices)) != len(indices):
+            raise ModelError(f"{graph.name}: a tensor is listed twice among the model's {role}s")
+    for node in graph.nodes:
+        for i, t in enumerate(node.inputs):
+            if t < -1 or t >= n:
+                raise ModelError(f"{graph.name}: layer {node.index} ({node.op.value}) input {i} refers to "
+                                 f"tensor {t}, which does not exist")
+        for t in node.outputs:
+            if not 0 <= t < n:
+                raise ModelError(f"{graph.name}: layer {node.index} ({node.op.value}) writes tensor {t}, "
+                                 "which does not exist")
+
+
+def _layer(node: Node) -> str:
+    return f"layer {node.index} ({node.op.value}, {node.name!r})"
+
+
+def _execution_order(graph: Graph) -> tuple[Node, ...]:
+    """The nodes in an order where each runs after what it reads (the file's
+    order where it is valid; a stable topological sort otherwise), or
+    ModelError for what no order can run."""
+    producer: dict[int, Node] = {}
+    for node in graph.nodes:
+        for t in node.outputs:
+            if t in producer:
+                raise ModelError(f"{graph.name}: tensor {t} ({graph.tensor(t).name!r}) is written by both "
+                                 f"{_layer(producer[t])} and {_layer(node)}")
+            if graph.tensor(t).is_const:
+                raise ModelError(f"{graph.name}: {_layer(node)} writes the constant tensor "
+                                 f"{graph.tensor(t).name!r}")
+            if t in graph.inputs:
+                raise ModelError(f"{graph.name}: {_layer(node)} writes the model's input "
+                                 f"{graph.tensor(t).name!r}")
+            producer[t] = node
+    for t in graph.inputs:
+        if graph.tensor(t).is_const:
+            raise ModelError(f"{graph.name}: the model's input {graph.tensor(t).name!r} is a constant")
+    waits: dict[int, int] = {}
+    readers: dict[int, list[Node]] = {}
+    for node in graph.nodes:
+        needed = set()
+        for t in node.inputs:
+            if t < 0 or graph.tensor(t).is_const or t in graph.inputs:
+                continue
+            if t not in producer:
+                raise ModelError(f"{graph.name}: {_layer(node)} reads tensor {t} "
+                                 f"({graph.tensor(t).name!r}), which no layer computes")
+            if producer[t] is node:
+                raise ModelError(f"{graph.name}: {_layer(node)} reads its own output")
+            needed.add(producer[t].index)
+        waits[node.index] = len(needed)
+        for p in needed:
+            readers.setdefault(p, []).append(node)
+    by_index = {node.index: node for node in graph.nodes}
+    ready = [i for i, w in waits.items() if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        node = by_index[heapq.heappop(ready)]
+        order.append(node)
+        for r in readers.get(node.index, ()):
+            waits[r.index] -= 1
+            if waits[r.index] == 0:
+                heapq.heappush(ready, r.index)
+    if len(order) != len(graph.nodes):
+        stuck = [by_index[i] for i, w in waits.items() if w > 0]
+        raise ModelError(f"{graph.name}: the layers form a cycle ({_layer(stuck[0])} depends on its own result)")
+    return tuple(order)
+
+
+def _check_outputs(graph: Graph, producer: set[int]) -> None:
+    for t in graph.outputs:
+        what = graph.tensor(t)
+        if t in graph.inputs:
+            raise ModelError(f"{graph.name}: the model's output {what.name!r} is its input; "
+                             "there is nothing to compile")
+        if what.is_const:
+            raise ModelError(f"{graph.name}: the model's output {what.name!r} is a constant; "
+                             "there is nothing to compute")
+        if t not in producer:
+            raise ModelError(f"{graph.name}: no layer computes the model's output {what.name!r}")
+
+
+def check_model(graph: Graph) -> Graph:
+    """The graph with its nodes in a valid execution order, or ModelError."""
+    if not graph.nodes:
+        raise ModelError(f"{graph.name}: the model has no layers")
+    _check_indices(graph)
+    used = {t for node in graph.nodes for t in (*node.inputs, *node.outputs) if t >= 0}
+    for t in sorted(used | set(graph.inputs) | set(graph.outputs)):
+        _check_tensor(graph, t)
+    order = _execution_order(graph)
+    _check_outputs(graph, {t for node in graph.nodes for t in node.outputs})
+    for node in order:
+        check_node_shapes(graph, node)
+    if order == graph.nodes:
+        return graph
+    # Renumber so that node.index is the position a layer runs at: codegen
+    # names functions and profiles layers by it.
+    return replace(graph, nodes=tuple(replace(n, index=i) for i, n in enumerate(order)))

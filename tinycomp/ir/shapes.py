@@ -1,0 +1,231 @@
+"""What each op's output shape must be, given its inputs and options.
+
+A model file states every tensor's shape; these rules recompute the output
+shapes from the inputs, as TFLite's shape inference would, so that a file
+whose shapes disagree (an output larger than its op writes, an FC whose
+output hides extra rows) is refused before any code reads past a buffer.
+One rule per op; tests check that every Op has one.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ModelError
+from .graph import Graph, Node, Op
+
+# A model whose options go beyond these is not a microcontroller model, and
+# the numbers would no longer fit the C int the kernels index with.
+MAX_WINDOW = 1 << 16  # filter sizes, strides, dilations
+
+
+def conv_out_size(padding: str, size: int, kernel: int, stride: int, dilation: int = 1) -> int:
+    """TFLite's ComputeOutSize (C++ division truncates toward zero)."""
+    eff = (kernel - 1) * dilation + 1
+    if padding == "SAME":
+        return (size + stride - 1) // stride
+    return int((size + stride - eff) / stride)
+
+
+class _Check:
+    """The node being checked, with short ways to refuse it."""
+
+    def __init__(self, graph: Graph, node: Node):
+        self.graph, self.node = graph, node
+
+    def shape(self, i: int) -> tuple[int, ...]:
+        return self.graph.tensor(self.node.inputs[i]).shape
+
+    def has(self, i: int) -> bool:
+        return i < len(self.node.inputs) and self.node.inputs[i] >= 0
+
+    def const(self, i: int) -> np.ndarray:
+        t = self.graph.tensor(self.node.inputs[i])
+        if not t.is_const:
+            raise self.error(f"input {i} ({t.name!r}) must be a constant tensor")
+        return t.data
+
+    @property
+    def out(self) -> tuple[int, ...]:
+        return self.graph.tensor(self.node.outputs[0]).shape
+
+    def error(self, what: str) -> ModelError:
+        return ModelError(f"layer {self.node.index} ({self.node.op.value}, {self.node.name!r}): {what}")
+
+    def rank(self, i: int, *ranks: int) -> tuple[int, ...]:
+        s = self.shape(i)
+        if len(s) not in ranks:
+            raise self.error(f"input {i} has shape {list(s)}; expected rank {' or '.join(map(str, ranks))}")
+        return s
+
+    def int_option(self, key: str, default: int) -> int:
+        value = self.node.options.get(key, default)
+        value = default if value in (None, 0) and key.startswith("dilation") else value
+        if not isinstance(value, (int, np.integer)) or not 1 <= int(value) <= MAX_WINDOW:
+            raise self.error(f"option {key} = {value!r} must be between 1 and {MAX_WINDOW}")
+        return int(value)
+
+    def expect(self, shape, because: str) -> None:
+        if tuple(self.out) != tuple(int(d) for d in shape):
+            raise self.error(f"output shape {list(self.out)} does not follow from {because} "
+                             f"(expected {[int(d) for d in shape]})")
+
+
+def _window(c: _Check, kh: int, kw: int, channels: int, dilated: bool) -> None:
+    n, h, w, _ = c.rank(0, 4)
+    padding = c.node.options.get("padding", "SAME")
+    if padding not in ("SAME", "VALID"):
+        raise c.error(f"padding {padding!r} is not supported")
+    sh, sw = c.int_option("stride_h", 1), c.int_option("stride_w", 1)
+    dh = c.int_option("dilation_h_factor", 1) if dilated else 1
+    dw = c.int_option("dilation_w_factor", 1) if dilated else 1
+    oh, ow = conv_out_size(padding, h, kh, sh, dh), conv_out_size(padding, w, kw, sw, dw)
+    if oh < 1 or ow < 1:
+        raise c.error(f"a {kh}x{kw} window does not fit the {h}x{w} input")
+    c.expect((n, oh, ow, channels), f"input {list(c.shape(0))}, a {kh}x{kw} window, "
+             f"strides {sh}x{sw}, dilations {dh}x{dw}, {padding}")
+
+
+def _bias(c: _Check, channels: int) -> None:
+    if c.has(2):
+        b = c.graph.tensor(c.node.inputs[2])
+        if not b.is_const or b.dtype not in ("int32", "int64") or b.size != channels:
+            raise c.error(f"bias {b.name!r} must be a constant int32 vector of {channels}, "
+                          f"not {b.dtype} {list(b.shape)}{'' if b.is_const else ' (computed)'}")
+
+
+def _conv(c: _Check) -> None:
+    _, _, _, cin = c.rank(0, 4)
+    cout, kh, kw, cin_f = c.rank(1, 4)
+    if cin % cin_f:
+        raise c.error(f"filter depth {cin_f} does not divide the input's {cin} channels")
+    _bias(c, cout)
+    _window(c, kh, kw, cout, dilated=True)
+
+
+def _depthwise(c: _Check) -> None:
+    _, _, _, cin = c.rank(0, 4)
+    one, kh, kw, cout = c.rank(1, 4)
+    if one != 1 or cout % cin:
+        raise c.error(f"filter shape {list(c.shape(1))} is not (1, h, w, a multiple of {cin})")
+    _bias(c, cout)
+    _window(c, kh, kw, cout, dilated=True)
+
+
+def _pool(c: _Check) -> None:
+    channels = c.rank(0, 4)[3]
+    _window(c, c.int_option("filter_height", 1), c.int_option("filter_width", 1), channels, dilated=False)
+
+
+def _fully_connected(c: _Check) -> None:
+    units, depth = c.rank(1, 2)
+    fmt = c.node.options.get("weights_format", 0)
+    if fmt not in (0, "DEFAULT"):
+        raise c.error(f"weights format {fmt} (shuffled) is not supported; convert with the default format")
+    size = int(np.prod(c.shape(0), dtype=np.int64))
+    if size % depth:
+        raise c.error(f"input of {size} values is not a multiple of the weights' depth {depth}")
+    _bias(c, units)
+    out = c.out
+    if not out or out[-1] != units or int(np.prod(out, dtype=np.int64)) != size // depth * units:
+        raise c.error(f"output shape {list(out)} does not follow from {size // depth} rows of "
+                      f"{depth} inputs and {units} units")
+
+
+def _broadcast(c: _Check) -> None:
+    try:
+        shape = np.broadcast_shapes(c.shape(0), c.shape(1))
+    except ValueError:
+        raise c.error(f"input shapes {list(c.shape(0))} and {list(c.shape(1))} do not broadcast") from None
+    c.expect(shape, f"broadcasting {list(c.shape(0))} with {list(c.shape(1))}")
+
+
+def _same(c: _Check) -> None:
+    c.expect(c.shape(0), "its input")
+
+
+def _same_size(c: _Check) -> None:
+    before, after = (int(np.prod(s, dtype=np.int64)) for s in (c.shape(0), c.out))
+    if before != after:
+        raise c.error(f"turns {before} values into {after}")
+
+
+def _mean(c: _Check) -> None:
+    shape = c.shape(0)
+    axes = set()
+    for a in c.const(1).reshape(-1).tolist():
+        if not -len(shape) <= a < len(shape):
+            raise c.error(f"axis {a} is out of range for a rank-{len(shape)} input")
+        axes.add(a % len(shape))
+    # Only the size: converters write either rank for keep_dims=False models.
+    kept = int(np.prod([d for i, d in enumerate(shape) if i not in axes], dtype=np.int64))
+    if int(np.prod(c.out, dtype=np.int64)) != kept:
+        raise c.error(f"output shape {list(c.out)} does not hold the {kept} values left after "
+                      f"reducing {list(shape)} over axes {sorted(axes)}")
+
+
+def _concatenation(c: _Check) -> None:
+    shapes = [c.shape(i) for i in range(len(c.node.inputs))]
+    rank = len(shapes[0])
+    axis = c.node.options.get("axis", 0)
+    if not isinstance(axis, (int, np.integer)) or not -rank <= axis < rank:
+        raise c.error(f"axis {axis} is out of range for rank {rank}")
+    axis %= rank
+    if any(len(s) != rank or any(s[d] != shapes[0][d] for d in range(rank) if d != axis) for s in shapes):
+        raise c.error(f"input shapes {[list(s) for s in shapes]} differ off axis {axis}")
+    c.expect([sum(s[axis] for s in shapes) if d == axis else shapes[0][d] for d in range(rank)],
+             f"joining {len(shapes)} inputs along axis {axis}")
+
+
+def _pad(c: _Check) -> None:
+    shape = c.shape(0)
+    pads = c.const(1).reshape(-1).tolist()
+    if len(pads) != 2 * len(shape) or any(p < 0 or p > MAX_WINDOW for p in pads):
+        raise c.error(f"paddings {pads} are not {len(shape)} pairs of non-negative sizes")
+    c.expect([d + pads[2 * i] + pads[2 * i + 1] for i, d in enumerate(shape)], f"paddings {pads}")
+
+
+# op -> (fewest inputs, most inputs, rule); None: any number of inputs
+RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
+    Op.CONV_2D: (2, 3, _conv),
+    Op.DEPTHWISE_CONV_2D: (2, 3, _depthwise),
+    Op.FULLY_CONNECTED: (2, 3, _fully_connected),
+    Op.ADD: (2, 2, _broadcast),
+    Op.MUL: (2, 2, _broadcast),
+    Op.AVERAGE_POOL_2D: (1, 1, _pool),
+    Op.MAX_POOL_2D: (1, 1, _pool),
+    Op.MEAN: (2, 2, _mean),
+    Op.RESHAPE: (1, 2, _same_size),
+    Op.SQUEEZE: (1, 1, _same_size),
+    Op.EXPAND_DIMS: (2, 2, _same_size),
+    Op.CONCATENATION: (1, None, _concatenation),
+    Op.PAD: (2, 3, _pad),
+    Op.SOFTMAX: (1, 1, _same),
+    Op.LOGISTIC: (1, 1, _same),
+    Op.TANH: (1, 1, _same),
+    Op.RELU: (1, 1, _same),
+    Op.RELU6: (1, 1, _same),
+    Op.HARD_SWISH: (1, 1, _same),
+    Op.QUANTIZE: (1, 1, _same),
+}
+
+# Inputs that may be absent (-1): the bias of the ops that have one.
+OPTIONAL_INPUTS = {Op.CONV_2D: {2}, Op.DEPTHWISE_CONV_2D: {2}, Op.FULLY_CONNECTED: {2}}
+
+
+def check_node_shapes(graph: Graph, node: Node) -> None:
+    """Raise ModelError unless node's input count and output shape are what its op computes."""
+    fewest, most, rule = RULES[node.op]
+    c = _Check(graph, node)
+    n = len(node.inputs)
+    if n < fewest or (most is not None and n > most):
+        raise c.error(f"has {n} inputs; the op takes {fewest}" + ("" if most == fewest else
+                                                                 f" to {most or 'any number'}"))
+    optional = OPTIONAL_INPUTS.get(node.op, set())
+    for i, t in enumerate(node.inputs):
+        if t < 0 and i not in optional:
+            raise c.error(f"input {i} is missing")
+    if len(node.outputs) != 1:
+        raise c.error(f"has {len(node.outputs)} outputs; the op has 1")
+    rule(c)
