@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 
 from . import __version__, pipeline
 from .cli_compress import compress, sweep
-from .errors import InputDataError, TinycompError
-from .outputs import save_npy, write_atomic
+from .errors import TinycompError
+from .outputs import check_out_file, save_npy, write_atomic
+from .userdata import load_npy
 
 
 class _Group(click.Group):
@@ -23,15 +23,6 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except TinycompError as exc:
             raise click.ClickException(str(exc)) from None
-
-
-def _load_npy(path: Path, what: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputDataError(f"{what} file {path} does not exist") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputDataError(f"{what} file {path} is not a readable .npy array: {exc}") from None
 
 
 @click.group(cls=_Group)
@@ -72,7 +63,8 @@ def build(model: Path, board: str, out_dir: Path | None, calibration: Path | Non
 def run(build_dir: Path, inputs: Path, outputs: Path, port: str | None) -> None:
     """Run every sample of --inputs on the built target; save raw int8 outputs."""
     pipeline.read_manifest(build_dir)  # a wrong folder is the likelier mistake: say so first
-    samples = _load_npy(inputs, "inputs")
+    check_out_file(outputs)
+    samples = load_npy(inputs, "inputs")
     y, counts = pipeline.run(build_dir, samples, port=port, progress=True)
     save_npy(outputs, y)
     click.echo(f"ran {len(y)} samples; outputs {y.shape} int8 written to {outputs}")
@@ -92,7 +84,9 @@ def profile(build_dir: Path, inputs: Path | None, json_path: Path | None, port: 
     from .profile import format_profile, profile_build
 
     pipeline.read_manifest(build_dir)
-    samples = _load_npy(inputs, "inputs") if inputs is not None else None
+    if json_path is not None:
+        check_out_file(json_path)
+    samples = load_npy(inputs, "inputs") if inputs is not None else None
     p = profile_build(build_dir, samples, port)
     click.echo(format_profile(p))
     if json_path is not None:
@@ -183,8 +177,10 @@ def validate(model, board, data, labels, float_model, calibration, report_path, 
     """Build MODEL, run --data on the board, compare with TFLM and the float model."""
     from .validate import format_report, validate_model
 
-    x = _load_npy(data, "data")
-    y = _load_npy(labels, "labels") if labels is not None else None
+    if report_path is not None:
+        check_out_file(report_path)
+    x = load_npy(data, "data")
+    y = load_npy(labels, "labels") if labels is not None else None
     out_dir = out_dir or Path("out") / f"{model.stem}-{board}"
     report = validate_model(model, x, board, out_dir, labels=y, float_model=float_model,
                             calibration=calibration, per_layer=per_layer, port=port)

@@ -139,13 +139,19 @@ def staged_dir(out_dir: Path, protect: tuple[Path, ...] = ()):
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def check_out_file(path: Path) -> Path:
+    """Refuse an output file path that cannot be written, before slow work starts."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file name")
+    return path
+
+
 def write_atomic(path: Path, write) -> None:
     """write(temporary path) beside `path`, then rename it into place, so a
     reader never sees half a file. The temporary path keeps path's suffix
     (savers such as keras' Model.save look at it); exactly `path` is written."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path} is a folder; give a file name")
+    path = check_out_file(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)

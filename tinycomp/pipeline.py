@@ -25,6 +25,7 @@ from .frontends.tflite import parse_tflite, read_tflite
 from .ir import Graph
 from .outputs import MANIFEST, check_out_dir, file_digests, staged_dir
 from .targets import get_runner
+from .userdata import check_finite
 
 DEFAULT_BOARD = "qemu"
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -105,15 +106,39 @@ def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str,
     return info
 
 
+def _tensor_entry_ok(entry) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("shape"), list)
+            and all(isinstance(d, int) and d > 0 for d in entry["shape"])
+            and isinstance(entry.get("scale"), (int, float)) and isinstance(entry.get("zero_point"), int))
+
+
 def read_manifest(build_dir: Path) -> dict:
     path = Path(build_dir) / MANIFEST
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputDataError(f"{build_dir} is not a tinycomp build (no {MANIFEST}); "
                              "run 'tinycomp build MODEL --out DIR' first") from None
     except (OSError, ValueError) as exc:
-        raise InputDataError(f"{path} is unreadable: {exc}") from None
+        raise InputDataError(f"{path} is unreadable: {str(exc).splitlines()[0][:200]}") from None
+    # A manifest is read back by run/profile/flash: one from elsewhere must not crash them.
+    if not (isinstance(info, dict) and isinstance(info.get("board"), str)
+            and _tensor_entry_ok(info.get("input")) and _tensor_entry_ok(info.get("output"))
+            and isinstance(info.get("layers"), list) and all(isinstance(r, dict) for r in info["layers"])
+            and isinstance(info.get("macs"), int) and isinstance(info.get("arena_bytes"), int)
+            and _firmware_entry_ok(info.get("firmware"), info["board"])):
+        raise InputDataError(f"{path} is not a tinycomp manifest (board, input, output, layers or "
+                             "firmware missing or malformed)")
+    return info
+
+
+def _firmware_entry_ok(entry, board: str) -> bool:
+    """Absent for a host build, else naming files inside the build folder."""
+    if entry is None:
+        return board == "host"
+    return isinstance(entry, dict) and all(
+        isinstance(entry.get(k), str) and not Path(entry[k]).is_absolute() and ".." not in Path(entry[k]).parts
+        for k in ("elf", "bin"))
 
 
 def model_samples(samples: np.ndarray, info: dict) -> np.ndarray:
@@ -131,6 +156,7 @@ def model_samples(samples: np.ndarray, info: dict) -> np.ndarray:
     if x.dtype == np.int8:
         return x
     if np.issubdtype(x.dtype, np.floating):
+        check_finite(x, "inputs")
         scale, zp = info["input"]["scale"], info["input"]["zero_point"]
         q = x.astype(np.float32) / np.float32(scale)
         q = np.where(q >= 0, np.floor(q + 0.5), -np.floor(-q + 0.5)) + zp  # TFLite rounds half away

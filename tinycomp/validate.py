@@ -2,12 +2,14 @@
 float model (error metrics, agreement, accuracy)."""
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputDataError
+from .userdata import check_finite, class_labels
 from .frontends.tflite import parse_tflite
 from .pipeline import BuildOptions, build, build_graph, model_samples, run
 from .reference.tflm import run as run_reference
@@ -48,11 +50,7 @@ def compare_float(device: np.ndarray, float_out: np.ndarray, labels: np.ndarray 
 
 
 def classification(scores: np.ndarray, labels: np.ndarray, who: str) -> dict:
-    labels = np.asarray(labels).reshape(-1)
-    if len(labels) != len(scores):
-        raise InputDataError(f"{len(labels)} labels for {len(scores)} samples")
-    if labels.min() < 0 or labels.max() >= scores.shape[1]:
-        raise InputDataError(f"labels must be class indices 0..{scores.shape[1] - 1}")
+    labels = class_labels(labels, len(scores), scores.shape[1])
     pred = np.argmax(scores, axis=1)
     confusion = np.zeros((scores.shape[1], scores.shape[1]), dtype=np.int64)
     np.add.at(confusion, (labels.astype(np.int64), pred), 1)
@@ -139,11 +137,24 @@ def first_differing_layer(graph, tflite: bytes, x: np.ndarray, board: str, workd
     return {"index": node.index, "op": node.op.value, "name": node.name}
 
 
+def _first_differing_layer_in_temp(tflite: bytes, x: np.ndarray, board: str) -> dict | None:
+    """The prefix builds go to a temporary folder: the build folder holds only
+    what its manifest lists, so that a later build may replace it."""
+    with tempfile.TemporaryDirectory(prefix="tinycomp-per-layer-") as workdir:
+        return first_differing_layer(parse_tflite(tflite), tflite, x, board, workdir)
+
+
 def validate_model(model_path, data: np.ndarray, board: str, out_dir, labels=None,
                    float_model=None, calibration=None, per_layer: bool = False, port=None) -> dict:
     """Build for the board, run every sample there, compare. Returns the report."""
     model_path = Path(model_path)
     is_keras = model_path.suffix != ".tflite"
+    data = np.asarray(data)
+    if data.ndim < 1 or len(data) == 0:
+        raise InputDataError("--data holds no samples")
+    check_finite(data, "--data")
+    if labels is not None:  # the classes are checked once the outputs are known
+        class_labels(labels, len(data), None)
     info = build(model_path, Path(out_dir), BuildOptions(board=board, calibration=calibration))
     x = model_samples(data, info)
     device, counts = run(out_dir, x, port=port, progress=True)
@@ -169,6 +180,5 @@ def validate_model(model_path, data: np.ndarray, board: str, out_dir, labels=Non
         report["accuracy"] = classification(dequantize(device, info), labels, "device")
     if per_layer:
         report["first_differing_layer"] = (
-            first_differing_layer(parse_tflite(tflite), tflite, x, info["board"], Path(out_dir) / "per-layer")
-            or "none: every layer matches TFLite Micro")
+            _first_differing_layer_in_temp(tflite, x, info["board"]) or "none: every layer matches TFLite Micro")
     return report

@@ -2,29 +2,15 @@
 a user can cause answered by one line and a non-zero exit."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as fb
 
 from tests.support.tflite_builder import ModelBuilder, random_bias, random_int8, random_weights
+from tests.support.cli import assert_one_line_error as _assert_one_line_error
+from tests.support.cli import tinycomp as _tinycomp
 from tests.support.tflm import run_tflm
-
-
-def _tinycomp(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "tinycomp.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd)
-
-
-def _assert_one_line_error(result, *fragments):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def _model(seed=0) -> ModelBuilder:

@@ -1,21 +1,15 @@
 """The command line against the default QEMU board: build, run, profile, flash,
 validate, as a user types them."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from tests.support.models import digits_model
+from tests.support.cli import tinycomp as _tinycomp
 from tests.support.tflm import run_tflm
 
 pytestmark = pytest.mark.qemu
-
-
-def _tinycomp(*args):
-    return subprocess.run([sys.executable, "-m", "tinycomp.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

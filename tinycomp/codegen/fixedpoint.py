@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from ..errors import ModelError
+
 INT8_MIN, INT8_MAX = -128, 127
 
 
@@ -30,6 +32,10 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         return 0, 0
+    if shift > 30:
+        # TFLM would shift an int32 left by 31 or more: undefined behaviour in C.
+        raise ModelError(f"a quantization scale ratio of {real:.3g} is too large for integer "
+                         "kernels (scales out of proportion)")
     # No clamp of large shifts: TFLM only clamps in single-rounding builds.
     return q, shift
 

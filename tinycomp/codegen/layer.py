@@ -53,7 +53,9 @@ class Layer:
         array = np.asarray(values).reshape(-1)
         info = np.iinfo(CTYPES[ctype])
         if array.size and (array.min() < info.min or array.max() > info.max):
-            raise ValueError(f"{suffix} of layer {self.node.index} exceeds {ctype}")
+            # e.g. a bias near the int32 limits, which the input offset folded into it pushes over
+            raise self.refuse(f"its {suffix.replace('_', ' ')} values exceed {ctype} "
+                              "(a bias or zero point at the limits of its type)")
         name = f"tinycomp_w_l{self.node.index}_{suffix}"
         self.constants.append(Constant(name, ctype, array.astype(CTYPES[ctype])))
         return name

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tinycomp.errors import InputDataError, ModelError
+from tinycomp.userdata import load_npy
 
 # More samples barely move the int8 ranges but make conversion slower.
 MAX_CALIBRATION_SAMPLES = 500
@@ -31,16 +32,9 @@ _CALIBRATION_HINT = (
 def load_calibration(path) -> np.ndarray:
     """Read float calibration samples (N, *input_shape) from a .npy file."""
     path = Path(path)
-    if not path.is_file():
-        raise InputDataError(f"calibration file not found: {path}")
     if path.suffix.lower() != ".npy":
         raise InputDataError(f"calibration data must be a .npy file, got {path.name}")
-    try:
-        # allow_pickle=False: a .npy from elsewhere must not run code on load.
-        data = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise InputDataError(f"cannot read calibration file {path}: {_one_line(exc)}") from None
-    return data
+    return load_npy(path, "calibration")
 
 
 def keras_to_tflite(path, calibration) -> bytes:

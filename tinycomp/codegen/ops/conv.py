@@ -13,17 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ir.shapes import conv_out_size
 from ...passes.memory import window_lag
 from ..layer import Layer
 from .common import channel_multipliers, folded_bias, fused_activation
-
-
-def _out_size(padding: str, size: int, kernel: int, stride: int, dilation: int) -> int:
-    # TFLite's ComputeOutSize; C++ division truncates toward zero.
-    eff = (kernel - 1) * dilation + 1
-    if padding == "SAME":
-        return (size + stride - 1) // stride
-    return int((size + stride - eff) / stride)
 
 
 def _pad_before(size: int, kernel: int, stride: int, dilation: int, out: int) -> int:
@@ -79,7 +72,7 @@ def geometry(layer: Layer, kh: int, kw: int, channels_out: int) -> dict:
     dh, dw = int(opts.get("dilation_h_factor", 1) or 1), int(opts.get("dilation_w_factor", 1) or 1)
     if min(sh, sw, dh, dw) < 1:
         raise layer.refuse(f"strides {sh}x{sw} and dilations {dh}x{dw} must be positive")
-    oh, ow = _out_size(padding, h, kh, sh, dh), _out_size(padding, w, kw, sw, dw)
+    oh, ow = conv_out_size(padding, h, kh, sh, dh), conv_out_size(padding, w, kw, sw, dw)
     expected = (n, oh, ow, channels_out)
     if oh < 1 or ow < 1 or tuple(layer.output().shape) != expected:
         raise layer.refuse(f"output shape {tuple(layer.output().shape)} does not match the "
