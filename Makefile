@@ -5,7 +5,7 @@ SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEBS   := gcc gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench fuzz clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+# A longer fuzz run than the suite's (fresh random mutants each time).
+fuzz: setup
+	TINYCOMP_FUZZ_EXAMPLES=30000 $(PY) -m pytest -q -s tests/host/test_fuzz_models.py
 
 bench: setup
 	$(PY) -m benchmarks.bench

@@ -10,9 +10,7 @@ one line naming the layer or tensor; TFLite Micro refuses the same models.
 """
 from __future__ import annotations
 
-import heapq
 import math
-from dataclasses import replace
 
 import numpy as np
 
@@ -97,10 +95,10 @@ def _layer(node: Node) -> str:
     return f"layer {node.index} ({node.op.value}, {node.name!r})"
 
 
-def _execution_order(graph: Graph) -> tuple[Node, ...]:
-    """The nodes in an order where each runs after what it reads (the file's
-    order where it is valid; a stable topological sort otherwise), or
-    ModelError for what no order can run."""
+def _check_order(graph: Graph) -> None:
+    """Each layer runs after what it reads, as the file orders them. TFLite
+    Micro runs layers in file order, so a layer that reads a later layer's
+    result (a cycle, or ops out of order) would read garbage there: refused."""
     producer: dict[int, Node] = {}
     for node in graph.nodes:
         for t in node.outputs:
@@ -117,37 +115,20 @@ def _execution_order(graph: Graph) -> tuple[Node, ...]:
     for t in graph.inputs:
         if graph.tensor(t).is_const:
             raise ModelError(f"{graph.name}: the model's input {graph.tensor(t).name!r} is a constant")
-    waits: dict[int, int] = {}
-    readers: dict[int, list[Node]] = {}
+    done: set[int] = set(graph.inputs)
     for node in graph.nodes:
-        needed = set()
         for t in node.inputs:
-            if t < 0 or graph.tensor(t).is_const or t in graph.inputs:
+            if t < 0 or graph.tensor(t).is_const or t in done:
                 continue
+            name = graph.tensor(t).name
             if t not in producer:
-                raise ModelError(f"{graph.name}: {_layer(node)} reads tensor {t} "
-                                 f"({graph.tensor(t).name!r}), which no layer computes")
+                raise ModelError(f"{graph.name}: {_layer(node)} reads tensor {t} ({name!r}), "
+                                 "which no layer computes")
             if producer[t] is node:
                 raise ModelError(f"{graph.name}: {_layer(node)} reads its own output")
-            needed.add(producer[t].index)
-        waits[node.index] = len(needed)
-        for p in needed:
-            readers.setdefault(p, []).append(node)
-    by_index = {node.index: node for node in graph.nodes}
-    ready = [i for i, w in waits.items() if w == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        node = by_index[heapq.heappop(ready)]
-        order.append(node)
-        for r in readers.get(node.index, ()):
-            waits[r.index] -= 1
-            if waits[r.index] == 0:
-                heapq.heappush(ready, r.index)
-    if len(order) != len(graph.nodes):
-        stuck = [by_index[i] for i, w in waits.items() if w > 0]
-        raise ModelError(f"{graph.name}: the layers form a cycle ({_layer(stuck[0])} depends on its own result)")
-    return tuple(order)
+            raise ModelError(f"{graph.name}: {_layer(node)} reads {name!r} before {_layer(producer[t])} "
+                             "computes it (layers out of order, or a cycle)")
+        done.update(node.outputs)
 
 
 def _check_outputs(graph: Graph, producer: set[int]) -> None:
@@ -164,19 +145,15 @@ def _check_outputs(graph: Graph, producer: set[int]) -> None:
 
 
 def check_model(graph: Graph) -> Graph:
-    """The graph with its nodes in a valid execution order, or ModelError."""
+    """The graph, once every fact the passes and codegen rely on holds; else ModelError."""
     if not graph.nodes:
         raise ModelError(f"{graph.name}: the model has no layers")
     _check_indices(graph)
     used = {t for node in graph.nodes for t in (*node.inputs, *node.outputs) if t >= 0}
     for t in sorted(used | set(graph.inputs) | set(graph.outputs)):
         _check_tensor(graph, t)
-    order = _execution_order(graph)
+    _check_order(graph)
     _check_outputs(graph, {t for node in graph.nodes for t in node.outputs})
-    for node in order:
+    for node in graph.nodes:
         check_node_shapes(graph, node)
-    if order == graph.nodes:
-        return graph
-    # Renumber so that node.index is the position a layer runs at: codegen
-    # names functions and profiles layers by it.
-    return replace(graph, nodes=tuple(replace(n, index=i) for i, n in enumerate(order)))
+    return graph

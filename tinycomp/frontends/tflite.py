@@ -5,6 +5,7 @@ from a .tflite file.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from pathlib import Path
@@ -31,14 +32,58 @@ def _schema():
     return schema, flatbuffer_utils
 
 
+@contextlib.contextmanager
+def _strings_in_bounds():
+    """flatbuffers' Python reader slices strings, so a name whose length points
+    past the end of the file is silently cut short where TFLite Micro's verifier
+    refuses the file. While a model is read, such a string raises instead."""
+    from flatbuffers import encode, number_types, table
+
+    original = table.Table.String
+    uoffset = number_types.UOffsetTFlags
+
+    def checked(self, off):
+        start = off + encode.Get(uoffset.packer_type, self.Bytes, off)
+        length = encode.Get(uoffset.packer_type, self.Bytes, start)
+        if start + uoffset.bytewidth + length > len(self.Bytes):
+            raise ValueError("a string runs past the end of the file")
+        return original(self, off)
+
+    table.Table.String = checked
+    try:
+        yield
+    finally:
+        table.Table.String = original
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _options(op_obj) -> MappingProxyType:
+# Each op's options table in the schema, and whether TFLite Micro needs it
+# there (it reads zeros for an absent table: a stride of 0, a softmax beta
+# of 0, which its kernels do not survive).
+_OPTION_TABLES = {
+    Op.CONV_2D: ("Conv2DOptions", True), Op.DEPTHWISE_CONV_2D: ("DepthwiseConv2DOptions", True),
+    Op.FULLY_CONNECTED: ("FullyConnectedOptions", False), Op.ADD: ("AddOptions", False),
+    Op.MUL: ("MulOptions", False), Op.AVERAGE_POOL_2D: ("Pool2DOptions", True),
+    Op.MAX_POOL_2D: ("Pool2DOptions", True), Op.MEAN: ("ReducerOptions", False),
+    Op.RESHAPE: ("ReshapeOptions", False), Op.SQUEEZE: ("SqueezeOptions", False),
+    Op.EXPAND_DIMS: ("ExpandDimsOptions", False), Op.CONCATENATION: ("ConcatenationOptions", True),
+    Op.PAD: ("PadOptions", False), Op.SOFTMAX: ("SoftmaxOptions", True),
+    Op.HARD_SWISH: ("HardSwishOptions", False), Op.QUANTIZE: ("QuantizeOptions", False),
+}
+
+
+def _options(op_obj, kind: Op, where: str) -> MappingProxyType:
     raw = op_obj.builtinOptions
+    table, required = _OPTION_TABLES.get(kind, (None, False))
     if raw is None:
+        if required:
+            raise ModelError(f"{where} has no {table}; TFLite Micro needs them")
         return MappingProxyType({})
+    if table is not None and type(raw).__name__ != f"{table}T":
+        raise ModelError(f"{where} carries {type(raw).__name__[:-1]} instead of {table}")
     opts = {}
     for key, value in vars(raw).items():
         key = _snake(key)
@@ -53,10 +98,12 @@ def _options(op_obj) -> MappingProxyType:
 
 
 def _quant(q) -> Quant | None:
-    if q is None or q.scale is None or len(q.scale) == 0:
+    scales = q.scale if q is not None and q.scale is not None else ()
+    zps = q.zeroPoint if q is not None and q.zeroPoint is not None else ()
+    if len(scales) == 0 and len(zps) == 0:
         return None
-    zps = q.zeroPoint if q.zeroPoint is not None else ()  # empty is refused by checks.py
-    return Quant(tuple(float(s) for s in q.scale), tuple(int(z) for z in zps),
+    # mismatched counts (one of them empty included) are refused by checks.py
+    return Quant(tuple(float(s) for s in scales), tuple(int(z) for z in zps),
                  int(q.quantizedDimension or 0))
 
 
@@ -97,7 +144,8 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ModelError(f"{name}: not a TFLite flatbuffer (no 'TFL3' identifier)")
     try:
-        model = fb.read_model_from_bytearray(bytearray(data))
+        with _strings_in_bounds():
+            model = fb.read_model_from_bytearray(bytearray(data))
     except Exception as exc:  # the flatbuffer reader raises anything on corrupt input
         raise ModelError(f"{name}: corrupt or truncated .tflite file ({type(exc).__name__})") from None
     if not model.subgraphs or len(model.subgraphs) != 1:
@@ -121,7 +169,7 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
                     f"unsupported op {opname} at layer {i} ({label!r}); tinycomp supports "
                     + ", ".join(o.value for o in Op)) from None
             nodes.append(Node(i, kind, tuple(int(t) for t in (op.inputs if op.inputs is not None else ())), outputs,
-                              _options(op), label))
+                              _options(op, kind, f"layer {i} ({opname}, {label!r})"), label))
         graph = Graph(tensors, tuple(nodes), tuple(int(t) for t in (sub.inputs if sub.inputs is not None else ())),
                       tuple(int(t) for t in (sub.outputs if sub.outputs is not None else ())), name, model_hash(data))
     except (IndexError, TypeError, AttributeError, ValueError, OverflowError):

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, UnsupportedOpError
 from .graph import Graph, Node, Op
 
 # A model whose options go beyond these is not a microcontroller model, and
@@ -50,8 +50,8 @@ class _Check:
     def out(self) -> tuple[int, ...]:
         return self.graph.tensor(self.node.outputs[0]).shape
 
-    def error(self, what: str) -> ModelError:
-        return ModelError(f"layer {self.node.index} ({self.node.op.value}, {self.node.name!r}): {what}")
+    def error(self, what: str, kind: type[ModelError] = ModelError) -> ModelError:
+        return kind(f"layer {self.node.index} ({self.node.op.value}, {self.node.name!r}): {what}")
 
     def rank(self, i: int, *ranks: int) -> tuple[int, ...]:
         s = self.shape(i)
@@ -60,8 +60,7 @@ class _Check:
         return s
 
     def int_option(self, key: str, default: int) -> int:
-        value = self.node.options.get(key, default)
-        value = default if value in (None, 0) and key.startswith("dilation") else value
+        value = self.node.options.get(key, default)  # the schema's default when absent
         if not isinstance(value, (int, np.integer)) or not 1 <= int(value) <= MAX_WINDOW:
             raise self.error(f"option {key} = {value!r} must be between 1 and {MAX_WINDOW}")
         return int(value)
@@ -87,19 +86,42 @@ def _window(c: _Check, kh: int, kw: int, channels: int, dilated: bool) -> None:
              f"strides {sh}x{sw}, dilations {dh}x{dw}, {padding}")
 
 
+_BIAS_TYPE_CODES = {"int32": 2, "int64": 4}  # TFLite's TensorType numbers
+
+
 def _bias(c: _Check, channels: int) -> None:
+    declared = c.node.options.get("quantized_bias_type", 0)
+    if declared not in (0, *_BIAS_TYPE_CODES.values()):
+        raise c.error(f"quantized_bias_type {declared} is not a bias type TFLite Micro knows")
     if c.has(2):
         b = c.graph.tensor(c.node.inputs[2])
         if not b.is_const or b.dtype not in ("int32", "int64") or b.size != channels:
             raise c.error(f"bias {b.name!r} must be a constant int32 vector of {channels}, "
                           f"not {b.dtype} {list(b.shape)}{'' if b.is_const else ' (computed)'}")
+        if declared and declared != _BIAS_TYPE_CODES[b.dtype]:
+            raise c.error(f"quantized_bias_type {declared} contradicts the {b.dtype} bias")
+
+
+def _weights(c: _Check, axis: int) -> None:
+    """Constant, quantized, symmetric, one scale or one per output channel."""
+    w = c.graph.tensor(c.node.inputs[1])
+    if not w.is_const or w.dtype not in ("int8", "int4") or w.quant is None or not w.quant.scale:
+        raise c.error(f"weights {w.name!r} must be a constant, quantized int8 tensor")
+    if any(w.quant.zero_point):
+        raise c.error(f"weights {w.name!r} must be symmetric (zero point 0)", UnsupportedOpError)
+    channels = w.shape[axis]
+    if len(w.quant.scale) != 1 and (len(w.quant.scale) != channels or w.quant.axis != axis):
+        raise c.error(f"weights {w.name!r} have {len(w.quant.scale)} scales along axis {w.quant.axis}; "
+                      f"expected 1 or {channels} along axis {axis}")
 
 
 def _conv(c: _Check) -> None:
     _, _, _, cin = c.rank(0, 4)
     cout, kh, kw, cin_f = c.rank(1, 4)
-    if cin % cin_f:
-        raise c.error(f"filter depth {cin_f} does not divide the input's {cin} channels")
+    _weights(c, 0)
+    if cin % cin_f or cout % (cin // cin_f):
+        raise c.error(f"filter {list(c.shape(1))} does not split the input's {cin} channels into groups "
+                      f"that divide its {cout} filters")
     _bias(c, cout)
     _window(c, kh, kw, cout, dilated=True)
 
@@ -107,6 +129,7 @@ def _conv(c: _Check) -> None:
 def _depthwise(c: _Check) -> None:
     _, _, _, cin = c.rank(0, 4)
     one, kh, kw, cout = c.rank(1, 4)
+    _weights(c, 3)
     if one != 1 or cout % cin:
         raise c.error(f"filter shape {list(c.shape(1))} is not (1, h, w, a multiple of {cin})")
     _bias(c, cout)
@@ -120,6 +143,8 @@ def _pool(c: _Check) -> None:
 
 def _fully_connected(c: _Check) -> None:
     units, depth = c.rank(1, 2)
+    _weights(c, 0)
+    _bias_scale_matches(c)
     fmt = c.node.options.get("weights_format", 0)
     if fmt not in (0, "DEFAULT"):
         raise c.error(f"weights format {fmt} (shuffled) is not supported; convert with the default format")
@@ -131,6 +156,21 @@ def _fully_connected(c: _Check) -> None:
     if not out or out[-1] != units or int(np.prod(out, dtype=np.int64)) != size // depth * units:
         raise c.error(f"output shape {list(out)} does not follow from {size // depth} rows of "
                       f"{depth} inputs and {units} units")
+
+
+def _bias_scale_matches(c: _Check) -> None:
+    """TFLM's FULLY_CONNECTED refuses a bias whose scale is not input scale x
+    weight scale (within 2% of the output scale), on the first channel."""
+    if not c.has(2):
+        return
+    x, w, b, y = (c.graph.tensor(t) for t in (*c.node.inputs[:3], c.node.outputs[0]))
+    if x.quant is None or y.quant is None:
+        return  # refused by the tensor checks
+    product = float(np.float32(x.quant.scale[0]) * np.float32(w.quant.scale[0]))  # float32, as C++ does
+    bias_scale = b.quant.scale[0] if b.quant is not None and b.quant.scale else 0.0
+    if not abs(product - bias_scale) / float(np.float32(y.quant.scale[0])) <= 0.02:
+        raise c.error(f"bias scale {bias_scale:.6g} is not input scale x weight scale ({product:.6g}); "
+                      "TFLite Micro refuses it")
 
 
 def _broadcast(c: _Check) -> None:
@@ -149,6 +189,29 @@ def _same_size(c: _Check) -> None:
     before, after = (int(np.prod(s, dtype=np.int64)) for s in (c.shape(0), c.out))
     if before != after:
         raise c.error(f"turns {before} values into {after}")
+
+
+def _squeeze(c: _Check) -> None:
+    shape = c.shape(0)
+    dims = c.node.options.get("squeeze_dims") or ()
+    if not dims:  # no list: every dimension of size 1 goes
+        c.expect([d for d in shape if d != 1], f"squeezing every size-1 dimension of {list(shape)}")
+        return
+    if any(not -len(shape) <= a < len(shape) for a in dims):
+        raise c.error(f"squeeze_dims {list(dims)} are out of range for a rank-{len(shape)} input")
+    gone = {a % len(shape) for a in dims}
+    if any(shape[a] != 1 for a in gone):
+        raise c.error(f"squeeze_dims {sorted(gone)} name dimensions of {list(shape)} that are not 1")
+    c.expect([d for i, d in enumerate(shape) if i not in gone], f"squeezing dimensions {sorted(gone)}")
+
+
+def _expand_dims(c: _Check) -> None:
+    shape = list(c.shape(0))
+    axis = c.const(1).reshape(-1)
+    if axis.size != 1 or not -len(shape) - 1 <= int(axis[0]) <= len(shape):
+        raise c.error(f"axis {axis.tolist()} is not one position in a rank-{len(shape)} input")
+    a = int(axis[0]) % (len(shape) + 1)
+    c.expect(shape[:a] + [1] + shape[a:], f"inserting a dimension at {a}")
 
 
 def _mean(c: _Check) -> None:
@@ -197,8 +260,8 @@ RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.MAX_POOL_2D: (1, 1, _pool),
     Op.MEAN: (2, 2, _mean),
     Op.RESHAPE: (1, 2, _same_size),
-    Op.SQUEEZE: (1, 1, _same_size),
-    Op.EXPAND_DIMS: (2, 2, _same_size),
+    Op.SQUEEZE: (1, 1, _squeeze),
+    Op.EXPAND_DIMS: (2, 2, _expand_dims),
     Op.CONCATENATION: (1, None, _concatenation),
     Op.PAD: (2, 3, _pad),
     Op.SOFTMAX: (1, 1, _same),
