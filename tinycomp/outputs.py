@@ -62,10 +62,10 @@ def _foreign_files(folder: Path) -> list[str]:
     return foreign
 
 
-def check_out_dir(out_dir: Path, protect: tuple[Path, ...] = ()) -> Path:
-    """The real folder --out names, or OutputError if writing there could destroy
-    anything: the current folder or one above it, a folder holding an input
-    (protect), a file, or a folder with anything tinycomp did not write."""
+def safe_out_folder(out_dir: Path, protect: tuple[Path, ...] = ()) -> Path:
+    """The real folder --out names, or OutputError if it is the current folder
+    or one above it, the home folder, a folder holding an input (protect), a
+    file, or a dangling symbolic link."""
     out_dir = Path(out_dir)
     if out_dir.is_symlink() and not out_dir.exists():
         raise OutputError(f"--out {out_dir} is a symbolic link to nothing; give a real folder")
@@ -80,6 +80,12 @@ def check_out_dir(out_dir: Path, protect: tuple[Path, ...] = ()) -> Path:
             raise OutputError(f"--out {out_dir} holds the input {item.name}; give a new folder")
     if real.exists() and not real.is_dir():
         raise OutputError(f"--out {out_dir} is a file; give a folder")
+    return real
+
+
+def check_out_dir(out_dir: Path, protect: tuple[Path, ...] = ()) -> Path:
+    """safe_out_folder, and a folder with anything tinycomp did not write refused."""
+    real = safe_out_folder(out_dir, protect)
     if real.is_dir() and any(real.iterdir()):
         foreign = _foreign_files(real)
         if foreign:

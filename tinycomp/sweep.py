@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .boards import load_board
-from .errors import InputDataError
+from .errors import InputDataError, OutputError
+from .outputs import safe_out_folder
 
 DEFAULT_PRUNE = (0.0, 0.5, 0.8)
 DEFAULT_CHANNELS = (0.0, 0.5)
@@ -162,7 +163,10 @@ def sweep(model_path: Path, data: dict, board_name: str, out_dir: Path, settings
     from .frontends.keras import quiet_tensorflow
 
     board = load_board(board_name)
-    out_dir = Path(out_dir)
+    out_dir = safe_out_folder(out_dir, protect=(Path(model_path),))
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "sweep.json").is_file():
+        raise OutputError(f"--out {out_dir} holds files that are not a tinycomp sweep; "
+                          "choose an empty or new folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     x_train = np.asarray(data["x_train"], np.float32)
     x_test = np.asarray(data.get("x_test", x_train), np.float32)

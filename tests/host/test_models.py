@@ -32,11 +32,16 @@ def test_digits_cnn_bit_exact_and_accurate():
     assert accuracy >= d.float_accuracy - 0.02, (accuracy, d.float_accuracy)
 
 
-def test_sanitizers_find_nothing_in_a_generated_model():
-    """ASan/UBSan over the DS-CNN (conv, depthwise, pooling, FC, softmax):
-    out-of-bounds reads at padded borders or signed overflow would abort."""
-    tflite = mlperf_tflite("kws")
-    x = _int8_inputs(tflite, mlperf_inputs("kws", n=2))
+@pytest.mark.parametrize("name", [*MLPERF_NAMES, "digits"])
+def test_sanitizers_find_nothing_in_generated_models(name):
+    """ASan/UBSan over every whole test model (conv, depthwise, pooling, FC,
+    residual ADD, softmax): out-of-bounds reads at padded borders, writes past
+    the arena or signed overflow would abort the run."""
+    if name == "digits":
+        tflite, samples = digits_model().tflite, digits_model().x_test[:2]
+    else:
+        tflite, samples = mlperf_tflite(name), mlperf_inputs(name, n=2)
+    x = _int8_inputs(tflite, samples)
     runner = compile_for_host(tflite, extra_flags=("-O1", "-g", "-fsanitize=address,undefined",
                                                    "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"))
     assert np.array_equal(runner.infer(x), run_tflm(tflite, x).reshape(len(x), -1))

@@ -30,6 +30,18 @@ def test_unknown_board_fails_before_tensorflow(tmp_path):
     assert r.exception is not None and "nope" in str(r.exception)
 
 
+def test_sweep_keeps_a_folder_of_the_users(tmp_path):
+    from tinycomp.errors import OutputError
+    from tinycomp.sweep import sweep as run_sweep
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "pareto.txt").write_text("my own notes")
+    with pytest.raises(OutputError, match="not a tinycomp sweep"):
+        run_sweep(tmp_path / "m.keras", {}, "qemu", mine, [])
+    assert (mine / "pareto.txt").read_text() == "my own notes"
+
+
 @pytest.mark.tf
 def test_sweep_tiny_grid_on_qemu(tmp_path):
     from tests.support.models import digits_model

@@ -209,6 +209,9 @@ def generate(graph: Graph) -> GeneratedModel:
         scratch_bytes={l.node.index: c.get("scratch_bytes", 0) for l, c in zip(layers, contexts)},
         inplace=_inplace_lags(layers, contexts),
     )
+    if plan.arena_bytes >= 1 << 31:  # offsets into the arena are C ints
+        raise ModelError(f"{graph.name}: the model needs an arena of {plan.arena_bytes:,} bytes; "
+                         "no target holds that")
     code = [_layer_code(graph, plan, l, c) for l, c in zip(layers, contexts)]
     functions, calls = _share(layers, code)
     constants: list[Constant] = [k for l in layers for k in l.constants]
