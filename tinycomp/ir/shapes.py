@@ -191,9 +191,25 @@ def _same_size(c: _Check) -> None:
         raise c.error(f"turns {before} values into {after}")
 
 
+# TFLite copies these option lists into fixed arrays of 8 and refuses longer ones.
+MAX_OPTION_DIMS = 8
+
+
+def _option_list(c: _Check, key: str) -> tuple:
+    values = c.node.options.get(key) or ()
+    if len(values) > MAX_OPTION_DIMS:
+        raise c.error(f"option {key} lists {len(values)} dimensions; TFLite allows {MAX_OPTION_DIMS}")
+    return tuple(values)
+
+
+def _reshape(c: _Check) -> None:
+    _option_list(c, "new_shape")  # the output tensor's shape is what counts
+    _same_size(c)
+
+
 def _squeeze(c: _Check) -> None:
     shape = c.shape(0)
-    dims = c.node.options.get("squeeze_dims") or ()
+    dims = _option_list(c, "squeeze_dims")
     if not dims:  # no list: every dimension of size 1 goes
         c.expect([d for d in shape if d != 1], f"squeezing every size-1 dimension of {list(shape)}")
         return
@@ -259,7 +275,7 @@ RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.AVERAGE_POOL_2D: (1, 1, _pool),
     Op.MAX_POOL_2D: (1, 1, _pool),
     Op.MEAN: (2, 2, _mean),
-    Op.RESHAPE: (1, 2, _same_size),
+    Op.RESHAPE: (1, 2, _reshape),
     Op.SQUEEZE: (1, 1, _squeeze),
     Op.EXPAND_DIMS: (2, 2, _expand_dims),
     Op.CONCATENATION: (1, None, _concatenation),
