@@ -73,7 +73,7 @@ def run(build_dir: Path, inputs: Path, outputs: Path, port: str | None) -> None:
     samples = _load_npy(inputs, "inputs")
     y, counts = pipeline.run(build_dir, samples, port=port, progress=True)
     pipeline.write_atomic(outputs, lambda tmp: np.save(tmp, y))
-    click.echo(f"ran {len(y)} samples; outputs {y.shape} int8 written to {outputs}")
+    click.echo(f"ran {len(y)} samples; outputs {y.shape} {y.dtype} written to {outputs}")
     if counts and counts[0] is not None:
         click.echo(f"  {min(counts):,} to {max(counts):,} instructions or cycles per inference")
 

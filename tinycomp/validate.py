@@ -13,9 +13,22 @@ from .pipeline import BuildOptions, build, build_graph, model_samples, run
 from .reference.tflm import run as run_reference
 
 
+def _codes(a: np.ndarray) -> np.ndarray:
+    """Values as integers to compare: int8/int16 as they are, float32 as the
+    sign-magnitude order of its bits (adjacent floats differ by 1, so the
+    largest difference reads as units in the last place)."""
+    a = np.asarray(a)
+    if a.dtype == np.float32:
+        bits = a.view(np.int32).astype(np.int64)
+        return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+    return a.astype(np.int64)
+
+
 def compare_int8(device: np.ndarray, reference: np.ndarray) -> dict:
-    d = device.reshape(len(device), -1).astype(np.int32)
-    r = reference.reshape(len(reference), -1).astype(np.int32)
+    """Bit-exactness of the device's outputs against TFLite Micro's (int8, int16
+    or float32 outputs; for float32 a difference is counted in ULPs)."""
+    d = _codes(device).reshape(len(device), -1)
+    r = _codes(reference).reshape(len(reference), -1)
     diff = np.abs(d - r)
     return {
         "samples": int(len(d)),
@@ -107,7 +120,10 @@ def float_outputs(model_path, x: np.ndarray) -> np.ndarray:
 
 
 def dequantize(y: np.ndarray, info: dict) -> np.ndarray:
-    return (y.astype(np.float32) - info["output"]["zero_point"]) * np.float32(info["output"]["scale"])
+    out = info["output"]
+    if out.get("dtype", "int8") == "float32":  # the model dequantizes itself
+        return y.astype(np.float32)
+    return (y.astype(np.float32) - out["zero_point"]) * np.float32(out["scale"])
 
 
 def first_differing_layer(graph, tflite: bytes, x: np.ndarray, board: str, workdir) -> dict | None:

@@ -32,6 +32,7 @@ class Op(enum.Enum):
     RELU6 = "RELU6"
     HARD_SWISH = "HARD_SWISH"
     QUANTIZE = "QUANTIZE"
+    DEQUANTIZE = "DEQUANTIZE"
 
     @property
     def is_alias(self) -> bool:
