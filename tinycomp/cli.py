@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import zipfile
 from pathlib import Path
 
 import click
@@ -28,8 +29,39 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise InputDataError(f"{what} file {path} does not exist") from None
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputDataError(f"{what} file {path} is not a readable .npy array: {exc}") from None
+
+
+def _load_arrays(path: Path, what: str) -> np.ndarray | list[np.ndarray]:
+    """A .npy array, or the arrays of a .npz in np.savez's positional order
+    (arr_0, arr_1, ...: one per model input) as a list."""
+    data = _load_npy(path, what)
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        return data
+    with data:
+        names = list(data.files)
+        expected = [f"arr_{k}" for k in range(len(names))]
+        if sorted(names) != sorted(expected) or not names:
+            raise InputDataError(f"{what} file {path} holds {', '.join(names) or 'nothing'}; save one "
+                                 "array per model input in order with np.savez(path, x0, x1, ...) "
+                                 "(arr_0, arr_1, ...)")
+        try:
+            return [data[name] for name in expected]
+        except (OSError, ValueError, EOFError) as exc:
+            raise InputDataError(f"{what} file {path} is not readable: {exc}") from None
+
+
+def _save_outputs(path: Path, outputs: list[np.ndarray]) -> None:
+    """One output: .npy (or a one-array .npz); several: a .npz in the model's
+    output order (arr_0, arr_1, ...)."""
+    if Path(path).suffix == ".npz":
+        pipeline.write_atomic(path, lambda tmp: np.savez(tmp, *outputs))
+    elif len(outputs) == 1:
+        pipeline.write_atomic(path, lambda tmp: np.save(tmp, outputs[0]))
+    else:
+        raise InputDataError(f"the model has {len(outputs)} outputs: name --outputs with .npz "
+                             f"(not {path}) to get one array per output")
 
 
 @click.group(cls=_Group)
@@ -63,17 +95,24 @@ def build(model: Path, board: str, out_dir: Path | None, calibration: Path | Non
 @cli.command()
 @click.argument("build_dir", type=click.Path(path_type=Path))
 @click.option("--inputs", type=click.Path(path_type=Path), required=True,
-              help="Samples (.npy): int8 as is, float32 quantized with the model's input scale.")
+              help="Samples (.npy; .npz with one array per input, arr_0, arr_1, ..., for several "
+                   "inputs): int8 as is, float32 quantized with the input's scale; a float32 "
+                   "input takes float32.")
 @click.option("--outputs", type=click.Path(path_type=Path), required=True,
-              help="Where to write the raw int8 outputs (.npy).")
+              help="Where to write the outputs in the model's types (.npy; .npz for several outputs).")
 @click.option("--port", default=None, help="Serial port of a real board.")
 def run(build_dir: Path, inputs: Path, outputs: Path, port: str | None) -> None:
-    """Run every sample of --inputs on the built target; save raw int8 outputs."""
-    pipeline.read_manifest(build_dir)  # a wrong folder is the likelier mistake: say so first
-    samples = _load_npy(inputs, "inputs")
-    y, counts = pipeline.run(build_dir, samples, port=port, progress=True)
-    pipeline.write_atomic(outputs, lambda tmp: np.save(tmp, y))
-    click.echo(f"ran {len(y)} samples; outputs {y.shape} {y.dtype} written to {outputs}")
+    """Run every sample of --inputs on the built target; save its outputs."""
+    info = pipeline.read_manifest(build_dir)  # a wrong folder is the likelier mistake: say so first
+    n_out = len(pipeline.tensor_specs(info, "output"))
+    if n_out > 1 and Path(outputs).suffix != ".npz":
+        raise InputDataError(f"the model has {n_out} outputs: name --outputs with .npz "
+                             f"(not {outputs}) to get one array per output")
+    samples = _load_arrays(inputs, "inputs")
+    ys, counts = pipeline.run_all(build_dir, samples, port=port, progress=True)
+    _save_outputs(outputs, ys)
+    shapes = ", ".join(f"{y.shape} {y.dtype}" for y in ys)
+    click.echo(f"ran {len(ys[0])} samples; outputs {shapes} written to {outputs}")
     if counts and counts[0] is not None:
         click.echo(f"  {min(counts):,} to {max(counts):,} instructions or cycles per inference")
 
@@ -81,7 +120,8 @@ def run(build_dir: Path, inputs: Path, outputs: Path, port: str | None) -> None:
 @cli.command()
 @click.argument("build_dir", type=click.Path(path_type=Path))
 @click.option("--inputs", type=click.Path(path_type=Path), default=None,
-              help="Profile the first sample of this .npy [default: an all-zero input].")
+              help="Profile the first sample of this .npy (.npz for several inputs) "
+                   "[default: all-zero inputs].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Save the profile as JSON.")
 @click.option("--port", default=None, help="Serial port of a real board.")
@@ -90,7 +130,7 @@ def profile(build_dir: Path, inputs: Path | None, json_path: Path | None, port: 
     from .profile import format_profile, profile_build
 
     pipeline.read_manifest(build_dir)
-    samples = _load_npy(inputs, "inputs") if inputs is not None else None
+    samples = _load_arrays(inputs, "inputs") if inputs is not None else None
     p = profile_build(build_dir, samples, port)
     click.echo(format_profile(p))
     if json_path is not None:
@@ -165,7 +205,8 @@ def inspect(model: Path, calibration: Path | None) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", default=pipeline.DEFAULT_BOARD, show_default=True)
 @click.option("--data", type=click.Path(path_type=Path), required=True,
-              help="Samples (.npy): float32 for float comparisons, or int8.")
+              help="Samples (.npy; .npz with one array per input for several inputs): "
+                   "float32 for float comparisons, or int8.")
 @click.option("--labels", type=click.Path(path_type=Path), default=None, help="Class labels (.npy).")
 @click.option("--float-model", type=click.Path(path_type=Path), default=None,
               help="The float Keras model, when MODEL is a .tflite.")
@@ -181,7 +222,7 @@ def validate(model, board, data, labels, float_model, calibration, report_path, 
     """Build MODEL, run --data on the board, compare with TFLM and the float model."""
     from .validate import format_report, validate_model
 
-    x = _load_npy(data, "data")
+    x = _load_arrays(data, "data")
     y = _load_npy(labels, "labels") if labels is not None else None
     out_dir = out_dir or Path("out") / f"{model.stem}-{board}"
     report = validate_model(model, x, board, out_dir, labels=y, float_model=float_model,

@@ -9,8 +9,8 @@ import numpy as np
 
 from .errors import InputDataError
 from .frontends.tflite import parse_tflite
-from .pipeline import BuildOptions, build, build_graph, model_samples, run
-from .reference.tflm import run as run_reference
+from .pipeline import BuildOptions, build, build_graph, prepare_inputs, run_all, tensor_specs
+from .reference.tflm import run_all as run_reference_all
 
 
 def _codes(a: np.ndarray) -> np.ndarray:
@@ -126,21 +126,27 @@ def dequantize(y: np.ndarray, info: dict) -> np.ndarray:
     return (y.astype(np.float32) - out["zero_point"]) * np.float32(out["scale"])
 
 
-def first_differing_layer(graph, tflite: bytes, x: np.ndarray, board: str, workdir) -> dict | None:
+def _with_shapes(inputs: list[np.ndarray], shapes) -> list[np.ndarray]:
+    return [x.reshape((len(x), *shape)) for x, shape in zip(inputs, shapes)]
+
+
+def first_differing_layer(graph, tflite: bytes, x, board: str, workdir) -> dict | None:
     """Bisect over prefixes of the graph: build each prefix with its last layer's
     output as the model output, run it on the board, compare with TFLM's
-    tensor. Returns the first layer whose device output differs, or None."""
+    tensor. Returns the first layer whose device output differs, or None.
+    x: samples of a one-input model, or one array per input."""
+    inputs = list(x) if isinstance(x, (list, tuple)) else [x]
     steps = [n for n in graph.nodes if not n.op.is_alias]
-    shape = graph.tensor(graph.inputs[0]).shape
-    _, expected = run_reference(tflite, x.reshape((len(x), *shape)), tuple(n.outputs[0] for n in steps))
+    shapes = [graph.tensor(t).shape for t in graph.inputs]
+    _, expected = run_reference_all(tflite, _with_shapes(inputs, shapes), tuple(n.outputs[0] for n in steps))
 
     def differs(k: int) -> bool:
         node = steps[k]
         prefix = replace(graph, nodes=graph.nodes[:node.index + 1], outputs=(node.outputs[0],))
         out = Path(workdir) / f"prefix{k}"
         build_graph(prefix, tflite, out, board)
-        got = run(out, x)[0].reshape(len(x), -1)
-        return not np.array_equal(got, expected[node.outputs[0]])
+        got = run_all(out, inputs)[0][0].reshape(len(inputs[0]), -1)
+        return not np.array_equal(_codes(got), _codes(expected[node.outputs[0]]))
 
     lo, hi = 0, len(steps) - 1
     if not differs(hi):
@@ -155,18 +161,24 @@ def first_differing_layer(graph, tflite: bytes, x: np.ndarray, board: str, workd
     return {"index": node.index, "op": node.op.value, "name": node.name}
 
 
-def validate_model(model_path, data: np.ndarray, board: str, out_dir, labels=None,
+def validate_model(model_path, data, board: str, out_dir, labels=None,
                    float_model=None, calibration=None, per_layer: bool = False, port=None) -> dict:
-    """Build for the board, run every sample there, compare. Returns the report."""
+    """Build for the board, run every sample there, compare. Returns the report.
+    data: samples of a one-input model, or one array per input. Every output
+    is compared with TFLite Micro; the float model and labels need a
+    one-input, one-output model."""
     model_path = Path(model_path)
     is_keras = model_path.suffix != ".tflite"
     info = build(model_path, Path(out_dir), BuildOptions(board=board, calibration=calibration))
-    x = model_samples(data, info)
-    device, counts = run(out_dir, x, port=port, progress=True)
-    device = device.reshape(len(x), -1)
+    inputs = prepare_inputs(data, info)
+    n = len(inputs[0])
+    outputs, counts = run_all(out_dir, inputs, port=port, progress=True)
     tflite = (Path(out_dir) / "model.tflite").read_bytes()
-    reference, _ = run_reference(tflite, x.reshape((len(x), *info["input"]["shape"])))
-    report = {"model": str(model_path), "board": info["board"], "int8": compare_int8(device, reference)}
+    shapes = [spec["shape"] for spec in tensor_specs(info, "input")]
+    reference, _ = run_reference_all(tflite, _with_shapes(inputs, shapes))
+    device = np.concatenate([_codes(y).reshape(n, -1) for y in outputs], axis=1)
+    expected = np.concatenate([_codes(r).reshape(n, -1) for r in reference], axis=1)
+    report = {"model": str(model_path), "board": info["board"], "int8": compare_int8(device, expected)}
     if counts and counts[0] is not None:
         report["count_per_inference"] = {"min": min(counts), "max": max(counts),
                                          "mean": float(np.mean(counts))}
@@ -174,17 +186,22 @@ def validate_model(model_path, data: np.ndarray, board: str, out_dir, labels=Non
         if key in info:
             report[key] = info[key]
     float_path = float_model or (model_path if is_keras else None)
+    if (float_path is not None or labels is not None) and (len(inputs) > 1 or len(outputs) > 1):
+        raise InputDataError("comparing with the float model or labels needs a model with one input "
+                             "and one output; this one has "
+                             f"{len(inputs)} and {len(outputs)} (bit-exactness is still checked)")
+    y = outputs[0].reshape(n, -1)
     if float_path is not None:
         if not np.issubdtype(np.asarray(data).dtype, np.floating):
             raise InputDataError("comparing with the float model needs float samples in --data")
         shape = tuple(info["input"]["shape"])
-        report["float"] = compare_float(dequantize(device, info),
-                                        float_outputs(float_path, np.asarray(data).reshape((len(x), *shape[1:]))),
+        report["float"] = compare_float(dequantize(y, info),
+                                        float_outputs(float_path, np.asarray(data).reshape((n, *shape[1:]))),
                                         labels)
     elif labels is not None:
-        report["accuracy"] = classification(dequantize(device, info), labels, "device")
+        report["accuracy"] = classification(dequantize(y, info), labels, "device")
     if per_layer:
         report["first_differing_layer"] = (
-            first_differing_layer(parse_tflite(tflite), tflite, x, info["board"], Path(out_dir) / "per-layer")
+            first_differing_layer(parse_tflite(tflite), tflite, inputs, info["board"], Path(out_dir) / "per-layer")
             or "none: every layer matches TFLite Micro")
     return report

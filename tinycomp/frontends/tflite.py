@@ -181,9 +181,14 @@ def _converts_from_int8(graph: Graph, node, dtype: str) -> bool:
 
 
 def _check_integer_only(graph: Graph) -> None:
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise UnsupportedOpError(f"{graph.name}: tinycomp supports one input and one output, "
-                                 f"this model has {len(graph.inputs)} and {len(graph.outputs)}")
+    if not graph.inputs or not graph.outputs:
+        raise ModelError(f"{graph.name}: the model has {len(graph.inputs)} inputs and "
+                         f"{len(graph.outputs)} outputs; it needs at least one of each")
+    for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
+        if any(not 0 <= i < len(graph.tensors) for i in indices):
+            raise ModelError(f"{graph.name}: corrupt .tflite file (a model {role} names no tensor)")
+        if len(set(indices)) != len(indices):
+            raise ModelError(f"{graph.name}: the model lists one tensor as two of its {role}s")
     edges = _edge_tensors(graph)
     for node in graph.nodes:
         for index in node.inputs + node.outputs:
