@@ -10,7 +10,7 @@ from ..ir import Op
 from .layer import Kernel, Layer
 from .ops.depthwise import depthwise_conv_2d
 from .ops import activations as act
-from .ops.elementwise import add, mul
+from .ops.elementwise import add, maximum, minimum, mul, prelu, sub
 from .ops.pooling import average_pool_2d, max_pool_2d, mean
 from .ops.quantize import dequantize, quantize_float, requantize
 from .ops.shape import concatenation, pad
@@ -31,6 +31,11 @@ _INT8: dict[Op, Kernel] = {
     Op.DEPTHWISE_CONV_2D: Kernel("kernels/depthwise_conv_2d.c.j2", depthwise_conv_2d),
     Op.ADD: Kernel("kernels/add.c.j2", add),
     Op.MUL: Kernel("kernels/mul.c.j2", mul),
+    Op.SUB: Kernel("kernels/add.c.j2", sub),
+    Op.MINIMUM: Kernel("kernels/minmax.c.j2", minimum),
+    Op.MAXIMUM: Kernel("kernels/minmax.c.j2", maximum),
+    Op.PRELU: Kernel("kernels/prelu.c.j2", prelu),
+    Op.LEAKY_RELU: Kernel("kernels/lut.c.j2", act.leaky_relu),
     Op.AVERAGE_POOL_2D: Kernel("kernels/average_pool_2d.c.j2", average_pool_2d),
     Op.MAX_POOL_2D: Kernel("kernels/max_pool_2d.c.j2", max_pool_2d),
     Op.MEAN: Kernel("kernels/mean.c.j2", mean),

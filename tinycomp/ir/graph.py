@@ -33,6 +33,11 @@ class Op(enum.Enum):
     HARD_SWISH = "HARD_SWISH"
     QUANTIZE = "QUANTIZE"
     DEQUANTIZE = "DEQUANTIZE"
+    SUB = "SUB"
+    MINIMUM = "MINIMUM"
+    MAXIMUM = "MAXIMUM"
+    LEAKY_RELU = "LEAKY_RELU"
+    PRELU = "PRELU"
 
     @property
     def is_alias(self) -> bool:
