@@ -142,7 +142,8 @@ def first_differing_layer(graph, tflite: bytes, x, board: str, workdir) -> dict 
 
     def differs(k: int) -> bool:
         node = steps[k]
-        prefix = replace(graph, nodes=graph.nodes[:node.index + 1], outputs=(node.outputs[0],))
+        # by position: folded ops (SHAPE, ...) leave gaps in the node indices
+        prefix = replace(graph, nodes=graph.nodes[:graph.nodes.index(node) + 1], outputs=(node.outputs[0],))
         out = Path(workdir) / f"prefix{k}"
         build_graph(prefix, tflite, out, board)
         got = run_all(out, inputs)[0][0].reshape(len(inputs[0]), -1)

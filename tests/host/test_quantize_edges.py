@@ -213,7 +213,13 @@ def test_keras_model_with_converter_defaults():
     # float32 in and out, as the converter writes it by default
     from tests.support.models import digits_default_conversion, digits_model
     model = digits_default_conversion()
+    from ai_edge_litert import schema_py_generated as fb
+    from ai_edge_litert.tools import flatbuffer_utils
+    codes = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
+    written = {codes[c.builtinCode] for c in flatbuffer_utils.read_model_from_bytearray(bytearray(model)).operatorCodes}
+    assert {"SHAPE", "STRIDED_SLICE", "PACK"} <= written  # the dynamic batch, folded at build time
     graph = parse_tflite(model)
+    assert not {"SHAPE", "STRIDED_SLICE", "PACK"} & {n.op.value for n in graph.nodes}
     ops = [n.op.value for n in graph.nodes]
     assert ops[0] == "QUANTIZE" and ops[-1] == "DEQUANTIZE"
     assert graph.tensor(graph.inputs[0]).dtype == graph.tensor(graph.outputs[0]).dtype == "float32"

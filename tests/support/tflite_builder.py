@@ -68,6 +68,16 @@ _OPS = {
     "MAXIMUM": (2, "MaximumMinimumOptions"),
     "LEAKY_RELU": (2, "LeakyReluOptions"),
     "PRELU": (1, None),
+    "STRIDED_SLICE": (2, "StridedSliceOptions"),
+    "SLICE": (2, "SliceOptions"),
+    "SPLIT": (2, "SplitOptions"),
+    "SPLIT_V": (2, "SplitVOptions"),
+    "GATHER": (2, "GatherOptions"),
+    "PACK": (2, "PackOptions"),
+    "SHAPE": (1, "ShapeOptions"),
+    "DEPTH_TO_SPACE": (2, "DepthToSpaceOptions"),
+    "SPACE_TO_DEPTH": (2, "SpaceToDepthOptions"),
+    "RESIZE_NEAREST_NEIGHBOR": (3, "ResizeNearestNeighborOptions"),
 }
 
 _PADDING = {"SAME": fb.Padding.SAME, "VALID": fb.Padding.VALID}

@@ -102,10 +102,11 @@ def _layer_code(graph: Graph, plan: MemoryPlan, layer: Layer, context: dict) -> 
     branch uses is then linked whatever the branch, and a kernel may prefer
     link-time addresses."""
     ins = [t for t in layer.node.inputs if t >= 0 and not graph.tensor(t).is_const]
-    out = layer.node.outputs[0]
+    outs = layer.node.outputs
+    names = ["out"] if len(outs) == 1 else [f"out{k}" for k in range(len(outs))]  # SPLIT: out0, out1, ...
     params = ([f"const {c_type(graph.tensor(t).dtype)} *in{i}" for i, t in enumerate(ins)]
-              + [f"{c_type(graph.tensor(out).dtype)} *out"])
-    args = [_pointer(plan, graph, t, True) for t in ins] + [_pointer(plan, graph, out, False)]
+              + [f"{c_type(graph.tensor(t).dtype)} *{name}" for t, name in zip(outs, names)])
+    args = [_pointer(plan, graph, t, True) for t in ins] + [_pointer(plan, graph, t, False) for t in outs]
     if context.get("scratch_bytes", 0) > 0:
         params.append("int8_t *scratch")
         args.append(f"(tc_arena + {plan.scratch[layer.node.index]})")

@@ -10,6 +10,7 @@ from ..ir import Op
 from .layer import Kernel, Layer
 from .ops.depthwise import depthwise_conv_2d
 from .ops import activations as act
+from .ops.gather import data_movement
 from .ops.elementwise import add, maximum, minimum, mul, prelu, sub
 from .ops.pooling import average_pool_2d, max_pool_2d, mean
 from .ops.quantize import dequantize, quantize_float, requantize
@@ -36,6 +37,9 @@ _INT8: dict[Op, Kernel] = {
     Op.MAXIMUM: Kernel("kernels/minmax.c.j2", maximum),
     Op.PRELU: Kernel("kernels/prelu.c.j2", prelu),
     Op.LEAKY_RELU: Kernel("kernels/lut.c.j2", act.leaky_relu),
+    **{op: Kernel("kernels/gather.c.j2", data_movement)
+       for op in (Op.STRIDED_SLICE, Op.SLICE, Op.SPLIT, Op.SPLIT_V, Op.GATHER, Op.PACK,
+                  Op.DEPTH_TO_SPACE, Op.SPACE_TO_DEPTH, Op.RESIZE_NEAREST_NEIGHBOR)},
     Op.AVERAGE_POOL_2D: Kernel("kernels/average_pool_2d.c.j2", average_pool_2d),
     Op.MAX_POOL_2D: Kernel("kernels/max_pool_2d.c.j2", max_pool_2d),
     Op.MEAN: Kernel("kernels/mean.c.j2", mean),

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir import Graph, Node, Op, Quant, Tensor
+from ..passes.fold import fold_constants
 
 _DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool",
            7: "int16", 9: "int8", 10: "float64", 17: "int4"}
@@ -125,6 +126,8 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
         raise ModelError(f"{name}: corrupt .tflite file (dangling tensor, buffer or opcode index)") from None
     graph = Graph(tensors, tuple(nodes), tuple(int(t) for t in sub.inputs),
                   tuple(int(t) for t in sub.outputs), name, model_hash(data))
+    _check_io_indices(graph)
+    graph = fold_constants(graph)  # SHAPE and shape arithmetic vanish before the type checks
     _check_integer_only(graph)
     return graph
 
@@ -180,7 +183,7 @@ def _converts_from_int8(graph: Graph, node, dtype: str) -> bool:
     return node.op == op and graph.tensor(node.inputs[0]).dtype == "int8"
 
 
-def _check_integer_only(graph: Graph) -> None:
+def _check_io_indices(graph: Graph) -> None:
     if not graph.inputs or not graph.outputs:
         raise ModelError(f"{graph.name}: the model has {len(graph.inputs)} inputs and "
                          f"{len(graph.outputs)} outputs; it needs at least one of each")
@@ -189,6 +192,9 @@ def _check_integer_only(graph: Graph) -> None:
             raise ModelError(f"{graph.name}: corrupt .tflite file (a model {role} names no tensor)")
         if len(set(indices)) != len(indices):
             raise ModelError(f"{graph.name}: the model lists one tensor as two of its {role}s")
+
+
+def _check_integer_only(graph: Graph) -> None:
     edges = _edge_tensors(graph)
     for node in graph.nodes:
         for index in node.inputs + node.outputs:

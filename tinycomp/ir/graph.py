@@ -38,6 +38,16 @@ class Op(enum.Enum):
     MAXIMUM = "MAXIMUM"
     LEAKY_RELU = "LEAKY_RELU"
     PRELU = "PRELU"
+    STRIDED_SLICE = "STRIDED_SLICE"
+    SLICE = "SLICE"
+    SPLIT = "SPLIT"
+    SPLIT_V = "SPLIT_V"
+    GATHER = "GATHER"
+    PACK = "PACK"
+    SHAPE = "SHAPE"
+    DEPTH_TO_SPACE = "DEPTH_TO_SPACE"
+    SPACE_TO_DEPTH = "SPACE_TO_DEPTH"
+    RESIZE_NEAREST_NEIGHBOR = "RESIZE_NEAREST_NEIGHBOR"
 
     @property
     def is_alias(self) -> bool:
