@@ -8,8 +8,9 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import ModelError, OutputError, UnsupportedOpError
-from ..ir import Graph
+from ..ir import Graph, Op
 from ..passes.analysis import layer_summaries
+from ..passes.depthwise_as_conv import depthwise_as_conv
 from ..passes.fuse import fuse_residual_adds
 from ..passes.memory import ARENA, OUTPUT, MemoryPlan, plan_memory
 from .layer import Constant, Layer, c_type
@@ -181,7 +182,7 @@ def _fuse(graph: Graph) -> Graph:
 # runs after the kernel contexts, which declare scratch and in-place lags).
 # Fusion comes after the alias check: a fused pair must see the graph's own
 # tensors.
-PASSES = (_fuse,)
+PASSES = (depthwise_as_conv, _fuse)
 
 
 def _summaries(graph: Graph) -> list[dict]:
@@ -190,6 +191,8 @@ def _summaries(graph: Graph) -> list[dict]:
     name, the ADD's in "fused"."""
     rows = layer_summaries(graph)
     for row, node in zip(rows, graph.nodes):
+        if node.options.get("depthwise_as_conv"):  # the model's op, and the kernel it runs
+            row["op"], row["kernel"] = Op.DEPTHWISE_CONV_2D.value, Op.CONV_2D.value
         fused = node.options.get("residual_add")
         if fused:
             add = fused["add"]
