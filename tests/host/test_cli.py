@@ -129,6 +129,22 @@ def test_unsupported_op_is_named_with_its_layer(tmp_path):
                            "SQRT", "layer 0")
 
 
+def test_ethos_u_custom_op_says_vela(tmp_path):
+    model = _model().model_object()
+    model.operatorCodes[0].builtinCode = fb.BuiltinOperator.CUSTOM
+    model.operatorCodes[0].deprecatedBuiltinCode = fb.BuiltinOperator.CUSTOM
+    model.operatorCodes[0].customCode = "ethos-u"
+    model.subgraphs[0].operators[0].builtinOptionsType = 0
+    model.subgraphs[0].operators[0].builtinOptions = None
+    import flatbuffers
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp_path / "vela.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    _assert_one_line_error(_tinycomp("build", path, "--board", "host", "--out", tmp_path / "o"),
+                           "Ethos-U", "Vela", "before Vela", "layer 0")
+
+
 def test_wrong_input_shape_and_dtype(host_build, tmp_path):
     np.save(tmp_path / "wrong.npy", np.zeros((3, 13), np.int8))
     _assert_one_line_error(_tinycomp("run", host_build, "--inputs", tmp_path / "wrong.npy",

@@ -287,3 +287,25 @@ def test_gather_with_computed_indices_is_refused():
     b.output(y)
     with pytest.raises((UnsupportedOpError, ModelError)):
         generate(parse_tflite(b.build()))
+
+
+def test_output_quantization_differing_is_copied_raw():
+    # TFLM's Prepare accepts it (measured) and copies the bytes; so does tinycomp
+    rng = np.random.default_rng(10900)
+    b, x = _io(rng, (1, 4, 4, 4))
+
+    def t(shape):
+        return b.tensor(shape, 0.1, -7)
+
+    s = t((1, 2, 4, 4))
+    b.op("STRIDED_SLICE", [x, _i32(b, [0, 0, 0, 0]), _i32(b, [1, 2, 4, 4]), _i32(b, [1, 1, 1, 1])], [s])
+    g = t((1, 4, 4, 2))
+    b.op("GATHER", [x, _i32(b, [1, 2])], [g], axis=3)
+    d = t((1, 8, 8, 1))
+    b.op("DEPTH_TO_SPACE", [x], [d], block_size=2)
+    r = t((1, 8, 8, 4))
+    b.op("RESIZE_NEAREST_NEIGHBOR", [x, _i32(b, [8, 8])], [r])
+    m = t((1, 4, 4, 4))
+    b.op("MAXIMUM", [x, b.relu(x)], [m])
+    b.output(s, g, d, r, m)
+    _check(b, rng, (1, 4, 4, 4))

@@ -114,6 +114,10 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
             label = tensors[outputs[0]].name if outputs else f"#{i}"
             if opname == "CUSTOM" and code.customCode:
                 opname = f"CUSTOM ({code.customCode.decode(errors='replace')})"
+            if opname == "CUSTOM (ethos-u)":
+                raise UnsupportedOpError(
+                    f"layer {i} ({label!r}) is an Ethos-U custom op: this model was compiled for an "
+                    "Arm Ethos-U NPU by Vela; pass tinycomp the model from before Vela")
             try:
                 kind = Op(opname)
             except ValueError:

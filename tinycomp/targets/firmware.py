@@ -149,8 +149,8 @@ def _check_frame_limits(board: Board, header: Path) -> None:
     reply = sizes["OUTPUT_BYTES_TOTAL"] + 10 + 8 * (sizes["NUM_LAYERS"] + 1)
     for what, size in (("inputs", sizes["INPUT_BYTES_TOTAL"]), ("outputs (with profile)", reply)):
         if size > 0xFFFF:
-            raise BoardError(f"the model's {what} of {size} bytes exceeds the serial protocol's "
-                             f"65535-byte frame; {board.name} cannot exchange it")
+            raise BoardError(f"the model's {what} take {size} bytes, more than the serial protocol's "
+                             f"65535-byte frame; {board.name} cannot exchange them")
 
 
 _OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
