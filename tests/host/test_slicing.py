@@ -12,7 +12,7 @@ from tinycomp.frontends.tflite import parse_tflite
 from tests.support.harness import assert_bit_exact
 from tests.support.tflite_builder import ModelBuilder, random_activation_quant, random_int8
 
-N = 12
+N = 40
 
 
 def _io(rng, shape):
@@ -309,3 +309,13 @@ def test_output_quantization_differing_is_copied_raw():
     b.op("MAXIMUM", [x, b.relu(x)], [m])
     b.output(s, g, d, r, m)
     _check(b, rng, (1, 4, 4, 4))
+
+
+def test_output_that_folds_to_a_constant_is_refused():
+    b, x = _io(np.random.default_rng(4), (1, 3, 2))
+    c = b.const_int8(random_int8(np.random.default_rng(5), (1, 4)), scales=0.1, zero_points=0)
+    y = b.tensor((1, 2), 0.1, 0)
+    b.op("SLICE", [c, _i32(b, [0, 1]), _i32(b, [1, 2])], [y])
+    b.output(b.relu(x), y)
+    with pytest.raises(UnsupportedOpError, match="output 1 .* constant"):
+        generate(parse_tflite(b.build()))

@@ -247,6 +247,9 @@ def _check_io(graph: Graph) -> None:
     seen = {}
     for k, t in enumerate(graph.outputs):
         r = find(t)
+        if graph.tensor(r).is_const:
+            raise UnsupportedOpError(f"{graph.name}: output {k} ({graph.tensor(t).name!r}) is a constant "
+                                     "(or folds to one at build time); tinycomp needs every output computed")
         if r in ins:
             raise UnsupportedOpError(f"{graph.name}: output {k} ({graph.tensor(t).name!r}) is a model "
                                      "input passed through unchanged; tinycomp needs every output computed")
