@@ -227,3 +227,16 @@ def test_keras_model_with_converter_defaults():
     x = d.x_test[:200].reshape(200, 1, 8, 8, 1).astype(np.float32)
     y = assert_bit_exact(model, x)
     assert np.mean(np.argmax(y, axis=1) == d.y_test[:200]) > 0.9
+
+
+def test_quantize_outside_int32_saturates():
+    # Quotients beyond int32 are undefined behaviour in TFLM's conversion (its
+    # x86 build gives INT32_MIN, which a negative zero point then wraps to
+    # +127); tinycomp saturates by sign and maps NaN to the zero point
+    # (docs/arithmetic.md, 15b). Not a comparison with TFLM: these inputs
+    # have no defined TFLM result.
+    from tests.support.harness import compile_for_host
+    model = _quantize_model(0.01, -5, n=6)
+    x = np.array([[[np.inf, -np.inf, np.nan, 1e30, -1e30, -0.0]]], np.float32)
+    got = compile_for_host(model).infer(x)
+    np.testing.assert_array_equal(got, [[127, -128, -5, 127, -128, -5]])

@@ -47,3 +47,35 @@ def test_keras_model_with_converter_defaults_on_board(board, tmp_path):
     assert y.dtype == np.float32 and y.shape == (20, 10)
     ref = run_tflm(model, d.x_test[:20].reshape(20, 1, 8, 8, 1)).reshape(20, 10)
     np.testing.assert_array_equal(y.view(np.int32), ref.view(np.int32))
+
+
+def _edges_model(rng):
+    """float32 x (1, 64) and int8 codes (1, 256) in; QUANTIZE(x), DEQUANTIZE of
+    another QUANTIZE(x), and DEQUANTIZE(codes) out: the two conversions on
+    many values in one firmware build."""
+    from tests.host.test_quantize_edges import _scale
+    b = ModelBuilder()
+    x = b.input((1, 64), None, dtype=np.float32)
+    s1, z1 = _scale(rng, 1e-4, 10.0), int(rng.integers(-128, 128))
+    codes = b.input((1, 256), _scale(rng, 1e-6, 100.0), int(rng.integers(-128, 128)))
+    q1 = b.tensor((1, 64), s1, z1)
+    b.op("QUANTIZE", [x], [q1])
+    # a coarser scale: the samples' quotients stay inside int32, where TFLM is
+    # defined (beyond, its float-to-int conversion is undefined behaviour)
+    q2 = b.tensor((1, 64), s1 * float(rng.uniform(1.0, 50.0)), int(rng.integers(-128, 128)))
+    b.op("QUANTIZE", [x], [q2])
+    d2, d3 = b.tensor((1, 64), dtype=np.float32), b.tensor((1, 256), dtype=np.float32)
+    b.op("DEQUANTIZE", [q2], [d2])
+    b.op("DEQUANTIZE", [codes], [d3])
+    b.output(q1, d2, d3)
+    return b.build(), s1, z1
+
+
+@pytest.mark.parametrize("board", ["qemu", "qemu-mps2-an385"])
+def test_quantize_and_dequantize_many_values_on_board(board):
+    rng = np.random.default_rng(21)
+    model, s1, z1 = _edges_model(rng)
+    x = float_samples(rng, s1, z1, 30, 64)
+    codes = np.tile(np.arange(-128, 128, dtype=np.int8), (30, 1)).reshape(30, 1, 256)
+    outs = assert_bit_exact_on_board(model, [x, codes], board)
+    assert [o.dtype for o in outs] == [np.int8, np.float32, np.float32]
