@@ -240,3 +240,22 @@ def test_quantize_outside_int32_saturates():
     x = np.array([[[np.inf, -np.inf, np.nan, 1e30, -1e30, -0.0]]], np.float32)
     got = compile_for_host(model).infer(x)
     np.testing.assert_array_equal(got, [[127, -128, -5, 127, -128, -5]])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_uint8_edges_every_code(seed):
+    # older converters' uint8 input and output: QUANTIZE uint8 -> int8 first,
+    # int8 -> uint8 last (zero points 128 apart with equal scales, or not)
+    rng = np.random.default_rng(7600 + seed)
+    s, z = random_activation_quant(rng)
+    b = ModelBuilder()
+    x = b.input((1, 256), s, z + 128 if seed % 2 == 0 else int(rng.integers(0, 256)), dtype=np.uint8)
+    q = b.tensor((1, 256), s if seed % 2 == 0 else s * float(rng.uniform(0.5, 2.0)), z)
+    b.op("QUANTIZE", [x], [q])
+    r = b.relu(q)
+    y = b.tensor((1, 256), b.info(r).scale, b.info(r).zero_point + 128 if seed < 2 else 200, dtype=np.uint8)
+    b.op("QUANTIZE", [r], [y])
+    b.output(y)
+    codes = np.arange(256, dtype=np.uint8).reshape(1, 1, 256)
+    got = assert_bit_exact(b.build(), np.concatenate([codes, codes[:, :, ::-1]]))
+    assert got.dtype == np.uint8

@@ -79,3 +79,15 @@ def test_quantize_and_dequantize_many_values_on_board(board):
     codes = np.tile(np.arange(-128, 128, dtype=np.int8), (30, 1)).reshape(30, 1, 256)
     outs = assert_bit_exact_on_board(model, [x, codes], board)
     assert [o.dtype for o in outs] == [np.int8, np.float32, np.float32]
+
+
+def test_uint8_edges_on_m3():
+    b = ModelBuilder()
+    x = b.input((1, 256), 0.03, 131, dtype=np.uint8)
+    q = b.tensor((1, 256), 0.03, 3)
+    b.op("QUANTIZE", [x], [q])
+    y = b.tensor((1, 256), 0.05, 128, dtype=np.uint8)
+    b.op("QUANTIZE", [b.relu(q)], [y])
+    b.output(y)
+    codes = np.arange(256, dtype=np.uint8).reshape(1, 1, 256)
+    assert_bit_exact_on_board(b.build(), np.concatenate([codes, codes[:, :, ::-1]]), "qemu-mps2-an385")

@@ -17,7 +17,7 @@ from .ops.quantize import dequantize, quantize_float, requantize
 from .ops.shape import concatenation, pad
 from .ops.sparse import conv_2d_auto, fully_connected_auto
 
-I8, I16, F32 = "int8", "int16", "float32"
+I8, I16, U8, F32 = "int8", "int16", "uint8", "float32"
 
 # Ops on int8 activations only: one row each, (op, int8, int8).
 _INT8: dict[Op, Kernel] = {
@@ -55,6 +55,8 @@ KERNELS: dict[tuple[Op, str, str], Kernel] = {
     (Op.QUANTIZE, F32, I8): Kernel("kernels/quantize_float.c.j2", quantize_float),
     (Op.QUANTIZE, I16, I8): Kernel("kernels/requantize.c.j2", requantize),
     (Op.QUANTIZE, I8, I16): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.QUANTIZE, U8, I8): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.QUANTIZE, I8, U8): Kernel("kernels/requantize.c.j2", requantize),
     (Op.DEQUANTIZE, I8, F32): Kernel("kernels/dequantize.c.j2", dequantize),
 }
 

@@ -139,7 +139,7 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
 # Types a model may take or give at its edges, converted to and from int8
 # there by the model's own QUANTIZE / DEQUANTIZE ops (the TFLite converter's
 # default keeps float32 edges around an integer graph). Inside, all is int8.
-EDGE_TYPES = ("float32", "int16")
+EDGE_TYPES = ("float32", "int16", "uint8")
 
 
 def _layer(node) -> str:
@@ -149,7 +149,7 @@ def _layer(node) -> str:
 def _edge_tensors(graph: Graph) -> set[int]:
     """The graph inputs and outputs of an edge type, each checked to be converted
     right there: an input read only by QUANTIZE ops that make int8, an output
-    made by DEQUANTIZE (to float32) or QUANTIZE (to int16) from int8."""
+    made by DEQUANTIZE (to float32) or QUANTIZE (to int16, uint8) from int8."""
     consumers, producers = graph.consumers(), graph.producers()
     edges = set()
     for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
@@ -161,7 +161,7 @@ def _edge_tensors(graph: Graph) -> set[int]:
                 continue
             if t.dtype not in EDGE_TYPES:
                 raise UnsupportedOpError(f"{graph.name}: the model's {role} {t.name!r} is {t.dtype}; "
-                                         "tinycomp supports int8, int16 and float32 inputs and outputs")
+                                         "tinycomp supports int8, int16, uint8 and float32 inputs and outputs")
             if role == "input":
                 users = consumers.get(index, [])
                 wrong = [n for n in users
@@ -183,7 +183,7 @@ def _edge_tensors(graph: Graph) -> set[int]:
 
 
 def _converts_from_int8(graph: Graph, node, dtype: str) -> bool:
-    op = Op.DEQUANTIZE if dtype == "float32" else Op.QUANTIZE
+    op = Op.DEQUANTIZE if dtype == "float32" else Op.QUANTIZE  # to int16 / uint8
     return node.op == op and graph.tensor(node.inputs[0]).dtype == "int8"
 
 

@@ -1,5 +1,6 @@
 """QUANTIZE and DEQUANTIZE at the model's edges: float32 -> int8, int8 ->
-float32, int8 <-> int16 (int8 -> int8 is a table: activations.quantize).
+float32, int8 <-> int16, int8 <-> uint8 (int8 -> int8 is a table:
+activations.quantize).
 
 What TFLM's reference kernels compute (docs/arithmetic.md, section 15):
 - QUANTIZE float32 -> int8 (AffineQuantize): the quotient x / scale in
@@ -7,7 +8,8 @@ What TFLM's reference kernels compute (docs/arithmetic.md, section 15):
 - DEQUANTIZE int8 -> float32: float32(double(scale) * (q - zp)). The double
   product is exact (a 24-bit mantissa times a 9-bit integer), so one float32
   multiply, which IEEE rounds once to nearest, gives the same bits.
-- QUANTIZE int8 <-> int16 (Requantize): MultiplyByQuantizedMultiplier of
+- QUANTIZE int8 <-> int16, int8 <-> uint8 (Requantize; TFLM's uint8/int8
+  shortcut for equal scales and zero points 128 apart gives the same bytes): MultiplyByQuantizedMultiplier of
   q - zp_in by double(s_in) / double(s_out), plus zp_out, saturated to the
   output type.
 """
@@ -18,7 +20,7 @@ import numpy as np
 from ..fixedpoint import f32, quantize_multiplier
 from ..layer import Layer, c_type
 
-LIMITS = {"int8": (-128, 127), "int16": (-32768, 32767)}
+LIMITS = {"int8": (-128, 127), "int16": (-32768, 32767), "uint8": (0, 255)}
 
 
 def _quantized(layer: Layer, t, role: str):
