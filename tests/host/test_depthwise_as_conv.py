@@ -56,3 +56,17 @@ def test_depthwise_with_several_input_channels_stays_depthwise():
     wq, ws = random_weights(rng, (1, 3, 3, 16), axis=3)
     b.output(b.depthwise_conv2d(x, b.const_int8(wq, scales=ws, axis=3), None, 0.1, 0, depth_multiplier=8))
     assert [r.get("kernel") for r in generate(parse_tflite(b.build())).layers] == [None]
+
+
+def test_register_window_kernel_under_ubsan():
+    # the one-channel kernel (conv_2d_c1.c.j2) on border-heavy geometry, UBSan on
+    from tests.support.harness import compile_for_host
+    from tests.support.tflm import run_tflm
+    model, shape, rng = dw_model(12300, ((5, 6), (3, 2), 3, "SAME", 1, 3))
+    files = generate(parse_tflite(model)).files
+    assert "One input channel: per output pixel" in files["tinycomp_model.c"]
+    x = random_int8(rng, (16, *shape))
+    x[0].fill(-128)
+    x[1].fill(127)
+    runner = compile_for_host(model, extra_flags=("-fsanitize=undefined", "-fno-sanitize-recover=all"))
+    np.testing.assert_array_equal(runner.infer(x), run_tflm(model, x).reshape(16, -1))
