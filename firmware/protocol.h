@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define PROTO_SYNC0 0xA5
 #define PROTO_SYNC1 0x5A
 

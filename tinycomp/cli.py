@@ -12,9 +12,9 @@ import click
 
 from . import __version__, pipeline
 from .cli_compress import compress, sweep
-from .errors import TinycompError
-from .outputs import check_out_file, save_npy, write_atomic
-from .userdata import load_npy
+from .errors import InputDataError, TinycompError
+from .outputs import check_out_file, save_arrays, write_atomic
+from .userdata import load_arrays, load_npy
 
 
 class _Group(click.Group):
@@ -56,18 +56,25 @@ def build(model: Path, board: str, out_dir: Path | None, calibration: Path | Non
 @cli.command()
 @click.argument("build_dir", type=click.Path(path_type=Path))
 @click.option("--inputs", type=click.Path(path_type=Path), required=True,
-              help="Samples (.npy): int8 as is, float32 quantized with the model's input scale.")
+              help="Samples (.npy; .npz with one array per input, arr_0, arr_1, ..., for several "
+                   "inputs): int8 as is, float32 quantized with the input's scale; a float32 "
+                   "input takes float32.")
 @click.option("--outputs", type=click.Path(path_type=Path), required=True,
-              help="Where to write the raw int8 outputs (.npy).")
+              help="Where to write the outputs in the model's types (.npy; .npz for several outputs).")
 @click.option("--port", default=None, help="Serial port of a real board.")
 def run(build_dir: Path, inputs: Path, outputs: Path, port: str | None) -> None:
-    """Run every sample of --inputs on the built target; save raw int8 outputs."""
-    pipeline.read_manifest(build_dir)  # a wrong folder is the likelier mistake: say so first
+    """Run every sample of --inputs on the built target; save its outputs."""
+    info = pipeline.read_manifest(build_dir)  # a wrong folder is the likelier mistake: say so first
+    n_out = len(pipeline.tensor_specs(info, "output"))
     check_out_file(outputs)
-    samples = load_npy(inputs, "inputs")
-    y, counts = pipeline.run(build_dir, samples, port=port, progress=True)
-    save_npy(outputs, y)
-    click.echo(f"ran {len(y)} samples; outputs {y.shape} int8 written to {outputs}")
+    if n_out > 1 and Path(outputs).suffix != ".npz":
+        raise InputDataError(f"the model has {n_out} outputs: name --outputs with .npz "
+                             f"(not {outputs}) to get one array per output")
+    samples = load_arrays(inputs, "inputs")
+    ys, counts = pipeline.run_all(build_dir, samples, port=port, progress=True)
+    save_arrays(outputs, ys)
+    shapes = ", ".join(f"{y.shape} {y.dtype}" for y in ys)
+    click.echo(f"ran {len(ys[0])} samples; outputs {shapes} written to {outputs}")
     if counts and counts[0] is not None:
         click.echo(f"  {min(counts):,} to {max(counts):,} instructions or cycles per inference")
 
@@ -75,7 +82,8 @@ def run(build_dir: Path, inputs: Path, outputs: Path, port: str | None) -> None:
 @cli.command()
 @click.argument("build_dir", type=click.Path(path_type=Path))
 @click.option("--inputs", type=click.Path(path_type=Path), default=None,
-              help="Profile the first sample of this .npy [default: an all-zero input].")
+              help="Profile the first sample of this .npy (.npz for several inputs) "
+                   "[default: all-zero inputs].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Save the profile as JSON.")
 @click.option("--port", default=None, help="Serial port of a real board.")
@@ -86,7 +94,7 @@ def profile(build_dir: Path, inputs: Path | None, json_path: Path | None, port: 
     pipeline.read_manifest(build_dir)
     if json_path is not None:
         check_out_file(json_path)
-    samples = load_npy(inputs, "inputs") if inputs is not None else None
+    samples = load_arrays(inputs, "inputs") if inputs is not None else None
     p = profile_build(build_dir, samples, port)
     click.echo(format_profile(p))
     if json_path is not None:
@@ -161,7 +169,8 @@ def inspect(model: Path, calibration: Path | None) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", default=pipeline.DEFAULT_BOARD, show_default=True)
 @click.option("--data", type=click.Path(path_type=Path), required=True,
-              help="Samples (.npy): float32 for float comparisons, or int8.")
+              help="Samples (.npy; .npz with one array per input for several inputs): "
+                   "float32 for float comparisons, or int8.")
 @click.option("--labels", type=click.Path(path_type=Path), default=None, help="Class labels (.npy).")
 @click.option("--float-model", type=click.Path(path_type=Path), default=None,
               help="The float Keras model, when MODEL is a .tflite.")
@@ -179,7 +188,7 @@ def validate(model, board, data, labels, float_model, calibration, report_path, 
 
     if report_path is not None:
         check_out_file(report_path)
-    x = load_npy(data, "data")
+    x = load_arrays(data, "data")
     y = load_npy(labels, "labels") if labels is not None else None
     out_dir = out_dir or Path("out") / f"{model.stem}-{board}"
     report = validate_model(model, x, board, out_dir, labels=y, float_model=float_model,

@@ -19,12 +19,15 @@ def _quant(t) -> str:
 def describe(model_path: Path, calibration: Path | None = None) -> str:
     graph, _ = load_model(model_path, calibration)
     model = generate(graph)
-    x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
-    lines = [
-        f"model {graph.name} (sha256 {graph.model_hash}): {len(graph.nodes)} layers, "
-        f"{model.macs:,} MACs",
-        f"input  {list(x.shape)} int8, {_quant(x)}",
-        f"output {list(y.shape)} int8, {_quant(y)}",
+    lines = [f"model {graph.name} (sha256 {graph.model_hash}): {len(graph.nodes)} layers, "
+             f"{model.macs:,} MACs"]
+    for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
+        for k, index in enumerate(indices):
+            t = graph.tensor(index)
+            label = f"{role} {k}" if len(indices) > 1 else role
+            lines.append(f"{label:<6} {list(t.shape)} {t.dtype}, "
+                         f"{_quant(t) if t.dtype != 'float32' else ('quantized' if role == 'input' else 'dequantized') + ' inside'} ({t.name})")
+    lines += [
         "",
         f"{'#':>3}  {'op':<18} {'output shape':<18} {'MACs':>11} {'weights B':>10}  "
         f"{'arena offset':>12}  output quantization",
@@ -37,7 +40,8 @@ def describe(model_path: Path, calibration: Path | None = None) -> str:
         where = f"{offset:>12,}" if region == ARENA else f"{region:>12}"
         lines.append(f"{row['index']:>3}  {row['op']:<18} {str(list(out.shape)):<18} "
                      f"{row['macs']:>11,} {row['weights_bytes']:>10,}  {where}  {_quant(out)}")
-    lines += ["", f"memory plan: arena {model.arena_bytes:,} B (the input included, at offset "
-                  f"{model.plan.places[graph.inputs[0]][1]:,}; the output goes to the caller's buffer), "
+    at = ", ".join(f"{model.plan.places[t][1]:,}" for t in graph.inputs)
+    lines += ["", f"memory plan: arena {model.arena_bytes:,} B (the input{'s' if len(graph.inputs) > 1 else ''} "
+                  f"included, at offset {at}; outputs go to the caller's buffers), "
                   f"constants {model.weights_bytes:,} B"]
     return "\n".join(lines)

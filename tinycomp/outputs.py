@@ -175,6 +175,22 @@ def write_atomic(path: Path, write) -> None:
             os.unlink(tmp)
 
 
+def save_arrays(path: Path, arrays: list) -> None:
+    """One array: .npy (or a one-array .npz); several: a .npz in order (arr_0, arr_1, ...)."""
+    if Path(path).suffix == ".npz":
+        import numpy as np
+
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, *arrays)
+
+        write_atomic(path, write)
+    elif len(arrays) == 1:
+        save_npy(path, arrays[0])
+    else:
+        raise OutputError(f"{len(arrays)} outputs need a .npz file, not {path}")
+
+
 def save_npy(path: Path, array) -> None:
     """np.save to exactly `path` (np.save given a name adds '.npy' to it)."""
     import numpy as np

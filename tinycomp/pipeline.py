@@ -4,7 +4,7 @@
                  converter with calibration data (frontends/)
     generate     IR + kernel table -> C sources (codegen/)
     build        the board's toolchain (targets/)
-    run          samples in, raw int8 outputs back (targets/)
+    run          samples in, outputs back in the model's own types (targets/)
 """
 from __future__ import annotations
 
@@ -55,11 +55,15 @@ def load_model(path: Path, calibration: Path | None = None) -> tuple[Graph, byte
 
 
 def _tensor_info(t) -> dict:
-    return {"shape": list(t.shape), "scale": t.scale, "zero_point": t.zero_point}
+    quantized = t.quant is not None and t.dtype != "float32"
+    return {"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+            "scale": t.scale if quantized else None,
+            "zero_point": t.zero_point if quantized else None}
 
 
 def manifest(graph: Graph, model: GeneratedModel, board: Board) -> dict:
-    x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
+    inputs = [_tensor_info(graph.tensor(t)) for t in graph.inputs]
+    outputs = [_tensor_info(graph.tensor(t)) for t in graph.outputs]
     from .codegen.ops.sparse import compression_summary
     compression = compression_summary(graph)  # what pruning bought; None if unpruned
     return {
@@ -67,8 +71,11 @@ def manifest(graph: Graph, model: GeneratedModel, board: Board) -> dict:
         "model": graph.name,
         "model_hash": graph.model_hash,
         "board": board.name,
-        "input": _tensor_info(x),
-        "output": _tensor_info(y),
+        "inputs": inputs,
+        "outputs": outputs,
+        # one-input / one-output models also name them singly
+        **({"input": inputs[0]} if len(inputs) == 1 else {}),
+        **({"output": outputs[0]} if len(outputs) == 1 else {}),
         "arena_bytes": model.arena_bytes,
         "weights_bytes": model.weights_bytes,
         "macs": model.macs,
@@ -109,7 +116,14 @@ def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str,
 def _tensor_entry_ok(entry) -> bool:
     return (isinstance(entry, dict) and isinstance(entry.get("shape"), list)
             and all(isinstance(d, int) and d > 0 for d in entry["shape"])
-            and isinstance(entry.get("scale"), (int, float)) and isinstance(entry.get("zero_point"), int))
+            and entry.get("dtype", "int8") in ("int8", "int16", "uint8", "float32")
+            and isinstance(entry.get("scale"), (int, float, type(None)))
+            and isinstance(entry.get("zero_point"), (int, type(None))))
+
+
+def _entries_ok(info: dict, role: str) -> bool:
+    entries = info.get(f"{role}s", [info.get(role)])
+    return isinstance(entries, list) and bool(entries) and all(_tensor_entry_ok(e) for e in entries)
 
 
 def read_manifest(build_dir: Path) -> dict:
@@ -123,7 +137,7 @@ def read_manifest(build_dir: Path) -> dict:
         raise InputDataError(f"{path} is unreadable: {str(exc).splitlines()[0][:200]}") from None
     # A manifest is read back by run/profile/flash: one from elsewhere must not crash them.
     if not (isinstance(info, dict) and isinstance(info.get("board"), str)
-            and _tensor_entry_ok(info.get("input")) and _tensor_entry_ok(info.get("output"))
+            and _entries_ok(info, "input") and _entries_ok(info, "output")
             and isinstance(info.get("layers"), list) and all(isinstance(r, dict) for r in info["layers"])
             and isinstance(info.get("macs"), int) and isinstance(info.get("arena_bytes"), int)
             and _firmware_entry_ok(info.get("firmware"), info["board"])):
@@ -141,46 +155,97 @@ def _firmware_entry_ok(entry, board: str) -> bool:
         for k in ("elf", "bin"))
 
 
-def model_samples(samples: np.ndarray, info: dict) -> np.ndarray:
-    """User samples -> int8 (N, *input shape): int8 as is, float quantized with the
-    model's input scale and zero point. Accepts (N, *shape) with or without the
-    batch dimension of 1."""
-    shape = tuple(info["input"]["shape"])
-    inner = shape[1:] if shape and shape[0] == 1 else shape
+def tensor_specs(info: dict, role: str) -> list[dict]:
+    """The manifest's inputs or outputs ("input" / "output"), in the model's order."""
+    specs = info.get(f"{role}s") or [info[role]]
+    return [{"dtype": "int8", **spec} for spec in specs]  # manifests before float edges: int8
+
+
+def _inner(shape) -> tuple:
+    shape = tuple(shape)
+    return shape[1:] if shape and shape[0] == 1 else shape
+
+
+def _convert(samples, spec: dict, what: str) -> np.ndarray:
+    """One input's samples -> its dtype, (N, *shape without the batch of 1)."""
+    shape, dtype = tuple(spec["shape"]), spec["dtype"]
+    inner = _inner(shape)
     x = np.asarray(samples)
     if x.shape[1:] == shape and shape[:1] == (1,) and x.ndim == len(shape) + 1:
         x = x.reshape((len(x), *inner))
     if x.ndim < 1 or x.shape[1:] != inner:
-        raise InputDataError(f"inputs have shape {x.shape}; the model takes (N, "
+        raise InputDataError(f"{what} have shape {x.shape}; the model takes (N, "
                              f"{', '.join(map(str, inner))})")
-    if x.dtype == np.int8:
+    if dtype == "float32":
+        if not np.issubdtype(x.dtype, np.floating):
+            raise InputDataError(f"{what} are {x.dtype}; the model takes float32 (it quantizes "
+                                 "inside): pass float samples")
+        check_finite(x, what)
+        return x.astype(np.float32)
+    if x.dtype == np.dtype(dtype):
         return x
     if np.issubdtype(x.dtype, np.floating):
-        check_finite(x, "inputs")
-        scale, zp = info["input"]["scale"], info["input"]["zero_point"]
-        q = x.astype(np.float32) / np.float32(scale)
-        q = np.where(q >= 0, np.floor(q + 0.5), -np.floor(-q + 0.5)) + zp  # TFLite rounds half away
-        return np.clip(q, -128, 127).astype(np.int8)
-    raise InputDataError(f"inputs are {x.dtype}; pass int8 (already quantized) or float32 samples")
+        check_finite(x, what)
+        info = np.iinfo(dtype)
+        q = x.astype(np.float32) / np.float32(spec["scale"])
+        q = np.where(q >= 0, np.floor(q + 0.5), -np.floor(-q + 0.5)) + spec["zero_point"]  # TFLite rounds half away
+        return np.clip(q, info.min, info.max).astype(dtype)
+    raise InputDataError(f"{what} are {x.dtype}; pass {dtype} (already quantized) or float32 samples")
 
 
-def run(build_dir: Path, samples: np.ndarray, port: str | None = None,
-        progress: bool = False) -> tuple[np.ndarray, list[int | None]]:
-    """Run every sample on the build's target. Returns the int8 outputs
-    (N, *output shape) and each inference's instruction or cycle count
-    (None on the host)."""
+def prepare_inputs(samples, info: dict) -> list[np.ndarray]:
+    """User samples -> one array per model input, (N, *input shape) in the
+    input's own type: int8/int16 as is, float quantized with the input's scale
+    and zero point; a float32 input takes float samples. `samples` is an
+    array for a one-input model, or a sequence with one array per input.
+    Accepts (N, *shape) with or without the batch dimension of 1."""
+    specs = tensor_specs(info, "input")
+    arrays = list(samples) if isinstance(samples, (list, tuple)) else [samples]
+    if len(arrays) != len(specs):
+        raise InputDataError(f"{len(arrays)} input array(s) for a model with {len(specs)} inputs")
+    out = [_convert(a, spec, "inputs" if len(specs) == 1 else f"input {k}")
+           for k, (a, spec) in enumerate(zip(arrays, specs))]
+    if len({len(a) for a in out}) > 1:
+        raise InputDataError(f"the inputs hold different numbers of samples: {[len(a) for a in out]}")
+    return out
+
+
+def model_samples(samples: np.ndarray, info: dict) -> np.ndarray:
+    """prepare_inputs for a one-input model: its one array."""
+    inputs = prepare_inputs(samples, info)
+    if len(inputs) != 1:
+        raise InputDataError(f"the model has {len(inputs)} inputs; pass one array per input")
+    return inputs[0]
+
+
+def run_all(build_dir: Path, samples, port: str | None = None,
+            progress: bool = False) -> tuple[list[np.ndarray], list[int | None]]:
+    """Run every sample on the build's target. Returns one array per model
+    output, (N, *output shape) in the output's type, and each inference's
+    instruction or cycle count (None on the host)."""
     info = read_manifest(build_dir)
-    x = model_samples(samples, info)
-    out_shape = tuple(info["output"]["shape"])
-    inner = out_shape[1:] if out_shape and out_shape[0] == 1 else out_shape
-    outputs, counts = [], []
+    inputs = prepare_inputs(samples, info)
+    specs = tensor_specs(info, "output")
+    n = len(inputs[0])
+    shapes = [_inner(s["shape"]) for s in specs]
+    record = np.dtype([(f"o{k}", np.dtype(s["dtype"]), (int(np.prod(shape, dtype=np.int64)),))
+                       for k, (s, shape) in enumerate(zip(specs, shapes))])
+    raw, counts = [], []
     with get_runner(info["board"], Path(build_dir) / "build", port=port) as runner:
-        bar = click.progressbar(x, label=f"running on {info['board']}", file=sys.stderr,
-                                show_pos=True) if progress else contextlib.nullcontext(x)
+        rows = range(n)
+        bar = click.progressbar(rows, label=f"running on {info['board']}", file=sys.stderr,
+                                show_pos=True) if progress else contextlib.nullcontext(rows)
         with bar as items:
-            for sample in items:
-                result = runner.infer(sample.tobytes())
-                outputs.append(np.frombuffer(result.output, dtype=np.int8))
+            for i in items:
+                result = runner.infer(b"".join(np.ascontiguousarray(a[i]).tobytes() for a in inputs))
+                raw.append(result.output)
                 counts.append(result.count)
-    y = np.stack(outputs) if outputs else np.zeros((0, *inner), np.int8)
-    return y.reshape((len(x), *inner)), counts
+    rows = np.frombuffer(b"".join(raw), dtype=record, count=n)
+    return [np.array(rows[f"o{k}"]).reshape((n, *shape)) for k, shape in enumerate(shapes)], counts
+
+
+def run(build_dir: Path, samples, port: str | None = None,
+        progress: bool = False) -> tuple[np.ndarray | list[np.ndarray], list[int | None]]:
+    """run_all, with the one output's array for a one-output model."""
+    outputs, counts = run_all(build_dir, samples, port, progress)
+    return (outputs[0] if len(outputs) == 1 else outputs), counts

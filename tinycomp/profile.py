@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BoardError
-from .pipeline import model_samples, read_manifest
+from .pipeline import prepare_inputs, read_manifest, tensor_specs
 from .targets import get_runner
 
 
@@ -15,10 +15,12 @@ def profile_build(build_dir: Path, samples: np.ndarray | None = None, port: str 
     info = read_manifest(build_dir)
     if "firmware" not in info:
         raise BoardError(f"{build_dir} is a {info['board']} build; profiling needs a QEMU or device board")
-    shape = info["input"]["shape"]
-    x = model_samples(samples, info)[0] if samples is not None else np.zeros(shape, np.int8)
+    if samples is not None:
+        first = [a[0] for a in prepare_inputs(samples, info)]
+    else:
+        first = [np.zeros(s["shape"], s["dtype"]) for s in tensor_specs(info, "input")]
     with get_runner(info["board"], Path(build_dir) / "build", port=port) as runner:
-        result = runner.profile(np.ascontiguousarray(x, np.int8).tobytes())
+        result = runner.profile(b"".join(np.ascontiguousarray(a).tobytes() for a in first))
     steps = [row for row in info["layers"] if row["op"] not in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")]
     layers = []
     for row, count in zip(steps, result.per_layer):

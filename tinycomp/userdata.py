@@ -6,6 +6,7 @@ file's size first, and values (NaN samples, fractional labels) before use.
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,28 @@ def load_npy(path: Path, what: str) -> np.ndarray:
     except (OSError, ValueError, EOFError, MemoryError, SyntaxError, TypeError) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise InputDataError(f"{what} file {path} is not a readable .npy array: {reason}") from None
+
+
+def load_arrays(path: Path, what: str) -> np.ndarray | list[np.ndarray]:
+    """A .npy array, or the arrays of a .npz in np.savez's positional order
+    (arr_0, arr_1, ...: one per model input) as a list."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        return load_npy(path, what)
+    if not path.is_file():
+        raise InputDataError(f"{what} file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            names = list(data.files)
+            expected = [f"arr_{k}" for k in range(len(names))]
+            if not names or sorted(names) != sorted(expected):
+                raise InputDataError(f"{what} file {path} holds {', '.join(names) or 'nothing'}; save one "
+                                     "array per model input in order with np.savez(path, x0, x1, ...) "
+                                     "(arr_0, arr_1, ...)")
+            return [data[name] for name in expected]
+    except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise InputDataError(f"{what} file {path} is not a readable .npz archive: {reason}") from None
 
 
 def check_finite(x: np.ndarray, what: str) -> None:

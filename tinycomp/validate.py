@@ -11,13 +11,26 @@ import numpy as np
 from .errors import InputDataError
 from .userdata import check_finite, class_labels
 from .frontends.tflite import parse_tflite
-from .pipeline import BuildOptions, build, build_graph, model_samples, run
-from .reference.tflm import run as run_reference
+from .pipeline import BuildOptions, build, build_graph, prepare_inputs, run_all, tensor_specs
+from .reference.tflm import run_all as run_reference_all
+
+
+def _codes(a: np.ndarray) -> np.ndarray:
+    """Values as integers to compare: int8/int16 as they are, float32 as the
+    sign-magnitude order of its bits (adjacent floats differ by 1, so the
+    largest difference reads as units in the last place)."""
+    a = np.asarray(a)
+    if a.dtype == np.float32:
+        bits = a.view(np.int32).astype(np.int64)
+        return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+    return a.astype(np.int64)
 
 
 def compare_int8(device: np.ndarray, reference: np.ndarray) -> dict:
-    d = device.reshape(len(device), -1).astype(np.int32)
-    r = reference.reshape(len(reference), -1).astype(np.int32)
+    """Bit-exactness of the device's outputs against TFLite Micro's (int8, int16
+    or float32 outputs; for float32 a difference is counted in ULPs)."""
+    d = _codes(device).reshape(len(device), -1)
+    r = _codes(reference).reshape(len(reference), -1)
     diff = np.abs(d - r)
     return {
         "samples": int(len(d)),
@@ -105,24 +118,34 @@ def float_outputs(model_path, x: np.ndarray) -> np.ndarray:
 
 
 def dequantize(y: np.ndarray, info: dict) -> np.ndarray:
-    return (y.astype(np.float32) - info["output"]["zero_point"]) * np.float32(info["output"]["scale"])
+    out = info["output"]
+    if out.get("dtype", "int8") == "float32":  # the model dequantizes itself
+        return y.astype(np.float32)
+    return (y.astype(np.float32) - out["zero_point"]) * np.float32(out["scale"])
 
 
-def first_differing_layer(graph, tflite: bytes, x: np.ndarray, board: str, workdir) -> dict | None:
+def _with_shapes(inputs: list[np.ndarray], shapes) -> list[np.ndarray]:
+    return [x.reshape((len(x), *shape)) for x, shape in zip(inputs, shapes)]
+
+
+def first_differing_layer(graph, tflite: bytes, x, board: str, workdir) -> dict | None:
     """Bisect over prefixes of the graph: build each prefix with its last layer's
     output as the model output, run it on the board, compare with TFLM's
-    tensor. Returns the first layer whose device output differs, or None."""
+    tensor. Returns the first layer whose device output differs, or None.
+    x: samples of a one-input model, or one array per input."""
+    inputs = list(x) if isinstance(x, (list, tuple)) else [x]
     steps = [n for n in graph.nodes if not n.op.is_alias]
-    shape = graph.tensor(graph.inputs[0]).shape
-    _, expected = run_reference(tflite, x.reshape((len(x), *shape)), tuple(n.outputs[0] for n in steps))
+    shapes = [graph.tensor(t).shape for t in graph.inputs]
+    _, expected = run_reference_all(tflite, _with_shapes(inputs, shapes), tuple(n.outputs[0] for n in steps))
 
     def differs(k: int) -> bool:
         node = steps[k]
-        prefix = replace(graph, nodes=graph.nodes[:node.index + 1], outputs=(node.outputs[0],))
+        # by position: folded ops (SHAPE, ...) leave gaps in the node indices
+        prefix = replace(graph, nodes=graph.nodes[:graph.nodes.index(node) + 1], outputs=(node.outputs[0],))
         out = Path(workdir) / f"prefix{k}"
         build_graph(prefix, tflite, out, board)
-        got = run(out, x)[0].reshape(len(x), -1)
-        return not np.array_equal(got, expected[node.outputs[0]])
+        got = run_all(out, inputs)[0][0].reshape(len(inputs[0]), -1)
+        return not np.array_equal(_codes(got), _codes(expected[node.outputs[0]]))
 
     lo, hi = 0, len(steps) - 1
     if not differs(hi):
@@ -137,31 +160,38 @@ def first_differing_layer(graph, tflite: bytes, x: np.ndarray, board: str, workd
     return {"index": node.index, "op": node.op.value, "name": node.name}
 
 
-def _first_differing_layer_in_temp(tflite: bytes, x: np.ndarray, board: str) -> dict | None:
+def _first_differing_layer_in_temp(tflite: bytes, inputs: list[np.ndarray], board: str) -> dict | None:
     """The prefix builds go to a temporary folder: the build folder holds only
     what its manifest lists, so that a later build may replace it."""
     with tempfile.TemporaryDirectory(prefix="tinycomp-per-layer-") as workdir:
-        return first_differing_layer(parse_tflite(tflite), tflite, x, board, workdir)
+        return first_differing_layer(parse_tflite(tflite), tflite, inputs, board, workdir)
 
 
-def validate_model(model_path, data: np.ndarray, board: str, out_dir, labels=None,
+def validate_model(model_path, data, board: str, out_dir, labels=None,
                    float_model=None, calibration=None, per_layer: bool = False, port=None) -> dict:
-    """Build for the board, run every sample there, compare. Returns the report."""
+    """Build for the board, run every sample there, compare. Returns the report.
+    data: samples of a one-input model, or one array per input. Every output
+    is compared with TFLite Micro; the float model and labels need a
+    one-input, one-output model."""
     model_path = Path(model_path)
     is_keras = model_path.suffix != ".tflite"
-    data = np.asarray(data)
-    if data.ndim < 1 or len(data) == 0:
-        raise InputDataError("--data holds no samples")
-    check_finite(data, "--data")
-    if labels is not None:  # the classes are checked once the outputs are known
-        class_labels(labels, len(data), None)
+    for array in (data if isinstance(data, (list, tuple)) else [data]):
+        array = np.asarray(array)
+        if array.ndim < 1 or len(array) == 0:
+            raise InputDataError("--data holds no samples")
+        check_finite(array, "--data")
+        if labels is not None:  # the classes are checked once the outputs are known
+            class_labels(labels, len(array), None)
     info = build(model_path, Path(out_dir), BuildOptions(board=board, calibration=calibration))
-    x = model_samples(data, info)
-    device, counts = run(out_dir, x, port=port, progress=True)
-    device = device.reshape(len(x), -1)
+    inputs = prepare_inputs(data, info)
+    n = len(inputs[0])
+    outputs, counts = run_all(out_dir, inputs, port=port, progress=True)
     tflite = (Path(out_dir) / "model.tflite").read_bytes()
-    reference, _ = run_reference(tflite, x.reshape((len(x), *info["input"]["shape"])))
-    report = {"model": str(model_path), "board": info["board"], "int8": compare_int8(device, reference)}
+    shapes = [spec["shape"] for spec in tensor_specs(info, "input")]
+    reference, _ = run_reference_all(tflite, _with_shapes(inputs, shapes))
+    device = np.concatenate([_codes(y).reshape(n, -1) for y in outputs], axis=1)
+    expected = np.concatenate([_codes(r).reshape(n, -1) for r in reference], axis=1)
+    report = {"model": str(model_path), "board": info["board"], "int8": compare_int8(device, expected)}
     if counts and counts[0] is not None:
         report["count_per_inference"] = {"min": min(counts), "max": max(counts),
                                          "mean": float(np.mean(counts))}
@@ -169,16 +199,21 @@ def validate_model(model_path, data: np.ndarray, board: str, out_dir, labels=Non
         if key in info:
             report[key] = info[key]
     float_path = float_model or (model_path if is_keras else None)
+    if (float_path is not None or labels is not None) and (len(inputs) > 1 or len(outputs) > 1):
+        raise InputDataError("comparing with the float model or labels needs a model with one input "
+                             "and one output; this one has "
+                             f"{len(inputs)} and {len(outputs)} (bit-exactness is still checked)")
+    y = outputs[0].reshape(n, -1)
     if float_path is not None:
         if not np.issubdtype(np.asarray(data).dtype, np.floating):
             raise InputDataError("comparing with the float model needs float samples in --data")
         shape = tuple(info["input"]["shape"])
-        report["float"] = compare_float(dequantize(device, info),
-                                        float_outputs(float_path, np.asarray(data).reshape((len(x), *shape[1:]))),
+        report["float"] = compare_float(dequantize(y, info),
+                                        float_outputs(float_path, np.asarray(data).reshape((n, *shape[1:]))),
                                         labels)
     elif labels is not None:
-        report["accuracy"] = classification(dequantize(device, info), labels, "device")
+        report["accuracy"] = classification(dequantize(y, info), labels, "device")
     if per_layer:
         report["first_differing_layer"] = (
-            _first_differing_layer_in_temp(tflite, x, info["board"]) or "none: every layer matches TFLite Micro")
+            _first_differing_layer_in_temp(tflite, inputs, info["board"]) or "none: every layer matches TFLite Micro")
     return report

@@ -87,11 +87,14 @@ def test_garbage_tflite(tmp_path):
 
 
 def test_float_tflite_suggests_keras_with_calibration(tmp_path):
+    # float edges (QUANTIZE first) compile; a float op inside does not
     b = ModelBuilder()
     x = b.tensor((1, 4), dtype=np.float32)
     b.inputs.append(x)
+    f = b.tensor((1, 4), dtype=np.float32)
+    b.op("ADD", [x, x], [f])
     y = b.tensor((1, 4), 0.1, 0)
-    b.op("QUANTIZE", [x], [y])
+    b.op("QUANTIZE", [f], [y])
     b.output(y)
     path = tmp_path / "float.tflite"
     path.write_bytes(b.build())
@@ -110,6 +113,22 @@ def test_unsupported_op_is_named_with_its_layer(tmp_path):
     path.write_bytes(bytes(builder.Output()))
     _assert_one_line_error(_tinycomp("build", path, "--board", "host", "--out", tmp_path / "o"),
                            "SQRT", "layer 0")
+
+
+def test_ethos_u_custom_op_says_vela(tmp_path):
+    model = _model().model_object()
+    model.operatorCodes[0].builtinCode = fb.BuiltinOperator.CUSTOM
+    model.operatorCodes[0].deprecatedBuiltinCode = fb.BuiltinOperator.CUSTOM
+    model.operatorCodes[0].customCode = "ethos-u"
+    model.subgraphs[0].operators[0].builtinOptionsType = 0
+    model.subgraphs[0].operators[0].builtinOptions = None
+    import flatbuffers
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp_path / "vela.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    _assert_one_line_error(_tinycomp("build", path, "--board", "host", "--out", tmp_path / "o"),
+                           "Ethos-U", "Vela", "before Vela", "layer 0")
 
 
 def test_wrong_input_shape_and_dtype(host_build, tmp_path):
@@ -173,3 +192,27 @@ def test_keras_model_needs_calibration_and_then_builds(tmp_path):
     assert result.returncode == 0, result.stderr
     info = json.loads((tmp_path / "o" / "tinycomp.json").read_text())
     assert [l["op"] for l in info["layers"]][-1] == "SOFTMAX"
+
+
+def test_float_edges_model_runs_float_in_float_out(tmp_path):
+    from tests.host.test_quantize_edges import float_edges_model, float_samples
+    model, scale, zp = float_edges_model(11)
+    path = tmp_path / "fe.tflite"
+    path.write_bytes(model)
+    out = tmp_path / "fe"
+    result = _tinycomp("build", path, "--board", "host", "--out", out)
+    assert result.returncode == 0, result.stderr
+    info = json.loads((out / "tinycomp.json").read_text())
+    assert info["input"]["dtype"] == "float32" and info["input"]["scale"] is None
+    header = (out / "src" / "tinycomp_model.h").read_text()
+    assert "void tinycomp_invoke(const float *input, float *output);" in header
+    x = float_samples(np.random.default_rng(2), scale, zp, 9, 24).reshape(9, 24)
+    np.save(tmp_path / "x.npy", x)
+    result = _tinycomp("run", out, "--inputs", tmp_path / "x.npy", "--outputs", tmp_path / "y.npy")
+    assert result.returncode == 0, result.stderr
+    y = np.load(tmp_path / "y.npy")
+    assert y.dtype == np.float32 and y.shape == (9, 10)
+    np.testing.assert_array_equal(y.view(np.int32), run_tflm(model, x[:, None]).reshape(9, 10).view(np.int32))
+    np.save(tmp_path / "xi.npy", x.astype(np.int8))  # int8 samples for a float input: refused
+    _assert_one_line_error(_tinycomp("run", out, "--inputs", tmp_path / "xi.npy", "--outputs",
+                                     tmp_path / "yi.npy"), "float32")

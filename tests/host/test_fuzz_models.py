@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.fuzz import mutate, run_isolated, seed_models, with_explicit_depthwise_bias, with_names
-from tests.support.harness import compile_for_host
+from tests.support.harness import bits, compile_for_host
 from tests.support.tflm import run_tflm
 from tinycomp.codegen.generate import generate
 from tinycomp.errors import TinycompError
@@ -39,6 +39,15 @@ def _outcome(kind: str) -> None:
     OUTCOMES[kind] = OUTCOMES.get(kind, 0) + 1
 
 
+def _samples(tensor, n: int = 3) -> np.ndarray:
+    """Random samples for one model input, in its own type."""
+    rng = np.random.default_rng(0)
+    if tensor.dtype == "float32":
+        return rng.normal(0, 2, (n, *tensor.shape)).astype(np.float32)
+    info = np.iinfo(tensor.dtype)
+    return rng.integers(info.min, info.max + 1, (n, *tensor.shape)).astype(tensor.dtype)
+
+
 def _check_mutant(data: bytes) -> None:
     try:
         graph = parse_tflite(data, name="mutant")
@@ -47,13 +56,14 @@ def _check_mutant(data: bytes) -> None:
         assert "\n" not in str(exc), str(exc)
         _outcome("refused")
         return
-    shape = graph.tensor(graph.inputs[0]).shape
-    x = np.random.default_rng(0).integers(-128, 128, (3, *shape), dtype=np.int8)
-    status, reference = run_isolated(run_tflm, with_explicit_depthwise_bias(data), x)
+    inputs = [_samples(graph.tensor(t)) for t in graph.inputs]
+    status, reference = run_isolated(run_tflm, with_explicit_depthwise_bias(data), inputs)
     assert status == "ok", f"tinycomp accepted a model TFLite Micro refuses ({status}: {reference})"
-    ours = compile_for_host(data, SANITIZE).infer(x)  # a sanitizer finding fails the run
-    assert np.array_equal(ours.reshape(len(x), -1), np.asarray(reference).reshape(len(x), -1)), \
-        "an accepted mutant differs from TFLite Micro"
+    ours = compile_for_host(data, SANITIZE).infer(inputs)  # a sanitizer finding fails the run
+    ours, reference = (r if isinstance(r, list) else [r] for r in (ours, reference))
+    for mine, ref in zip(ours, reference, strict=True):
+        assert np.array_equal(bits(mine).reshape(-1), bits(ref).reshape(-1)), \
+            "an accepted mutant differs from TFLite Micro"
     _outcome("accepted, bit-exact under ASan/UBSan")
 
 

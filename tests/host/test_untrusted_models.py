@@ -111,7 +111,7 @@ def _set_scale(index, value):
 REFUSED = [
     ("fc-output-hides-rows", lambda m, sg: setattr(sg.tensors[_fc(sg).outputs[0]], "shape", [129, 5]),
      "does not follow"),
-    ("output-is-input", lambda m, sg: setattr(sg, "outputs", list(sg.inputs)), "is its input"),
+    ("output-is-input", lambda m, sg: setattr(sg, "outputs", list(sg.inputs)), "passed through"),
     ("output-is-constant", lambda m, sg: setattr(sg, "outputs", [_fc(sg).inputs[1]]), "constant"),
     ("zero-point-128", lambda m, sg: setattr(sg.tensors[sg.inputs[0]].quantization, "zeroPoint", [128]),
      "zero point 128"),

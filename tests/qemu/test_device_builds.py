@@ -139,8 +139,8 @@ def test_model_too_big_for_a_frame_is_refused(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "tinycomp_model.h").write_text(
-        "#define TINYCOMP_INPUT_SIZE 70000\n#define TINYCOMP_OUTPUT_SIZE 10\n"
+        "#define TINYCOMP_INPUT_BYTES_TOTAL 70000\n#define TINYCOMP_OUTPUT_BYTES_TOTAL 10\n"
         "#define TINYCOMP_NUM_LAYERS 2\n")
-    with pytest.raises(BoardError, match="input of 70000 bytes exceeds the serial protocol's "
+    with pytest.raises(BoardError, match="inputs take 70000 bytes, more than the serial protocol's "
                                          "65535-byte frame"):
         build_firmware(load_board("qemu"), src, tmp_path / "build")

@@ -20,11 +20,22 @@ BUILD_CACHE = REPO / ".cache" / "host-builds"
 class HostBuild:
     """A host executable of one model; infer() runs a whole batch in one process."""
 
-    def __init__(self, exe: Path, output_size: int):
-        self.exe, self.output_size = exe, output_size
+    def __init__(self, exe: Path, outputs: list[tuple[str, int]]):
+        self.exe, self.outputs = exe, outputs
 
-    def infer(self, samples: np.ndarray) -> np.ndarray:
-        return run_batch(self.exe, samples, self.output_size)
+    @property
+    def output_size(self) -> int:
+        return self.outputs[0][1]
+
+    def infer(self, samples):
+        """samples: an array (N, ...) per input (one array for a one-input
+        model); returns (N, size) per output (one array for one output)."""
+        outs = run_batch(self.exe, _as_list(samples), self.outputs)
+        return outs[0] if len(outs) == 1 else outs
+
+
+def _as_list(samples) -> list[np.ndarray]:
+    return list(samples) if isinstance(samples, (list, tuple)) else [samples]
 
 
 def compile_for_host(tflite_bytes: bytes, extra_flags: tuple[str, ...] = ()) -> HostBuild:
@@ -37,29 +48,49 @@ def compile_for_host(tflite_bytes: bytes, extra_flags: tuple[str, ...] = ()) -> 
     if not exe.exists():
         model.write(workdir / "src")
         exe = build_host(load_board("host"), workdir / "src", workdir / "build", extra_flags)
-    return HostBuild(exe, graph.tensor(graph.outputs[0]).size)
+    outs = [graph.tensor(t) for t in graph.outputs]
+    return HostBuild(exe, [(t.dtype, t.size) for t in outs])
 
 
-def _assert_equal_to_tflm(ours: np.ndarray, tflite_bytes: bytes, inputs: np.ndarray, where: str) -> None:
-    ref = run_tflm(tflite_bytes, inputs).reshape(len(inputs), -1)
-    diff = ours.astype(np.int32) - ref.astype(np.int32)
-    bad = np.count_nonzero(diff)
-    assert bad == 0, (f"{bad} of {diff.size} outputs on {where} differ from TFLM "
-                      f"(largest {np.abs(diff).max()} LSB, first at flat index {np.flatnonzero(diff)[0]})")
+def bits(a: np.ndarray) -> np.ndarray:
+    """Values to compare bit for bit: integers widened, floats as their bits."""
+    a = np.asarray(a)
+    if a.dtype == np.float32:
+        return a.view(np.int32).astype(np.int64)
+    return a.astype(np.int64)
 
 
-def assert_bit_exact(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
-    """Run inputs (N, *shape) through tinycomp's host build and TFLM; assert equal."""
+def _assert_equal_to_tflm(ours, tflite_bytes: bytes, inputs, where: str) -> None:
+    refs = run_tflm(tflite_bytes, inputs)
+    refs, ours = _as_list(refs), _as_list(ours)
+    assert len(refs) == len(ours)
+    n = len(_as_list(inputs)[0])
+    for k, (mine, ref) in enumerate(zip(ours, refs)):
+        mine, ref = np.asarray(mine).reshape(n, -1), np.asarray(ref).reshape(n, -1)
+        assert mine.dtype == ref.dtype, f"output {k}: {mine.dtype} here, {ref.dtype} in TFLM"
+        diff = bits(mine) - bits(ref)
+        bad = np.count_nonzero(diff)
+        if ref.dtype == np.float32:
+            diff = mine.astype(np.float64) - ref.astype(np.float64)
+        assert bad == 0, (f"output {k}: {bad} of {diff.size} values on {where} differ from TFLM "
+                          f"(largest {np.abs(diff).max()}{' LSB' if ref.dtype != np.float32 else ''}, "
+                          f"first at flat index {np.flatnonzero(diff)[0]})")
+
+
+def assert_bit_exact(tflite_bytes: bytes, inputs) -> np.ndarray:
+    """Run inputs (N, *shape) (a list of such arrays for several inputs, each
+    in its input's dtype) through tinycomp's host build and TFLM; assert equal."""
     ours = compile_for_host(tflite_bytes).infer(inputs)
     _assert_equal_to_tflm(ours, tflite_bytes, inputs, "host")
     return ours
 
 
-def assert_bit_exact_on_board(tflite_bytes: bytes, inputs: np.ndarray, board: str = "qemu") -> np.ndarray:
+def assert_bit_exact_on_board(tflite_bytes: bytes, inputs, board: str = "qemu"):
     """Build for a QEMU board (firmware cached by generated sources and board),
-    run inputs (N, *shape) over serial, assert equal to TFLM; returns the outputs.
+    run inputs (N, *shape) (a list for several inputs) over serial, assert equal
+    to TFLM; returns the outputs (N, size) (a list for several outputs).
     This is how kernels' DSP paths (compiled only for cores with DSP) are proven."""
-    from tinycomp.pipeline import build_graph, run
+    from tinycomp.pipeline import build_graph, run_all
 
     graph = parse_tflite(tflite_bytes, name="test")
     model = generate(graph)
@@ -67,7 +98,10 @@ def assert_bit_exact_on_board(tflite_bytes: bytes, inputs: np.ndarray, board: st
     out = REPO / ".cache" / "board-builds" / board / digest
     if not (out / "tinycomp.json").exists():
         build_graph(graph, tflite_bytes, out, board)
-    samples = np.asarray(inputs, np.int8).reshape((len(inputs), *graph.tensor(graph.inputs[0]).shape[1:]))
-    ours = run(out, samples)[0].reshape(len(inputs), -1)
+    arrays = _as_list(inputs)
+    samples = [np.asarray(a, graph.tensor(t).dtype).reshape((len(a), *graph.tensor(t).shape[1:]))
+               for a, t in zip(arrays, graph.inputs)]
+    ours, _ = run_all(out, samples)
+    ours = [o.reshape(len(arrays[0]), -1) for o in ours]
     _assert_equal_to_tflm(ours, tflite_bytes, inputs, board)
-    return ours
+    return ours[0] if len(ours) == 1 else ours

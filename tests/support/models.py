@@ -97,3 +97,26 @@ def _digits_hash() -> str:
     for rel in ("tinycomp/datasets.py", "tinycomp/frontends/keras.py", "tests/support/models.py"):
         digest.update((root / rel).read_bytes())
     return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def digits_default_conversion() -> bytes:
+    """The digits CNN converted as a new user would: TFLiteConverter with a
+    representative dataset and otherwise the converter's defaults, so float32
+    input and output around the integer graph (QUANTIZE first, DEQUANTIZE
+    last), and a dynamic batch (SHAPE -> STRIDED_SLICE -> PACK before the
+    flattening RESHAPE, which tinycomp folds at build time)."""
+    d = digits_model()  # before the lock below: cached_file is not re-entrant
+
+    def produce() -> bytes:
+        from tinycomp.frontends.keras import quiet_tensorflow
+        with quiet_tensorflow():
+            import keras
+            import tensorflow as tf
+            model = keras.models.load_model(d.keras_path, compile=False)
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([s[None]] for s in d.x_calibration[:100])
+            return bytes(converter.convert())
+
+    return mlperf.cached_file(CACHE_DIR / f"defaultconv_digits-{_digits_hash()}.tflite", produce)

@@ -63,6 +63,21 @@ _OPS = {
     "HARD_SWISH": (1, "HardSwishOptions"),
     "QUANTIZE": (2, "QuantizeOptions"),
     "DEQUANTIZE": (2, "DequantizeOptions"),
+    "SUB": (3, "SubOptions"),
+    "MINIMUM": (2, "MaximumMinimumOptions"),
+    "MAXIMUM": (2, "MaximumMinimumOptions"),
+    "LEAKY_RELU": (2, "LeakyReluOptions"),
+    "PRELU": (1, None),
+    "STRIDED_SLICE": (2, "StridedSliceOptions"),
+    "SLICE": (2, "SliceOptions"),
+    "SPLIT": (2, "SplitOptions"),
+    "SPLIT_V": (2, "SplitVOptions"),
+    "GATHER": (2, "GatherOptions"),
+    "PACK": (2, "PackOptions"),
+    "SHAPE": (1, "ShapeOptions"),
+    "DEPTH_TO_SPACE": (2, "DepthToSpaceOptions"),
+    "SPACE_TO_DEPTH": (2, "SpaceToDepthOptions"),
+    "RESIZE_NEAREST_NEIGHBOR": (3, "ResizeNearestNeighborOptions"),
 }
 
 _PADDING = {"SAME": fb.Padding.SAME, "VALID": fb.Padding.VALID}
@@ -451,6 +466,33 @@ class ModelBuilder:
 
     def mul(self, a, b, scale, zero_point, activation=None) -> int:
         return self._binary("MUL", a, b, scale, zero_point, activation)
+
+    def sub(self, a, b, scale, zero_point, activation=None) -> int:
+        return self._binary("SUB", a, b, scale, zero_point, activation)
+
+    def _minmax(self, name, a, b, scale, zero_point) -> int:
+        shape = tuple(np.broadcast_shapes(self.tensors[a].shape, self.tensors[b].shape))
+        y = self._out(shape, scale, zero_point, like=a)
+        self.op(name, [a, b], [y])
+        return y
+
+    def minimum(self, a, b, scale=None, zero_point=None) -> int:
+        """Raw codes compared; the converter gives all three one quantization."""
+        return self._minmax("MINIMUM", a, b, scale, zero_point)
+
+    def maximum(self, a, b, scale=None, zero_point=None) -> int:
+        return self._minmax("MAXIMUM", a, b, scale, zero_point)
+
+    def leaky_relu(self, x, alpha, scale=None, zero_point=None) -> int:
+        y = self._out(self.tensors[x].shape, scale, zero_point, like=x)
+        self.op("LEAKY_RELU", [x], [y], alpha=float(alpha))
+        return y
+
+    def prelu(self, x, alpha, scale, zero_point) -> int:
+        shape = tuple(np.broadcast_shapes(self.tensors[x].shape, self.tensors[alpha].shape))
+        y = self._out(shape, scale, zero_point)
+        self.op("PRELU", [x, alpha], [y])
+        return y
 
     def _pool(self, name, x, filter_size, stride, padding, activation, scale,
               zero_point):

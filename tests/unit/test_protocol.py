@@ -70,16 +70,20 @@ def test_error_frame():
 def describe_payload():
     def s(text):
         return bytes([len(text)]) + text.encode()
-    return (bytes([1, 0, 3, 0]) + s("0123456789abcdef") + s("0.1.0") + s("qemu-mps2-an386")
-            + struct.pack("<IIIHHIIII", 784, 10, 1234, 7, 784, 125, 21, 40, 0)
-            + bytes([4]) + struct.pack("<4i", 1, 28, 28, 1) + bytes([2]) + struct.pack("<2i", 1, 10)
-            + struct.pack("<fifi", 0.5, -128, 0.25, 3))
+    def tensor(code, nbytes, shape, scale, zp):
+        return (struct.pack("<BIB", code, nbytes, len(shape)) + struct.pack(f"<{len(shape)}i", *shape)
+                + struct.pack("<fi", scale, zp))
+    return (bytes([2, 0, 3, 0]) + s("0123456789abcdef") + s("0.1.0") + s("qemu-mps2-an386")
+            + struct.pack("<IHHIIII", 1234, 7, 784, 125, 21, 40, 0)
+            + bytes([1]) + tensor(9, 784, (1, 28, 28, 1), 0.5, -128)
+            + bytes([2]) + tensor(9, 10, (1, 10), 0.25, 3) + tensor(0, 12, (1, 3), 0.0, 0))
 
 
 def test_parse_describe():
     info = parse_describe(describe_payload())
     assert info.model_hash == "0123456789abcdef" and info.board == "qemu-mps2-an386"
-    assert (info.input_size, info.output_size, info.arena_bytes, info.num_layers) == (784, 10, 1234, 7)
+    assert (info.input_size, info.output_size, info.arena_bytes, info.num_layers) == (784, 22, 1234, 7)
+    assert [t.dtype for t in info.outputs] == ["int8", "float32"] and info.outputs[1].shape == (1, 3)
     assert info.input_shape == (1, 28, 28, 1) and info.output_shape == (1, 10)
     assert (info.input_scale, info.input_zero_point) == (0.5, -128)
     assert (info.output_scale, info.output_zero_point) == (0.25, 3)

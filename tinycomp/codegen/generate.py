@@ -8,14 +8,17 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import ModelError, OutputError, UnsupportedOpError
-from ..ir import Graph
+from ..ir import Graph, Op
 from ..passes.analysis import layer_summaries
+from ..passes.depthwise_as_conv import depthwise_as_conv
 from ..passes.fuse import fuse_residual_adds
 from ..passes.memory import ARENA, OUTPUT, MemoryPlan, plan_memory
-from .layer import Constant, Layer
-from .render import render
-from .table import KERNELS
+from .layer import Constant, Layer, c_type
+from .render import c_float, render
+from .table import kernel_for
 
+# TFLite's TensorType codes, which the firmware's DESCRIBE reply carries
+TYPE_CODES = {"float32": 0, "uint8": 3, "int16": 7, "int8": 9}
 SOURCES = ("tinycomp_model.h", "tinycomp_model.c", "tinycomp_weights.c")
 
 
@@ -74,11 +77,8 @@ def _contexts(graph: Graph) -> tuple[list[Layer], list[dict]]:
     for node in graph.nodes:
         if node.op.is_alias:
             continue
-        kernel = KERNELS.get(node.op)
-        if kernel is None:
-            raise UnsupportedOpError(f"op {node.op.value} at layer {node.index} ({node.name!r}) "
-                                     "has no kernel in this version of tinycomp")
         layer = Layer(graph, node)
+        kernel = kernel_for(layer)
         context = dict(kernel.context(layer))
         context.setdefault("template", kernel.template)  # a context may pick a variant
         layers.append(layer)
@@ -86,12 +86,26 @@ def _contexts(graph: Graph) -> tuple[list[Layer], list[dict]]:
     return layers, contexts
 
 
-def _pointer(plan: MemoryPlan, tensor: int, const: bool) -> str:
+def _pointer(plan: MemoryPlan, graph: Graph, tensor: int, const: bool) -> str:
+    """C expression of a tensor's buffer, typed: the caller's output buffer
+    or a place in the arena."""
     region, offset = plan.places[tensor]
     if region == OUTPUT:
-        return "output"
+        return output_names(graph)[offset]
     assert region == ARENA
-    return f"{'(const int8_t *)' if const else ''}(tc_arena + {offset})"
+    ctype = c_type(graph.tensor(tensor).dtype)
+    return f"({'const ' if const else ''}{ctype} *)(tc_arena + {offset})"
+
+
+def output_names(graph: Graph) -> list[str]:
+    """The C API's output parameters: `output`, or `output0`, `output1`, ..."""
+    n = len(graph.outputs)
+    return ["output"] if n == 1 else [f"output{k}" for k in range(n)]
+
+
+def input_names(graph: Graph) -> list[str]:
+    n = len(graph.inputs)
+    return ["input"] if n == 1 else [f"input{k}" for k in range(n)]
 
 
 def _layer_code(graph: Graph, plan: MemoryPlan, layer: Layer, context: dict) -> tuple[str, str]:
@@ -104,8 +118,11 @@ def _layer_code(graph: Graph, plan: MemoryPlan, layer: Layer, context: dict) -> 
     branch uses is then linked whatever the branch, and a kernel may prefer
     link-time addresses."""
     ins = [t for t in layer.node.inputs if t >= 0 and not graph.tensor(t).is_const]
-    params = [f"const int8_t *in{i}" for i in range(len(ins))] + ["int8_t *out"]
-    args = [_pointer(plan, t, True) for t in ins] + [_pointer(plan, layer.node.outputs[0], False)]
+    outs = layer.node.outputs
+    names = ["out"] if len(outs) == 1 else [f"out{k}" for k in range(len(outs))]  # SPLIT: out0, out1, ...
+    params = ([f"const {c_type(graph.tensor(t).dtype)} *in{i}" for i, t in enumerate(ins)]
+              + [f"{c_type(graph.tensor(t).dtype)} *{name}" for t, name in zip(outs, names)])
+    args = [_pointer(plan, graph, t, True) for t in ins] + [_pointer(plan, graph, t, False) for t in outs]
     if context.get("scratch_bytes", 0) > 0:
         params.append("int8_t *scratch")
         args.append(f"(tc_arena + {plan.scratch[layer.node.index]})")
@@ -164,8 +181,9 @@ def _fusable(graph: Graph, conv, add) -> bool:
     convolution and the same-shape ADD with its exact shortcuts (contexts
     computed on throwaway layers)."""
     try:
-        c = KERNELS[conv.op].context(Layer(graph, conv))
-        a = KERNELS[add.op].context(Layer(graph, add))
+        conv_layer, add_layer = Layer(graph, conv), Layer(graph, add)
+        c = kernel_for(conv_layer).context(conv_layer)
+        a = kernel_for(add_layer).context(add_layer)
     except UnsupportedOpError:
         return False
     return c.get("template") == "kernels/conv_2d_fast.c.j2" and a.get("template") == "kernels/add_fast.c.j2"
@@ -179,7 +197,7 @@ def _fuse(graph: Graph) -> Graph:
 # runs after the kernel contexts, which declare scratch and in-place lags).
 # Fusion comes after the alias check: a fused pair must see the graph's own
 # tensors.
-PASSES = (_fuse,)
+PASSES = (depthwise_as_conv, _fuse)
 
 
 def _summaries(graph: Graph) -> list[dict]:
@@ -188,6 +206,8 @@ def _summaries(graph: Graph) -> list[dict]:
     name, the ADD's in "fused"."""
     rows = layer_summaries(graph)
     for row, node in zip(rows, graph.nodes):
+        if node.options.get("depthwise_as_conv"):  # the model's op, and the kernel it runs
+            row["op"], row["kernel"] = Op.DEPTHWISE_CONV_2D.value, Op.CONV_2D.value
         fused = node.options.get("residual_add")
         if fused:
             add = fused["add"]
@@ -196,9 +216,68 @@ def _summaries(graph: Graph) -> list[dict]:
     return rows
 
 
+def _io(graph: Graph, plan: MemoryPlan, role: str) -> list[dict]:
+    """What the C API's templates say about each model input or output, in
+    the model's order."""
+    indices = graph.inputs if role == "input" else graph.outputs
+    names = input_names(graph) if role == "input" else output_names(graph)
+    rows = []
+    for k, (index, param) in enumerate(zip(indices, names)):
+        t = graph.tensor(index)
+        quantized = t.quant is not None and not t.quant.per_channel and t.dtype != "float32"
+        rows.append({
+            "param": param, "name": t.name, "dtype": t.dtype, "ctype": c_type(t.dtype),
+            "size": t.size, "bytes": t.nbytes, "shape": list(t.shape), "quantized": quantized,
+            "scale": t.scale if quantized else None,
+            "zero_point": t.zero_point if quantized else None,
+            # inputs live in the arena; the C API offers their place there
+            "offset": plan.places[index][1] if role == "input" else None,
+            "buffer_fn": ("tinycomp_input_buffer" if len(indices) == 1
+                          else f"tinycomp_input{k}_buffer"),
+        })
+    return rows
+
+
+def _io_lists(inputs: list[dict], outputs: list[dict]) -> list[tuple[str, list]]:
+    """(macro name, values) of the header's per-input / per-output lists."""
+    lists = []
+    for role, rows in (("INPUT", inputs), ("OUTPUT", outputs)):
+        lists += [
+            (f"{role}_TYPE_CODES", [TYPE_CODES[r["dtype"]] for r in rows]),
+            (f"{role}_RANKS", [len(r["shape"]) for r in rows]),
+            (f"{role}_DIMS", [d for r in rows for d in r["shape"]] or [0]),
+            (f"{role}_SCALES", [c_float(r["scale"]) if r["quantized"] else "0.0f" for r in rows]),
+            (f"{role}_ZERO_POINTS", [r["zero_point"] if r["quantized"] else 0 for r in rows]),
+        ]
+    return lists
+
+
+def _check_io(graph: Graph) -> None:
+    """Every model output is its own tensor, computed by the model: the C API
+    gives each its own buffer."""
+    from ..passes.aliases import storage_roots
+    root = storage_roots(graph)
+    find = lambda t: root.get(t, t)  # noqa: E731
+    ins = {find(t) for t in graph.inputs}
+    seen = {}
+    for k, t in enumerate(graph.outputs):
+        r = find(t)
+        if graph.tensor(r).is_const:
+            raise UnsupportedOpError(f"{graph.name}: output {k} ({graph.tensor(t).name!r}) is a constant "
+                                     "(or folds to one at build time); tinycomp needs every output computed")
+        if r in ins:
+            raise UnsupportedOpError(f"{graph.name}: output {k} ({graph.tensor(t).name!r}) is a model "
+                                     "input passed through unchanged; tinycomp needs every output computed")
+        if r in seen:
+            raise UnsupportedOpError(f"{graph.name}: outputs {seen[r]} and {k} are the same values "
+                                     f"({graph.tensor(t).name!r}); tinycomp needs distinct outputs")
+        seen[r] = k
+
+
 def generate(graph: Graph) -> GeneratedModel:
     """The C library for `graph`, in memory; .write(dir) puts it on disk."""
     _check_aliases(graph)
+    _check_io(graph)
     for graph_pass in PASSES:
         graph = graph_pass(graph)
     layers, contexts = _contexts(graph)
@@ -216,11 +295,11 @@ def generate(graph: Graph) -> GeneratedModel:
     functions, calls = _share(layers, code)
     constants: list[Constant] = [k for l in layers for k in l.constants]
     summaries = _summaries(graph)
-    x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
+    inputs, outputs = _io(graph, plan, "input"), _io(graph, plan, "output")
     context = dict(
         version=__version__, model_hash=graph.model_hash, name=graph.name,
-        input=x, output=y, arena_bytes=plan.arena_bytes, num_layers=len(layers),
-        input_offset=plan.places[graph.inputs[0]][1],
+        inputs=inputs, outputs=outputs, io_lists=_io_lists(inputs, outputs),
+        arena_bytes=plan.arena_bytes, num_layers=len(layers),
         functions=functions, calls=calls,
         call_names=[f"{l.node.op.value}{'+ADD' if 'residual_add' in l.node.options else ''} {l.node.name}"
                     for l in layers],

@@ -39,6 +39,12 @@ def c_float(value: float) -> str:
     return f"{float(np.float32(value))!r}f"
 
 
+def c_float_exact(value: float) -> str:
+    """A float32 as a C99 hexadecimal literal: exactly that value, no decimal
+    rounding in between (kernels whose float arithmetic must equal TFLM's)."""
+    return f"{float(np.float32(value)).hex()}f"
+
+
 def c_comment(text: str) -> str:
     """Text that is safe inside a /* */ comment: printable ASCII without * / \\ ? or quotes."""
     safe = _COMMENT_UNSAFE.sub("_", str(text))
@@ -54,7 +60,8 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(c_array=c_array, c_ident=c_ident, c_float=c_float, c_comment=c_comment)
+    env.filters.update(c_array=c_array, c_ident=c_ident, c_float=c_float, c_float_exact=c_float_exact,
+                       c_comment=c_comment)
     return env
 
 

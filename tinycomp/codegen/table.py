@@ -1,19 +1,26 @@
-"""The op table: each op's kernel template and the function computing its context.
+"""The op table: each (op, input type, output type)'s kernel template and the
+function computing its context. The types are the first activation input's
+and the output's numpy dtype names; a new type adds rows, not branches.
 
 Alias ops (RESHAPE, SQUEEZE, EXPAND_DIMS) have no row: they emit no code.
 """
 from __future__ import annotations
 
 from ..ir import Op
-from .layer import Kernel
+from .layer import Kernel, Layer
 from .ops.depthwise import depthwise_conv_2d
 from .ops import activations as act
-from .ops.elementwise import add, mul
+from .ops.gather import data_movement
+from .ops.elementwise import add, maximum, minimum, mul, prelu, sub
 from .ops.pooling import average_pool_2d, max_pool_2d, mean
+from .ops.quantize import dequantize, quantize_float, requantize
 from .ops.shape import concatenation, pad
 from .ops.sparse import conv_2d_auto, fully_connected_auto
 
-KERNELS: dict[Op, Kernel] = {
+I8, I16, U8, F32 = "int8", "int16", "uint8", "float32"
+
+# Ops on int8 activations only: one row each, (op, int8, int8).
+_INT8: dict[Op, Kernel] = {
     Op.FULLY_CONNECTED: Kernel("kernels/fully_connected.c.j2", fully_connected_auto),
     Op.SOFTMAX: Kernel("kernels/softmax.c.j2", act.softmax),
     Op.LOGISTIC: Kernel("kernels/lut.c.j2", act.logistic),
@@ -21,14 +28,53 @@ KERNELS: dict[Op, Kernel] = {
     Op.RELU: Kernel("kernels/lut.c.j2", act.relu),
     Op.RELU6: Kernel("kernels/lut.c.j2", act.relu6),
     Op.HARD_SWISH: Kernel("kernels/lut.c.j2", act.hard_swish),
-    Op.QUANTIZE: Kernel("kernels/lut.c.j2", act.quantize),
     Op.CONV_2D: Kernel("kernels/conv_2d.c.j2", conv_2d_auto),
     Op.DEPTHWISE_CONV_2D: Kernel("kernels/depthwise_conv_2d.c.j2", depthwise_conv_2d),
     Op.ADD: Kernel("kernels/add.c.j2", add),
     Op.MUL: Kernel("kernels/mul.c.j2", mul),
+    Op.SUB: Kernel("kernels/add.c.j2", sub),
+    Op.MINIMUM: Kernel("kernels/minmax.c.j2", minimum),
+    Op.MAXIMUM: Kernel("kernels/minmax.c.j2", maximum),
+    Op.PRELU: Kernel("kernels/prelu.c.j2", prelu),
+    Op.LEAKY_RELU: Kernel("kernels/lut.c.j2", act.leaky_relu),
+    **{op: Kernel("kernels/gather.c.j2", data_movement)
+       for op in (Op.STRIDED_SLICE, Op.SLICE, Op.SPLIT, Op.SPLIT_V, Op.GATHER, Op.PACK,
+                  Op.DEPTH_TO_SPACE, Op.SPACE_TO_DEPTH, Op.RESIZE_NEAREST_NEIGHBOR)},
     Op.AVERAGE_POOL_2D: Kernel("kernels/average_pool_2d.c.j2", average_pool_2d),
     Op.MAX_POOL_2D: Kernel("kernels/max_pool_2d.c.j2", max_pool_2d),
     Op.MEAN: Kernel("kernels/mean.c.j2", mean),
     Op.CONCATENATION: Kernel("kernels/concatenation.c.j2", concatenation),
     Op.PAD: Kernel("kernels/pad.c.j2", pad),
 }
+
+KERNELS: dict[tuple[Op, str, str], Kernel] = {
+    **{(op, I8, I8): kernel for op, kernel in _INT8.items()},
+    (Op.QUANTIZE, I8, I8): Kernel("kernels/lut.c.j2", act.quantize),
+    # conversions at the model's edges (frontends/tflite.py allows no other
+    # place for float32 and int16 tensors)
+    (Op.QUANTIZE, F32, I8): Kernel("kernels/quantize_float.c.j2", quantize_float),
+    (Op.QUANTIZE, I16, I8): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.QUANTIZE, I8, I16): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.QUANTIZE, U8, I8): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.QUANTIZE, I8, U8): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.DEQUANTIZE, I8, F32): Kernel("kernels/dequantize.c.j2", dequantize),
+}
+
+
+def kernel_key(layer: Layer) -> tuple[Op, str, str]:
+    """The row a layer takes: its op, its first activation input's type and
+    its output's type."""
+    acts = layer.activation_inputs()
+    return layer.node.op, (acts[0].dtype if acts else layer.input(0).dtype), layer.output().dtype
+
+
+def kernel_for(layer: Layer) -> Kernel:
+    key = kernel_key(layer)
+    kernel = KERNELS.get(key)
+    if kernel is None:
+        op, src, dst = key
+        known = sorted(f"{s} -> {d}" for o, s, d in KERNELS if o == op)
+        raise layer.refuse(f"{src} -> {dst} is not supported"
+                           + (f" (tinycomp compiles {', '.join(known)})" if known else
+                              " (no kernel in this version of tinycomp)"))
+    return kernel

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, UnsupportedOpError
 from ..ir import Graph, Node
 from ..ir.shapes import check_node_shapes
 
@@ -22,9 +22,10 @@ from ..ir.shapes import check_node_shapes
 # and size in generated C fits an int.
 MAX_ELEMENTS = 1 << 24
 MAX_RANK = 6
-# Zero points a tensor of each type may have (int16 and wider are symmetric).
+# Zero points a tensor of each type may have (int32 and wider are symmetric;
+# the kernels that need symmetric int16 check it themselves).
 ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int4": (-8, 7),
-                    "int16": (0, 0), "int32": (0, 0), "int64": (0, 0)}
+                    "int16": (-32768, 32767), "int32": (0, 0), "int64": (0, 0)}
 # The smallest normal float32: a denormal scale has lost its precision.
 MIN_SCALE = float(np.finfo(np.float32).tiny)
 MAX_SCALE = float(np.finfo(np.float32).max)
@@ -62,9 +63,9 @@ def _check_tensor(graph: Graph, index: int) -> None:
         raise _tensor_error(graph, index, f"has zero point {bad_zp[0]}; a {t.dtype} tensor's must be in "
                                           f"[{lo}, {hi}]")
     if q.per_channel:
-        if not t.is_const:
-            raise _tensor_error(graph, index, f"is computed but has {len(q.scale)} scales; "
-                                              "activations take one")
+        if not t.is_const:  # TFLM's per-channel QUANTIZE is not supported either
+            raise UnsupportedOpError(f"{graph.name}: tensor {index} ({t.name!r}) is computed but has "
+                                     f"{len(q.scale)} scales; tinycomp's activations take one")
         if not 0 <= q.axis < len(t.shape) or t.shape[q.axis] != len(q.scale):
             raise _tensor_error(graph, index, f"has {len(q.scale)} scales along axis {q.axis} of shape "
                                               f"{list(t.shape)}")
@@ -132,16 +133,18 @@ def _check_order(graph: Graph) -> None:
 
 
 def _check_outputs(graph: Graph, producer: set[int]) -> None:
-    for t in graph.outputs:
-        what = graph.tensor(t)
+    # codegen's _check_io says the same of outputs that become inputs or
+    # constants only through aliases and folding
+    for k, t in enumerate(graph.outputs):
+        name = graph.tensor(t).name
         if t in graph.inputs:
-            raise ModelError(f"{graph.name}: the model's output {what.name!r} is its input; "
-                             "there is nothing to compile")
-        if what.is_const:
-            raise ModelError(f"{graph.name}: the model's output {what.name!r} is a constant; "
-                             "there is nothing to compute")
+            raise UnsupportedOpError(f"{graph.name}: output {k} ({name!r}) is a model input passed through "
+                                     "unchanged; tinycomp needs every output computed")
+        if graph.tensor(t).is_const:
+            raise UnsupportedOpError(f"{graph.name}: output {k} ({name!r}) is a constant; tinycomp needs "
+                                     "every output computed")
         if t not in producer:
-            raise ModelError(f"{graph.name}: no layer computes the model's output {what.name!r}")
+            raise ModelError(f"{graph.name}: no layer computes the model's output {name!r}")
 
 
 def check_model(graph: Graph) -> Graph:

@@ -1,4 +1,4 @@
-"""Read a full-integer INT8 .tflite file into the IR through the LiteRT schema.
+"""Read an INT8 .tflite file (integer inside, int8/int16/float32 at the edges) into the IR through the LiteRT schema.
 
 Never imports TensorFlow: this is the front end of every command that starts
 from a .tflite file.
@@ -15,14 +15,15 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir import Graph, Node, Op, Quant, Tensor
+from ..passes.fold import fold_constants
 from .checks import check_model
 
 _DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool",
            7: "int16", 9: "int8", 10: "float64", 17: "int4"}
 _PADDING = {0: "SAME", 1: "VALID"}
 _ACTIVATION = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
-_FLOAT_HINT = ("tinycomp compiles full-integer INT8 models: pass the float Keras model "
-               "with --calibration X.npy instead")
+_FLOAT_HINT = ("tinycomp compiles integer models (float only at the input and output, "
+               "by QUANTIZE and DEQUANTIZE): pass the float Keras model with --calibration X.npy instead")
 
 
 def _schema():
@@ -162,6 +163,10 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
             label = tensors[outputs[0]].name if outputs and 0 <= outputs[0] < len(tensors) else f"#{i}"
             if opname == "CUSTOM" and code.customCode:
                 opname = f"CUSTOM ({code.customCode.decode(errors='replace')})"
+            if opname == "CUSTOM (ethos-u)":
+                raise UnsupportedOpError(
+                    f"layer {i} ({label!r}) is an Ethos-U custom op: this model was compiled for an "
+                    "Arm Ethos-U NPU by Vela; pass tinycomp the model from before Vela")
             try:
                 kind = Op(opname)
             except ValueError:
@@ -175,29 +180,73 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
     except (IndexError, TypeError, AttributeError, ValueError, OverflowError):
         raise ModelError(f"{name}: corrupt .tflite file (dangling tensor, buffer or opcode index)") from None
     graph = check_model(graph)
+    graph = fold_constants(graph)  # SHAPE and shape arithmetic vanish before the type checks
     _check_integer_only(graph)
     return graph
 
 
+# Types a model may take or give at its edges, converted to and from int8
+# there by the model's own QUANTIZE / DEQUANTIZE ops (the TFLite converter's
+# default keeps float32 edges around an integer graph). Inside, all is int8.
+EDGE_TYPES = ("float32", "int16", "uint8")
+
+
+def _layer(node) -> str:
+    return f"layer {node.index} ({node.op.value}, {node.name!r})"
+
+
+def _edge_tensors(graph: Graph) -> set[int]:
+    """The graph inputs and outputs of an edge type, each checked to be converted
+    right there: an input read only by QUANTIZE ops that make int8, an output
+    made by DEQUANTIZE (to float32) or QUANTIZE (to int16, uint8) from int8."""
+    consumers, producers = graph.consumers(), graph.producers()
+    edges = set()
+    for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
+        for index in indices:
+            t = graph.tensor(index)
+            if t.dtype == "int8":
+                if t.quant is None:
+                    raise ModelError(f"{graph.name}: the model's int8 {role} {t.name!r} has no quantization")
+                continue
+            if t.dtype not in EDGE_TYPES:
+                raise UnsupportedOpError(f"{graph.name}: the model's {role} {t.name!r} is {t.dtype}; "
+                                         "tinycomp supports int8, int16, uint8 and float32 inputs and outputs")
+            if role == "input":
+                users = consumers.get(index, [])
+                wrong = [n for n in users
+                         if n.op != Op.QUANTIZE or graph.tensor(n.outputs[0]).dtype != "int8"]
+            else:
+                maker = producers.get(index)
+                if maker is None:
+                    raise ModelError(f"{graph.name}: the model's output {t.name!r} is not computed by any layer")
+                wrong = [] if _converts_from_int8(graph, maker, t.dtype) else [maker]
+            if wrong:
+                what = (f"{_layer(wrong[0])} takes the model's {t.dtype} {role} {t.name!r}" if role == "input"
+                        else f"{_layer(wrong[0])} makes the model's {t.dtype} {role} {t.name!r}")
+                if t.dtype.startswith("float"):
+                    raise ModelError(f"{graph.name}: {what} (a float or hybrid model); " + _FLOAT_HINT)
+                raise UnsupportedOpError(f"{graph.name}: {what}; tinycomp supports {t.dtype} only at the "
+                                         "model's edges, converted from or to int8 by QUANTIZE")
+            edges.add(index)
+    return edges
+
+
+def _converts_from_int8(graph: Graph, node, dtype: str) -> bool:
+    op = Op.DEQUANTIZE if dtype == "float32" else Op.QUANTIZE  # to int16 / uint8
+    return node.op == op and graph.tensor(node.inputs[0]).dtype == "int8"
+
+
 def _check_integer_only(graph: Graph) -> None:
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise UnsupportedOpError(f"{graph.name}: tinycomp supports one input and one output, "
-                                 f"this model has {len(graph.inputs)} and {len(graph.outputs)}")
-    for role, index in (("input", graph.inputs[0]), ("output", graph.outputs[0])):
-        t = graph.tensor(index)
-        if t.dtype.startswith("float"):
-            raise ModelError(f"{graph.name}: the model's {role} is {t.dtype}, not int8; {_FLOAT_HINT}")
-        if t.dtype != "int8" or t.quant is None:
-            raise UnsupportedOpError(f"{graph.name}: the model's {role} is {t.dtype}; "
-                                     "tinycomp supports int8 inputs and outputs")
+    edges = _edge_tensors(graph)
     for node in graph.nodes:
         for index in node.inputs + node.outputs:
-            if index < 0:
+            if index < 0 or index in edges:
                 continue
             t = graph.tensor(index)
             if t.dtype.startswith("float"):
-                raise ModelError(f"{graph.name}: layer {node.index} ({node.op.value}, {node.name!r}) "
-                                 f"has {t.dtype} tensor {t.name!r} (a float or hybrid model); {_FLOAT_HINT}")
+                raise ModelError(f"{graph.name}: {_layer(node)} has {t.dtype} tensor {t.name!r} "
+                                 f"(a float or hybrid model); {_FLOAT_HINT}")
             if not t.is_const and t.dtype != "int8":
-                raise UnsupportedOpError(f"layer {node.index} ({node.op.value}, {node.name!r}) has a "
-                                         f"{t.dtype} activation {t.name!r}; tinycomp supports int8 activations")
+                raise UnsupportedOpError(f"{_layer(node)} has a {t.dtype} activation {t.name!r}; "
+                                         "tinycomp supports int8 activations (other types only at the "
+                                         "model's input and output)")

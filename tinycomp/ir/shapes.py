@@ -265,6 +265,19 @@ def _pad(c: _Check) -> None:
     c.expect([d + pads[2 * i] + pads[2 * i + 1] for i, d in enumerate(shape)], f"paddings {pads}")
 
 
+def _index_map(c: _Check) -> None:
+    """Data-movement ops: their index map computes (and checks) every output shape."""
+    from ..passes.index_maps import source_maps  # passes import the IR: imported here
+    try:
+        source_maps(c.graph, c.node)
+    except (ValueError, IndexError, OverflowError, MemoryError) as exc:  # numpy on absurd geometry
+        raise c.error(f"its geometry cannot be computed ({type(exc).__name__})") from None
+
+
+def _shape_of(c: _Check) -> None:
+    c.expect((len(c.shape(0)),), f"the rank of {list(c.shape(0))}")
+
+
 # op -> (fewest inputs, most inputs, rule); None: any number of inputs
 RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.CONV_2D: (2, 3, _conv),
@@ -287,7 +300,26 @@ RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.RELU6: (1, 1, _same),
     Op.HARD_SWISH: (1, 1, _same),
     Op.QUANTIZE: (1, 1, _same),
+    Op.DEQUANTIZE: (1, 1, _same),
+    Op.SUB: (2, 2, _broadcast),
+    Op.MINIMUM: (2, 2, _broadcast),
+    Op.MAXIMUM: (2, 2, _broadcast),
+    Op.LEAKY_RELU: (1, 1, _same),
+    Op.PRELU: (2, 2, _broadcast),
+    Op.STRIDED_SLICE: (4, 4, _index_map),
+    Op.SLICE: (3, 3, _index_map),
+    Op.SPLIT: (2, 2, _index_map),
+    Op.SPLIT_V: (3, 3, _index_map),
+    Op.GATHER: (2, 2, _index_map),
+    Op.PACK: (1, None, _index_map),
+    Op.DEPTH_TO_SPACE: (1, 1, _index_map),
+    Op.SPACE_TO_DEPTH: (1, 1, _index_map),
+    Op.RESIZE_NEAREST_NEIGHBOR: (2, 2, _index_map),
+    Op.SHAPE: (1, 1, _shape_of),
 }
+
+# Ops with several outputs (their rule checks each); every other op has one.
+MULTI_OUTPUT = {Op.SPLIT, Op.SPLIT_V}
 
 # Inputs that may be absent (-1): the bias of the ops that have one.
 OPTIONAL_INPUTS = {Op.CONV_2D: {2}, Op.DEPTHWISE_CONV_2D: {2}, Op.FULLY_CONNECTED: {2}}
@@ -305,6 +337,6 @@ def check_node_shapes(graph: Graph, node: Node) -> None:
     for i, t in enumerate(node.inputs):
         if t < 0 and i not in optional:
             raise c.error(f"input {i} is missing")
-    if len(node.outputs) != 1:
+    if len(node.outputs) != 1 and not (node.op in MULTI_OUTPUT and node.outputs):
         raise c.error(f"has {len(node.outputs)} outputs; the op has 1")
     rule(c)

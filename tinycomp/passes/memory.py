@@ -34,8 +34,9 @@ OUTPUT, ARENA = "output", "arena"
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    # tensor index -> (region, byte offset); region is OUTPUT (the caller's
-    # output buffer) or ARENA (everything else, the model input included)
+    # tensor index -> (region, where): OUTPUT (the caller's output buffer;
+    # where = the output's index) or ARENA (everything else, the model inputs
+    # included; where = byte offset)
     places: dict[int, tuple[str, int]]
     scratch: dict[int, int]  # node index -> arena offset of its scratch buffer
     arena_bytes: int
@@ -129,7 +130,8 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
     find = lambda t: root.get(t, t)  # noqa: E731
     steps = tuple(n.index for n in graph.nodes if not n.op.is_alias)
     step_of = {n: s for s, n in enumerate(steps)}
-    model_in, model_out = find(graph.inputs[0]), find(graph.outputs[0])
+    model_ins = [find(t) for t in graph.inputs]
+    model_outs = [find(t) for t in graph.outputs]
 
     first: dict[int, int] = {}
     last: dict[int, int] = {}
@@ -148,10 +150,12 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
     # step 0 (tinycomp_invoke copies it there unless the caller wrote it in
     # place through tinycomp_input_buffer()): once its last reader ran, its
     # bytes serve later tensors, and the first layer may write over it.
-    first[model_in] = -1
+    for t in model_ins:
+        first[t] = -1
+        last.setdefault(t, -1)  # an input no layer reads still gets its place
     buffers: dict[object, _Buffer] = {}
     for t, s in first.items():
-        if t != model_out:
+        if t not in model_outs:
             buffers[t] = _Buffer(t, graph.tensor(t).nbytes, s, last[t])
     for node_index, size in scratch_bytes.items():
         if size > 0:
@@ -257,7 +261,8 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
     for k, b in buffers.items():
         b.offset = offsets[k]
 
-    places = {model_out: (OUTPUT, 0)}
+    # output k goes to the caller's k-th output buffer
+    places = {t: (OUTPUT, k) for k, t in enumerate(model_outs)}
     scratch = {}
     for key, buf in buffers.items():
         if isinstance(key, tuple):

@@ -82,6 +82,19 @@ def requantize_table(in_scale, in_zp, out_scale, out_zp, lo=-128, hi=127) -> np.
     return _clamp8(np.clip(y, lo, hi))
 
 
+def leaky_relu_table(in_scale, in_zp, out_scale, out_zp, alpha) -> np.ndarray:
+    """LEAKY_RELU: q - zp_in requantized by s_in / s_out where it is >= 0, by
+    s_in * alpha / s_out (that product and quotient in float32, as TFLM's
+    Prepare writes it) where it is negative; plus zp_out, saturated."""
+    f = np.float32
+    m_id, sh_id = quantize_multiplier(float(f(f(in_scale) / f(out_scale))))
+    m_a, sh_a = quantize_multiplier(float(f(f(in_scale) * f(alpha)) / f(out_scale)))
+    x = INPUTS - int(in_zp)
+    y = np.where(x >= 0, g.multiply_by_quantized_multiplier(x, m_id, sh_id),
+                 g.multiply_by_quantized_multiplier(x, m_a, sh_a)) + int(out_zp)
+    return _clamp8(y)
+
+
 def relu_table(in_scale, in_zp, out_scale, out_zp) -> np.ndarray:
     """RELU requantizes to the output scale and clamps below at the output's
     zero point (round(0 / scale) is 0)."""

@@ -23,15 +23,30 @@ def interpreter(tflite: bytes, preserve_all: bool = False):
     raise RuntimeError(f"TFLM could not allocate the model: {last}")
 
 
-def run(tflite: bytes, x: np.ndarray, tensors: tuple[int, ...] = ()) -> tuple[np.ndarray, dict]:
-    """Outputs (N, output size) for int8 samples x (N, *input shape), and the
-    values of the listed intermediate tensors {index: (N, size)}."""
+def run_all(tflite: bytes, inputs: list[np.ndarray], tensors: tuple[int, ...] = ()
+            ) -> tuple[list[np.ndarray], dict]:
+    """Every output, (N, output size) each, for samples inputs (one array
+    (N, *input shape) per model input, in its dtype), and the values of the
+    listed intermediate tensors {index: (N, size)}."""
+    from tflite_micro import runtime
+
     interp = interpreter(tflite, preserve_all=bool(tensors))
-    outs, seen = [], {t: [] for t in tensors}
-    for sample in x:
-        interp.set_input(np.ascontiguousarray(sample), 0)  # the planner reuses input memory
+    n_out = len(runtime.convert_bytearray_to_object(bytearray(tflite)).subgraphs[0].outputs)
+    outs: list[list[np.ndarray]] = []
+    seen = {t: [] for t in tensors}
+    for i in range(len(inputs[0])):
+        for k, x in enumerate(inputs):  # the planner reuses input memory: every input every time
+            interp.set_input(np.ascontiguousarray(x[i]), k)
         interp.invoke()
-        outs.append(np.array(interp.get_output(0), copy=True).reshape(-1))
+        outs.append([np.array(interp.get_output(k), copy=True).reshape(-1) for k in range(n_out)])
         for t in tensors:
             seen[t].append(np.array(interp.GetTensor(t, 0)["tensor_data"], copy=True).reshape(-1))
-    return np.stack(outs), {t: np.stack(v) for t, v in seen.items()}
+    per_output = [np.stack([row[k] for row in outs]) for k in range(len(outs[0]))] if outs else []
+    return per_output, {t: np.stack(v) for t, v in seen.items()}
+
+
+def run(tflite: bytes, x: np.ndarray, tensors: tuple[int, ...] = ()) -> tuple[np.ndarray, dict]:
+    """Output 0 (N, output size) for samples x (N, *input shape) of a
+    one-input model, and the listed intermediate tensors (see run_all)."""
+    outs, seen = run_all(tflite, [x], tensors)
+    return outs[0], seen

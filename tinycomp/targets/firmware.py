@@ -142,15 +142,15 @@ def build_firmware(board: Board, model_src: Path, build_dir: Path,
 def _check_frame_limits(board: Board, header: Path) -> None:
     """Inputs and replies travel in one frame whose length field is a u16."""
     text = header.read_text()
-    sizes = {k: int(v) for k, v in re.findall(r"#define TINYCOMP_(INPUT_SIZE|OUTPUT_SIZE|NUM_LAYERS)"
-                                              r"\s+(\d+)", text)}
+    sizes = {k: int(v) for k, v in re.findall(r"#define TINYCOMP_(INPUT_BYTES_TOTAL|OUTPUT_BYTES_TOTAL"
+                                              r"|NUM_LAYERS)\s+(\d+)", text)}
     if len(sizes) < 3:
-        raise BuildError(f"{header} lacks TINYCOMP_INPUT_SIZE/OUTPUT_SIZE/NUM_LAYERS")
-    reply = sizes["OUTPUT_SIZE"] + 10 + 8 * (sizes["NUM_LAYERS"] + 1)
-    for what, size in (("input", sizes["INPUT_SIZE"]), ("output (with profile)", reply)):
+        raise BuildError(f"{header} lacks TINYCOMP_INPUT_BYTES_TOTAL/OUTPUT_BYTES_TOTAL/NUM_LAYERS")
+    reply = sizes["OUTPUT_BYTES_TOTAL"] + 10 + 8 * (sizes["NUM_LAYERS"] + 1)
+    for what, size in (("inputs", sizes["INPUT_BYTES_TOTAL"]), ("outputs (with profile)", reply)):
         if size > 0xFFFF:
-            raise BoardError(f"the model's {what} of {size} bytes exceeds the serial protocol's "
-                             f"65535-byte frame; {board.name} cannot exchange it")
+            raise BoardError(f"the model's {what} take {size} bytes, more than the serial protocol's "
+                             f"65535-byte frame; {board.name} cannot exchange them")
 
 
 _OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")

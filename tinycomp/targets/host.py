@@ -16,7 +16,7 @@ from ..boards import Board
 from ..errors import BuildError, TargetError, TargetTimeout
 from ..resources import data_dir
 from .base import CHILD, InferResult, Runner, compiler_error
-from .protocol import ModelInfo
+from .protocol import TYPE_NAMES, ModelInfo, TensorSpec
 
 RUNNER = "tinycomp_runner"
 HEADER = "tinycomp_model.h"
@@ -44,19 +44,23 @@ def header_info(header: Path, board: str) -> ModelInfo:
     """The model's description from the #defines of its generated header."""
     macros = dict(re.findall(r"^#define (TINYCOMP_\w+) (.+)$", header.read_text(), re.M))
 
-    def num(name):
-        return float(macros[name].strip("()f"))
+    def values(name, kind=int):
+        return [kind(v.strip().rstrip("f")) for v in macros[name].strip("{}").split(",") if v.strip()]
 
-    def shape(name):
-        return tuple(int(v) for v in macros[name].strip("{}").split(",") if v.strip())
+    def specs(role):
+        codes, nbytes = values(f"TINYCOMP_{role}_TYPE_CODES"), values(f"TINYCOMP_{role}_BYTES_LIST")
+        ranks, dims = values(f"TINYCOMP_{role}_RANKS"), values(f"TINYCOMP_{role}_DIMS")
+        scales, zps = values(f"TINYCOMP_{role}_SCALES", float), values(f"TINYCOMP_{role}_ZERO_POINTS")
+        out, at = [], 0
+        for code, n, rank, scale, zp in zip(codes, nbytes, ranks, scales, zps):
+            out.append(TensorSpec(TYPE_NAMES[code], n, tuple(dims[at:at + rank]), scale, zp))
+            at += rank
+        return tuple(out)
 
     return ModelInfo(
         model_hash=macros["TINYCOMP_MODEL_HASH"].strip('"'), version=macros["TINYCOMP_VERSION"].strip('"'),
-        board=board, input_size=int(num("TINYCOMP_INPUT_SIZE")), output_size=int(num("TINYCOMP_OUTPUT_SIZE")),
-        arena_bytes=int(num("TINYCOMP_ARENA_BYTES")), num_layers=int(num("TINYCOMP_NUM_LAYERS")),
-        input_shape=shape("TINYCOMP_INPUT_SHAPE"), output_shape=shape("TINYCOMP_OUTPUT_SHAPE"),
-        input_scale=num("TINYCOMP_INPUT_SCALE"), input_zero_point=int(num("TINYCOMP_INPUT_ZERO_POINT")),
-        output_scale=num("TINYCOMP_OUTPUT_SCALE"), output_zero_point=int(num("TINYCOMP_OUTPUT_ZERO_POINT")))
+        board=board, inputs=specs("INPUT"), outputs=specs("OUTPUT"),
+        arena_bytes=int(macros["TINYCOMP_ARENA_BYTES"]), num_layers=int(macros["TINYCOMP_NUM_LAYERS"]))
 
 
 class HostRunner(Runner):
@@ -134,14 +138,24 @@ class HostRunner(Runner):
             self.process = None
 
 
-def run_batch(exe: Path, samples: np.ndarray, output_size: int, timeout: float = 120.0) -> np.ndarray:
-    """All samples through one run of the host executable (fast path for tests)."""
-    data = np.ascontiguousarray(samples, dtype=np.int8).reshape(len(samples), -1)
+def run_batch(exe: Path, inputs: list[np.ndarray], outputs: list[tuple[np.dtype, int]],
+              timeout: float = 120.0) -> list[np.ndarray]:
+    """All samples through one run of the host executable (fast path for tests).
+
+    inputs: one array (N, ...) per model input, in its dtype; outputs: (dtype,
+    elements) per model output. Returns one array (N, elements) per output."""
+    n = len(inputs[0])
+    flat = [np.ascontiguousarray(a).reshape(n, -1) for a in inputs]
+    data = flat[0].tobytes() if len(flat) == 1 else \
+        b"".join(a[i].tobytes() for i in range(n) for a in flat)
     try:
-        result = subprocess.run([str(exe)], input=data.tobytes(), capture_output=True, timeout=timeout, **CHILD)
+        result = subprocess.run([str(exe)], input=data, capture_output=True, timeout=timeout, **CHILD)
     except subprocess.TimeoutExpired:
-        raise TargetTimeout(f"{exe.name} did not finish {len(data)} samples within {timeout:.0f} s") from None
+        raise TargetTimeout(f"{exe.name} did not finish {n} samples within {timeout:.0f} s") from None
     if result.returncode != 0:
         raise TargetError(f"{exe.name} exited with code {result.returncode}: "
                           f"{result.stderr.decode(errors='replace').strip()[-300:]}")
-    return np.frombuffer(result.stdout, dtype=np.int8).reshape(len(data), output_size)
+    # each sample's outputs follow one another: one record per sample
+    record = np.dtype([(f"o{k}", np.dtype(d), (size,)) for k, (d, size) in enumerate(outputs)])
+    rows = np.frombuffer(result.stdout, dtype=record, count=n)
+    return [np.array(rows[f"o{k}"]) for k in range(len(outputs))]

@@ -10,8 +10,10 @@ device drops half frames. A reply carries cmd | 0x80 and the request's seq.
 
 Commands and replies:
   DESCRIBE 0x01  ()           -> ModelInfo layout, see parse_describe()
-  INFER    0x02  (input)      -> count u64 | output
-  PROFILE  0x03  (input)      -> count u64 | n u16 | n x layer count u64 | output
+  INFER    0x02  (inputs)     -> count u64 | outputs
+  PROFILE  0x03  (inputs)     -> count u64 | n u16 | n x layer count u64 | outputs
+  (inputs / outputs: every input's / output's bytes, one after another, in
+  the model's order)
   ECHO     0x04  (bytes)      -> the same bytes (link checks, throughput)
   TEST_HANG 0x70, TEST_EXIT 0x71 (code u8): only in test builds
   ERROR    0xFF  <- code u8 | offending cmd u8 | detail u32
@@ -140,22 +142,30 @@ class Decoder:
             return Frame(cmd, seq, body[HEADER.size:])
 
 
+# TFLite's TensorType codes, as the firmware reports them
+TYPE_NAMES = {0: "float32", 3: "uint8", 7: "int16", 9: "int8"}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output as DESCRIBE reports it."""
+    dtype: str
+    nbytes: int
+    shape: tuple[int, ...]
+    scale: float = 0.0           # 0 where not quantized (float32)
+    zero_point: int = 0
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What DESCRIBE reports (and what a host runner can say from the header)."""
     model_hash: str
     version: str
     board: str
-    input_size: int
-    output_size: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
     arena_bytes: int
     num_layers: int
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    input_scale: float
-    input_zero_point: int
-    output_scale: float
-    output_zero_point: int
     counter_unit: str | None = None     # "instructions", "cycles" or None (host)
     count_per_tick: Fraction = Fraction(1)
     counter_overhead: int = 0           # cost of an empty measurement, in counter_unit
@@ -163,7 +173,41 @@ class ModelInfo:
     emulated: bool = False
     test_commands: bool = False
     init_timeouts: int = 0              # clock/pin set-up waits that ran out
-    protocol_version: int = 1
+    protocol_version: int = 2
+
+    # One-input, one-output views (the first input and output), and the
+    # byte counts an INFER request and reply carry.
+    @property
+    def input_size(self) -> int:
+        return sum(t.nbytes for t in self.inputs)
+
+    @property
+    def output_size(self) -> int:
+        return sum(t.nbytes for t in self.outputs)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.inputs[0].shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.outputs[0].shape
+
+    @property
+    def input_scale(self) -> float:
+        return self.inputs[0].scale
+
+    @property
+    def input_zero_point(self) -> int:
+        return self.inputs[0].zero_point
+
+    @property
+    def output_scale(self) -> float:
+        return self.outputs[0].scale
+
+    @property
+    def output_zero_point(self) -> int:
+        return self.outputs[0].zero_point
 
 
 class _Reader:
@@ -184,21 +228,29 @@ class _Reader:
         return s.decode("ascii", errors="replace")
 
 
+def _tensor_specs(r: _Reader) -> tuple[TensorSpec, ...]:
+    specs = []
+    for _ in range(r.take("B")):
+        code, nbytes = r.take("BI")
+        shape = tuple(r.take("i") for _ in range(r.take("B")))
+        scale, zp = r.take("fi")
+        specs.append(TensorSpec(TYPE_NAMES.get(code, f"type{code}"), nbytes, shape, scale, zp))
+    return tuple(specs)
+
+
 def parse_describe(payload: bytes) -> ModelInfo:
     r = _Reader(payload)
     version, counter, flags, _ = r.take("BBBB")
+    if version != 2:
+        raise struct.error(f"DESCRIBE of protocol version {version}; this tinycomp speaks 2 "
+                           "(rebuild the firmware)")
     model_hash, tc_version, board = r.string(), r.string(), r.string()
-    in_size, out_size, arena = r.take("III")
+    arena = r.take("I")
     layers, max_payload = r.take("HH")
     num, den, overhead, timeouts = r.take("IIII")
-    in_shape = tuple(r.take("i") for _ in range(r.take("B")))
-    out_shape = tuple(r.take("i") for _ in range(r.take("B")))
-    in_scale, in_zp, out_scale, out_zp = r.take("fifi")
+    inputs, outputs = _tensor_specs(r), _tensor_specs(r)
     return ModelInfo(model_hash=model_hash, version=tc_version, board=board,
-                     input_size=in_size, output_size=out_size, arena_bytes=arena,
-                     num_layers=layers, input_shape=in_shape, output_shape=out_shape,
-                     input_scale=in_scale, input_zero_point=in_zp, output_scale=out_scale,
-                     output_zero_point=out_zp,
+                     inputs=inputs, outputs=outputs, arena_bytes=arena, num_layers=layers,
                      counter_unit="instructions" if counter == 0 else "cycles",
                      count_per_tick=Fraction(num, den), counter_overhead=overhead,
                      max_payload=max_payload, emulated=bool(flags & 1),

@@ -1,5 +1,5 @@
 """Activations and int8 requantization: SOFTMAX, LOGISTIC, TANH, RELU, RELU6,
-HARD_SWISH, QUANTIZE.
+LEAKY_RELU, HARD_SWISH, QUANTIZE.
 
 The element-wise ones map each of the 256 int8 inputs to one output, so the
 exact TFLM result for every input is computed here (tinycomp.reference
@@ -71,6 +71,16 @@ def relu6(layer: Layer) -> dict:
     # TFLM clamps on the input's codes and ignores the output quantization.
     return _lut(layer, _table(layer, ref.relu6_table, x.scale, x.zero_point),
                 "RELU6: clamp input codes to [zero, six] (TFLM ignores the output quantization)")
+
+
+def leaky_relu(layer: Layer) -> dict:
+    x, y = _int8_io(layer)
+    alpha = float(layer.options.get("alpha", 0.2))
+    if not np.isfinite(alpha):
+        raise layer.refuse(f"alpha {alpha} is not a finite number")
+    return _lut(layer, _table(layer, ref.leaky_relu_table, x.scale, x.zero_point,
+                              y.scale, y.zero_point, alpha),
+                "LEAKY_RELU: requantize by s_in/s_out, or by s_in*alpha/s_out below the zero point")
 
 
 def hard_swish(layer: Layer) -> dict:

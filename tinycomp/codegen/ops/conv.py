@@ -16,6 +16,7 @@ import numpy as np
 from ...ir.shapes import conv_out_size
 from ...passes.memory import window_lag
 from ..layer import Layer
+from . import conv_c1
 from .common import channel_multipliers, folded_bias, fused_activation
 
 
@@ -187,6 +188,8 @@ def conv_2d(layer: Layer) -> dict:
     check_weights(layer, 0, oc)
     geo = geometry(layer, kh, kw, oc)
     mult, shift = channel_multipliers(layer, w.quant.scale, oc)
+    if layer.options.get("depthwise_as_conv") and c == 1 and conv_c1.fits(w):
+        return conv_c1.conv_2d_c1(layer, geo, w, mult, shift)
     if c == ci:
         return _conv_2d_fast(layer, geo, w, mult, shift)
     # conv_2d.c.j2 walks pixels in row-major order (interior and border

@@ -1,9 +1,15 @@
-"""ADD and MUL on int8 tensors, with numpy-style broadcasting.
+"""ADD, SUB, MUL, MINIMUM, MAXIMUM and PRELU on int8 tensors, with
+numpy-style broadcasting.
 
-Both follow TFLM's quantized arithmetic:
+All follow TFLM's quantized arithmetic:
 - ADD rescales both inputs to a common scale (twice the larger input scale)
-  after a left shift of 20 bits, adds, and rescales to the output;
-- MUL multiplies the offset inputs and rescales once by s1 * s2 / s_out.
+  after a left shift of 20 bits, adds, and rescales to the output; SUB is
+  the same with the second operand subtracted;
+- MUL multiplies the offset inputs and rescales once by s1 * s2 / s_out;
+- MINIMUM and MAXIMUM compare raw int8 codes (TFLM never reads their
+  quantization);
+- PRELU rescales x - zp by s_in / s_out where it is >= 0, and
+  (x - zp) * (alpha - zp_alpha) by s_in * s_alpha / s_out where it is not.
 Every multiplier is computed here, in double precision from the float32
 scales, the way TFLM's Prepare computes them.
 """
@@ -126,12 +132,21 @@ def _smaller_than_one(layer: Layer, what: str, real: float) -> tuple[int, int]:
     # TFLM's QuantizeMultiplierSmallerThanOneExp aborts outside (0, 1).
     if not 0.0 < real < 1.0:
         raise layer.refuse(f"{what} rescale factor {real:g} is outside (0, 1), "
-                           "which TFLM's ADD cannot represent")
+                           f"which TFLM's {layer.node.op.value} cannot represent")
     return quantize_multiplier(real)
 
 
 def add(layer: Layer) -> dict:
+    return _add_or_sub(layer, "+")
+
+
+def sub(layer: Layer) -> dict:
+    return _add_or_sub(layer, "-")
+
+
+def _add_or_sub(layer: Layer, sign: str) -> dict:
     ctx = _binary_common(layer)
+    ctx["sign"] = sign
     s1, s2, s_out = f32(layer.input(0).scale), f32(layer.input(1).scale), f32(layer.output().scale)
     twice_max = 2.0 * max(s1, s2)
     m1, sh1 = _smaller_than_one(layer, "input 1", s1 / twice_max)
@@ -152,6 +167,8 @@ def _add_fast(layer: Layer, ctx: dict) -> dict:
     x = np.arange(-128, 128)
     ta = multiply_by_quantized_multiplier((x + ctx["a_offset"]) << ADD_LEFT_SHIFT, ctx["a_mult"], ctx["a_shift"])
     tb = multiply_by_quantized_multiplier((x + ctx["b_offset"]) << ADD_LEFT_SHIFT, ctx["b_mult"], ctx["b_shift"])
+    if ctx["sign"] == "-":  # SUB: TFLM subtracts the rescaled second operand
+        tb = -tb
     e = -ctx["out_shift"]
     rnd = (1 << (e - 1)) + ctx["out_offset"] * (1 << e)
     bound = int(np.abs(ta).max() + np.abs(tb).max())
@@ -169,3 +186,48 @@ def mul(layer: Layer) -> dict:
     mult, shift = quantize_multiplier(real)
     ctx.update(mult=mult, shift=shift)
     return ctx
+
+
+def _minmax(layer: Layer, cmp: str) -> dict:
+    a, b, y = layer.input(0), layer.input(1), layer.output()
+    if a.is_const and b.is_const:
+        raise layer.refuse("both operands are constant (fold them before compiling)")
+    for t in (a, b, y):
+        if t.dtype != "int8":
+            raise layer.refuse(f"tensor {t.name!r} is {t.dtype}; only int8 is supported")
+    loops = broadcast_loops(layer, y.shape, [a.shape, b.shape])
+    exprs = operand_exprs(layer)
+    return {"a": exprs[0], "b": exprs[1], "loops": loops, "cmp": cmp,
+            "a_index": index_expr(loops, 0), "b_index": index_expr(loops, 1),
+            "inplace": not a.is_const and a.size == y.size}
+
+
+def minimum(layer: Layer) -> dict:
+    return _minmax(layer, "<")
+
+
+def maximum(layer: Layer) -> dict:
+    return _minmax(layer, ">")
+
+
+def prelu(layer: Layer) -> dict:
+    x, alpha, y = layer.input(0), layer.input(1), layer.output()
+    for t in (x, alpha, y):
+        if t.dtype != "int8":
+            raise layer.refuse(f"tensor {t.name!r} is {t.dtype}; only int8 is supported")
+        if t.quant is None or t.quant.per_channel:
+            raise layer.refuse(f"tensor {t.name!r} needs one (per-tensor) scale and zero point")
+    if x.is_const:
+        raise layer.refuse("a constant input (fold it before compiling)")
+    if max(len(x.shape), len(alpha.shape), len(y.shape)) > 4:
+        raise layer.refuse("more than 4 dimensions (TFLM's PRELU broadcasts up to 4)")
+    loops = broadcast_loops(layer, y.shape, [x.shape, alpha.shape])
+    exprs = operand_exprs(layer)
+    s_in, s_a, s_out = f32(x.scale), f32(alpha.scale), f32(y.scale)
+    m1, sh1 = quantize_multiplier(s_in / s_out)
+    m2, sh2 = quantize_multiplier(s_in * s_a / s_out)
+    return {"a": exprs[0], "b": exprs[1], "loops": loops,
+            "a_index": index_expr(loops, 0), "b_index": index_expr(loops, 1),
+            "x_offset": -x.zero_point, "alpha_offset": -alpha.zero_point, "out_offset": y.zero_point,
+            "mult_pos": m1, "shift_pos": sh1, "mult_neg": m2, "shift_neg": sh2,
+            "inplace": x.size == y.size}
