@@ -10,7 +10,7 @@ from .ops.depthwise import depthwise_conv_2d
 from .ops import activations as act
 from .ops.elementwise import add, mul
 from .ops.pooling import average_pool_2d, max_pool_2d, mean
-from .ops.shape import concatenation, pad
+from .ops.shape import concatenation, pad, transpose
 from .ops.sparse import conv_2d_auto, fully_connected_auto
 
 KERNELS: dict[Op, Kernel] = {
@@ -31,4 +31,5 @@ KERNELS: dict[Op, Kernel] = {
     Op.MEAN: Kernel("kernels/mean.c.j2", mean),
     Op.CONCATENATION: Kernel("kernels/concatenation.c.j2", concatenation),
     Op.PAD: Kernel("kernels/pad.c.j2", pad),
+    Op.TRANSPOSE: Kernel("kernels/transpose.c.j2", transpose),
 }
