@@ -121,3 +121,37 @@ def train_and_export(name: str, out: Path, epochs: int = 12, seed: int = 0) -> T
     calibration = out / f"{name}-calibration.npy"
     np.save(calibration, layout(name, x_train[:300]))
     return TorchModel(name, out / f"{name}.pt2", out / f"{name}.onnx", calibration, xs, y_test, acc)
+
+
+MODELS = ("cnn2d", "cnn1d", "mlp")
+EPOCHS = 30
+
+
+def trained_models(cache_root: Path) -> dict[str, TorchModel]:
+    """All three models, trained and exported once per source version and
+    reused by later sessions and by the host and QEMU tests (the folder is
+    named by this file's content and the torch version, and is moved into
+    place whole, so a half-written one is never read)."""
+    import hashlib
+    import json
+    import os
+    import shutil
+    import tempfile
+
+    import torch
+
+    key = hashlib.sha256(Path(__file__).read_bytes() + torch.__version__.encode()).hexdigest()[:16]
+    folder = Path(cache_root) / key
+    if not (folder / "models.json").exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder.parent))
+        accuracy = {n: train_and_export(n, stage, epochs=EPOCHS).float_accuracy for n in MODELS}
+        (stage / "models.json").write_text(json.dumps(accuracy))
+        try:
+            os.replace(stage, folder)
+        except OSError:  # another process finished first: use its copy
+            shutil.rmtree(stage, ignore_errors=True)
+    accuracy = json.loads((folder / "models.json").read_text())
+    _, _, x_test, y_test = digits()
+    return {n: TorchModel(n, folder / f"{n}.pt2", folder / f"{n}.onnx", folder / f"{n}-calibration.npy",
+                          layout(n, x_test), y_test, accuracy[n]) for n in MODELS}

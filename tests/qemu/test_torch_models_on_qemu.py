@@ -1,0 +1,35 @@
+"""The PyTorch test models (.pt2 and .onnx) validated in QEMU's Cortex-M4F
+over serial: every output equals TFLM's on the generated .tflite, accuracy
+within one point of the float PyTorch model."""
+from __future__ import annotations
+
+import pytest
+
+from tests.support.harness import REPO
+from tests.support.torch_models import MODELS
+
+pytestmark = [pytest.mark.qemu, pytest.mark.torch, pytest.mark.tf, pytest.mark.xdist_group("torch")]
+
+
+@pytest.fixture(scope="session")
+def torch_models():
+    from tests.support.torch_models import trained_models
+    return trained_models(REPO / ".cache" / "torch-models")
+
+
+@pytest.mark.parametrize("fmt", ["pt2", "onnx"])
+@pytest.mark.parametrize("name", MODELS)
+def test_validate_on_qemu(torch_models, name, fmt, tmp_path):
+    from tinycomp.validate import validate_model
+
+    m = torch_models[name]
+    report = validate_model(getattr(m, fmt), m.x_test, "qemu", tmp_path / "out", labels=m.y_test,
+                            calibration=m.calibration)
+    assert report["board"] == "qemu-mps2-an386"
+    assert report["int8"]["samples"] == len(m.x_test)
+    assert report["int8"]["values_differing"] == 0 and report["int8"]["bit_exact_fraction"] == 1.0
+    fl = report["float"]
+    assert fl["accuracy_float"] == pytest.approx(m.float_accuracy, abs=1e-9)
+    assert abs(fl["accuracy_device"] - fl["accuracy_float"]) <= 0.01, fl
+    print(f"{name}.{fmt}: device {fl['accuracy_device']:.4f} float {fl['accuracy_float']:.4f} "
+          f"instructions {report['count_per_inference']['min']}")
