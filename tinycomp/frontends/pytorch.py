@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputDataError, ModelError
+from ..errors import InputDataError, ModelError, UnsupportedOpError
 from .keras import _one_line, quiet_tensorflow
 
 SUFFIXES = (".onnx", ".pt2")
@@ -157,7 +157,6 @@ def _check_pt2_ops(program, path: Path) -> None:
 
 
 def _unsupported_pt2(path, op, name):
-    from ..errors import UnsupportedOpError
     return UnsupportedOpError(f"{path}: unsupported op aten.{op} at node {name!r}; tinycomp converts "
                               "Conv1d/Conv2d (groups 1 or depthwise), BatchNorm, ReLU, ReLU6, Hardswish, "
                               "Sigmoid, Tanh, Linear, MaxPool, AvgPool, AdaptiveAvgPool(1), Flatten, "
@@ -219,7 +218,10 @@ def torch_to_tflite(path: Path, calibration) -> bytes:
 
     with quiet_tensorflow():
         builder = Builder(model)
-        keras_model = builder.build()
+        try:
+            keras_model = builder.build()
+        except (UnsupportedOpError, ModelError) as exc:
+            raise type(exc)(f"{Path(path).name}: {exc}") from None
     samples = _check_layout(calibration, builder.input_shape, builder.input_layout)
     return keras_model_to_tflite(keras_model, samples.astype(np.float32))
 
