@@ -77,3 +77,54 @@ def test_layer_patterns(name, tmp_path):
     assert ops[0] == "TRANSPOSE"  # more than one input channel
     if name == "downsample":
         assert "PAD" in ops and ops.count("TRANSPOSE") == 1, ops
+
+
+def test_pt2_with_a_dynamic_batch_is_fixed_to_batch_1(tmp_path):
+    import torch
+    from tests.support.torch_models import _modules
+    from tinycomp.validate import validate_model
+
+    torch.manual_seed(4)
+    model = _modules()["cnn1d"]().eval()
+    x = np.random.default_rng(6).random((120, 8, 8), dtype=np.float32)
+    program = torch.export.export(model, (torch.from_numpy(x[:2]),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},))
+    torch.export.save(program, tmp_path / "dyn.pt2")
+    np.save(tmp_path / "cal.npy", x[:60])
+    report = validate_model(tmp_path / "dyn.pt2", x[60:], "host", tmp_path / "out",
+                            calibration=tmp_path / "cal.npy")
+    assert report["int8"]["values_differing"] == 0
+    assert report["float"]["cosine"] > 0.99, report["float"]
+    import json
+    assert json.loads((tmp_path / "out" / "tinycomp.json").read_text())["input"]["shape"] == [1, 8, 8]
+
+
+def test_onnx_matmul_add_and_softmax(tmp_path):
+    # As other exporters write a Linear: MatMul + Add (folded into one dense
+    # layer), then Gemm with transB and a Softmax; the batch is symbolic.
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from tinycomp.frontends.tflite import parse_tflite
+    from tinycomp.validate import validate_model
+
+    rng = np.random.default_rng(9)
+    inits = [numpy_helper.from_array(rng.normal(size=(6, 4)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.normal(size=(4,)).astype(np.float32), "b1"),
+             numpy_helper.from_array(rng.normal(size=(3, 4)).astype(np.float32), "w2"),
+             numpy_helper.from_array(rng.normal(size=(3,)).astype(np.float32), "b2")]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["m"], name="matmul"),
+             helper.make_node("Add", ["m", "b1"], ["a"], name="bias"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("Gemm", ["r", "w2", "b2"], ["g"], name="gemm", transB=1),
+             helper.make_node("Softmax", ["g"], ["y"], name="softmax", axis=1)]
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "mm.onnx")
+    x = rng.normal(size=(150, 6)).astype(np.float32)
+    np.save(tmp_path / "cal.npy", x[:50])
+    report = validate_model(tmp_path / "mm.onnx", x[50:], "host", tmp_path / "out", calibration=tmp_path / "cal.npy")
+    assert report["int8"]["values_differing"] == 0
+    assert report["float"]["top1_agreement"] > 0.95, report["float"]
+    ops = [n.op.value for n in parse_tflite((tmp_path / "out" / "model.tflite").read_bytes()).nodes]
+    assert ops == ["FULLY_CONNECTED", "FULLY_CONNECTED", "SOFTMAX"], ops

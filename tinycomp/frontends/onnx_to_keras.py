@@ -73,6 +73,7 @@ class Builder:
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
         self.flat_order: dict[str, np.ndarray] = {}  # flattened values whose features are reordered
+        self.folded: set[int] = set()  # Add nodes already folded into a MatMul as its bias
         self._fix_batch(model)
         self.shapes = self._shapes(model)
 
@@ -102,6 +103,11 @@ class Builder:
             dims = vi.type.tensor_type.shape.dim
             shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
         return shapes
+
+    def static_shape(self, node) -> tuple | None:
+        """The inferred shape of the node's output, if every non-batch dimension is known."""
+        shape = self.shapes.get(node.output[0])
+        return shape if shape and all(isinstance(d, int) and d > 0 for d in shape[1:]) else None
 
     def const(self, node, index: int, what: str) -> np.ndarray:
         name = node.input[index] if index < len(node.input) else ""
@@ -262,8 +268,8 @@ class Builder:
                           "supported (groups 1 or depthwise only)")
         y = layer(t)
         layer.set_weights([kernel_w.astype(np.float32)] + ([b.astype(np.float32)] if b is not None else []))
-        self.put(node, y, self.shapes.get(node.output[0]) or self._conv_out(v, cout, kernel, strides,
-                                                                            dilations, padding, pads), True)
+        self.put(node, y, self.static_shape(node) or self._conv_out(v, cout, kernel, strides,
+                                                                   dilations, padding, pads), True)
 
     def _conv_out(self, v, cout, kernel, strides, dilations, padding, pads):
         spatial = []
@@ -378,10 +384,10 @@ class Builder:
         self._dense(node, v, w, bias)
         if bias is not None:
             self.values[users[0].output[0]] = self.values[node.output[0]]
-            self._folded = getattr(self, "_folded", set()) | {id(users[0])}
+            self.folded.add(id(users[0]))
 
     def _binary(self, node, layer_cls):
-        if id(node) in getattr(self, "_folded", set()):
+        if id(node) in self.folded:
             return  # a bias already folded into the MatMul before it
         if len(node.input) != 2 or any(n in self.consts for n in node.input):
             raise _refuse(node, "only two computed tensors are supported (no constant operand)")
@@ -439,7 +445,7 @@ class Builder:
         cls = {("max", 4): layers.MaxPooling2D, ("max", 3): layers.MaxPooling1D,
                ("avg", 4): layers.AveragePooling2D, ("avg", 3): layers.AveragePooling1D}[(kind, rank)]
         layer = cls(pool_size=tuple(kernel), strides=tuple(strides), padding=padding)
-        out = self.shapes.get(node.output[0]) or self._conv_out(v, v.onnx_shape[1], kernel, strides,
+        out = self.static_shape(node) or self._conv_out(v, v.onnx_shape[1], kernel, strides,
                                                                 [1] * len(kernel), padding, [])
         self._layer(node, layer, v, out)
 
