@@ -1,4 +1,4 @@
-"""TRANSPOSE (int8, any permutation, ranks 1 to 5) on the host, bit-exact
+"""TRANSPOSE (int8, any permutation, ranks 1 to 5 as in TFLM) on the host, bit-exact
 with TFLM. The PyTorch front end puts one at the head of image models whose
 NCHW input has more than one channel."""
 import itertools
@@ -64,4 +64,26 @@ def test_transpose_bad_permutation_is_refused():
     b.op("TRANSPOSE", [x, b.const_int32(np.array([0, 2, 2], np.int32))], [y])
     b.output(y)
     with pytest.raises(UnsupportedOpError, match="TRANSPOSE.*not a permutation"):
+        generate(parse_tflite(b.build()))
+
+
+def test_transpose_copies_raw_values_whatever_the_output_quantization():
+    # TFLM moves the bytes and ignores a differing output scale and zero point.
+    rng = np.random.default_rng(9)
+    b = ModelBuilder()
+    x = b.input((1, 2, 3, 4), 0.05, 3)
+    y = b.tensor((1, 4, 2, 3), 0.5, -20)
+    b.op("TRANSPOSE", [x, b.const_int32(np.array([0, 3, 1, 2], np.int32))], [y])
+    b.output(y)
+    assert_bit_exact(b.build(), random_int8(rng, (N_SAMPLES, 1, 2, 3, 4)))
+
+
+def test_transpose_above_rank_5_is_refused():
+    from tinycomp.codegen.generate import generate
+    from tinycomp.errors import UnsupportedOpError
+    from tinycomp.frontends.tflite import parse_tflite
+    b = ModelBuilder()
+    x = b.input((1, 2, 1, 2, 1, 2), 0.05, 0)
+    b.output(b.transpose(x, (5, 4, 3, 2, 1, 0)))
+    with pytest.raises(UnsupportedOpError, match="TRANSPOSE.*rank 6"):
         generate(parse_tflite(b.build()))

@@ -122,8 +122,8 @@ def transpose(layer: Layer) -> dict:
         raise layer.refuse("the permutation must be a constant tensor")
     perm = [int(p) for p in perm_t.data.reshape(-1)]
     rank = len(x.shape)
-    if rank > 6:
-        raise layer.refuse(f"rank {rank} is above the 6 dimensions TFLM transposes")
+    if not 1 <= rank <= 5:  # TFLM's Prepare refuses the rest (measured)
+        raise layer.refuse(f"rank {rank}: TFLM transposes 1-D to 5-D tensors")
     if sorted(perm) != list(range(rank)):
         raise layer.refuse(f"{perm} is not a permutation of the {rank} input axes")
     if tuple(y.shape) != tuple(x.shape[p] for p in perm):
