@@ -80,6 +80,14 @@ def test_corrupt_onnx(torch_models, tmp_path):
                            tmp_path / "o", "bad.onnx", "not a readable ONNX model")
 
 
+def test_corrupt_pt2(torch_models, tmp_path):
+    bad = tmp_path / "bad.pt2"
+    bad.write_bytes(torch_models["mlp"].pt2.read_bytes()[:500])
+    _assert_one_line_error(_tinycomp("build", bad, "--out", tmp_path / "o", "--calibration",
+                                     torch_models["mlp"].calibration),
+                           tmp_path / "o", "bad.pt2", "not a torch.export archive")
+
+
 def test_onnx_without_its_external_data(torch_models, tmp_path):
     shutil.copy(torch_models["cnn2d"].onnx, tmp_path / "cnn2d.onnx")  # the .onnx.data stays behind
     _assert_one_line_error(_tinycomp("build", tmp_path / "cnn2d.onnx", "--out", tmp_path / "o",

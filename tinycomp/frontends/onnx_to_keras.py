@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ModelError, UnsupportedOpError
+from ..errors import ModelError, TinycompError, UnsupportedOpError
 
 SUPPORTED = ("Conv (groups 1 or depthwise), BatchNormalization, Relu, Clip (0..6), HardSwish, "
              "Sigmoid, Tanh, Softmax, Gemm, MatMul, MaxPool, AveragePool, GlobalAveragePool, "
@@ -181,7 +181,14 @@ class Builder:
                 raise UnsupportedOpError(
                     f"unsupported op {node.op_type} at node {node.name or node.output[0]!r}; "
                     f"tinycomp converts {SUPPORTED}")
-            handler(node)
+            try:
+                handler(node)
+            except TinycompError:
+                raise
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                # Keras refusing a shape or weight: a model outside what the
+                # handlers check, named rather than shown as a traceback.
+                raise ModelError(f"{_label(node)}: cannot convert: {' '.join(str(exc).split())[:200]}") from None
 
         out = self.values.get(self.graph.output[0].name)
         if out is None:
