@@ -15,7 +15,7 @@ import pytest
 from tests.support.harness import REPO
 from tests.support.tflm import run_tflm
 
-pytestmark = [pytest.mark.torch, pytest.mark.xdist_group("torch")]
+pytestmark = [pytest.mark.torch]
 
 
 def _tinycomp(*args, prelude: str = ""):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.torch, pytest.mark.tf, pytest.mark.xdist_group("torch")]
+pytestmark = [pytest.mark.torch, pytest.mark.tf]
 
 
 def _models():

@@ -8,7 +8,7 @@ import pytest
 from tests.support.harness import REPO
 from tests.support.torch_models import MODELS
 
-pytestmark = [pytest.mark.qemu, pytest.mark.torch, pytest.mark.tf, pytest.mark.xdist_group("torch")]
+pytestmark = [pytest.mark.qemu, pytest.mark.torch, pytest.mark.tf]
 
 
 @pytest.fixture(scope="session")

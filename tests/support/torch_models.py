@@ -131,7 +131,8 @@ def trained_models(cache_root: Path) -> dict[str, TorchModel]:
     """All three models, trained and exported once per source version and
     reused by later sessions and by the host and QEMU tests (the folder is
     named by this file's content and the torch version, and is moved into
-    place whole, so a half-written one is never read)."""
+    place whole under a lock, so a half-written one is never read)."""
+    import fcntl
     import hashlib
     import json
     import os
@@ -142,15 +143,18 @@ def trained_models(cache_root: Path) -> dict[str, TorchModel]:
 
     key = hashlib.sha256(Path(__file__).read_bytes() + torch.__version__.encode()).hexdigest()[:16]
     folder = Path(cache_root) / key
-    if not (folder / "models.json").exists():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder.parent))
-        accuracy = {n: train_and_export(n, stage, epochs=EPOCHS).float_accuracy for n in MODELS}
-        (stage / "models.json").write_text(json.dumps(accuracy))
-        try:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # One trainer at a time: a second pytest-xdist worker waits for the
+    # first one's models instead of training the same ones beside it.
+    with open(folder.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "models.json").exists():
+            stage = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder.parent))
+            accuracy = {n: train_and_export(n, stage, epochs=EPOCHS).float_accuracy for n in MODELS}
+            (stage / "models.json").write_text(json.dumps(accuracy))
+            if folder.exists():  # a half-written folder from an interrupted older run
+                shutil.rmtree(folder)
             os.replace(stage, folder)
-        except OSError:  # another process finished first: use its copy
-            shutil.rmtree(stage, ignore_errors=True)
     accuracy = json.loads((folder / "models.json").read_text())
     _, _, x_test, y_test = digits()
     return {n: TorchModel(n, folder / f"{n}.pt2", folder / f"{n}.onnx", folder / f"{n}-calibration.npy",
