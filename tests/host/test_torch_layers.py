@@ -128,3 +128,27 @@ def test_onnx_matmul_add_and_softmax(tmp_path):
     assert report["float"]["top1_agreement"] > 0.95, report["float"]
     ops = [n.op.value for n in parse_tflite((tmp_path / "out" / "model.tflite").read_bytes()).nodes]
     assert ops == ["FULLY_CONNECTED", "FULLY_CONNECTED", "SOFTMAX"], ops
+
+
+@pytest.mark.parametrize("name, shape", [("cnn2d", (1, 8, 8)), ("cnn1d", (8, 8))])
+def test_torchscript_exporter_onnx(name, shape, tmp_path):
+    # ONNX from the older TorchScript exporter (dynamo=False): BatchNormalization
+    # folded by it, Clip bounds as Constant nodes, Flatten, a dynamic batch axis.
+    import warnings
+
+    import torch
+    from tests.support.torch_models import _modules
+    from tinycomp.validate import validate_model
+
+    torch.manual_seed(2)
+    model = _modules()[name]().eval()
+    x = np.random.default_rng(8).random((120, *shape), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.from_numpy(x[:1]),), str(tmp_path / "ts.onnx"), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    np.save(tmp_path / "cal.npy", x[:60])
+    report = validate_model(tmp_path / "ts.onnx", x[60:], "host", tmp_path / "out",
+                            calibration=tmp_path / "cal.npy")
+    assert report["int8"]["values_differing"] == 0
+    assert report["float"]["cosine"] > 0.99, report["float"]

@@ -25,7 +25,7 @@ from ..errors import ModelError, TinycompError, UnsupportedOpError
 
 SUPPORTED = ("Conv (groups 1 or depthwise), BatchNormalization, Relu, Clip (0..6), HardSwish, "
              "Sigmoid, Tanh, Softmax, Gemm, MatMul, MaxPool, AveragePool, GlobalAveragePool, "
-             "ReduceMean (spatial), Flatten, Reshape (flatten), Add, Mul, Concat, Identity, Dropout")
+             "ReduceMean (spatial), Flatten, Reshape (flatten), Add, Mul, Concat, Identity, Dropout, Constant")
 
 
 @dataclass
@@ -344,6 +344,19 @@ class Builder:
         if len(v.onnx_shape) != 2 or axis % 2 != 1:
             raise _refuse(node, "softmax is supported over the features of an (N, features) tensor")
         self._layer(node, layers.Softmax(axis=-1), v, v.onnx_shape)
+
+    def op_Constant(self, node):
+        """Constants as nodes (the TorchScript exporter writes Clip's bounds so)."""
+        from onnx import numpy_helper
+        a = _attrs(node)
+        if "value" in a:
+            value = numpy_helper.to_array(a["value"])
+        else:
+            keys = [k for k in ("value_float", "value_floats", "value_int", "value_ints") if k in a]
+            if not keys:
+                raise _refuse(node, f"constant of kind {sorted(a)} is not supported")
+            value = np.asarray(a[keys[0]], np.float32 if "float" in keys[0] else np.int64)
+        self.consts[node.output[0]] = value
 
     def op_Identity(self, node):
         self.values[node.output[0]] = self.value(node)
