@@ -87,6 +87,42 @@ def test_corrupt_pt2(torch_models, tmp_path):
                            tmp_path / "o", "bad.pt2", "not a torch.export archive")
 
 
+class _Planted:
+    """Unpickling this creates a folder: stands for code a crafted file runs."""
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+
+    def __reduce__(self):
+        import os
+        return (os.mkdir, (self.folder,))
+
+
+def test_pt2_with_pickled_code_is_refused_unloaded(torch_models, tmp_path):
+    # torch.export.load retries sample inputs that fail the weights-only
+    # unpickler with the unrestricted one (measured: the code runs). tinycomp
+    # checks every pickled member first and loads nothing of such a file.
+    import io
+
+    import torch
+
+    planted = tmp_path / "planted"
+    src, dst = torch_models["mlp"].pt2, tmp_path / "crafted.pt2"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename.endswith("sample_inputs/model.pt"):
+                buf = io.BytesIO()
+                torch.save(_Planted(planted), buf)
+                data = buf.getvalue()
+            zout.writestr(item, data)
+    for command in (("build", dst), ("validate", dst, "--data", torch_models["mlp"].calibration)):
+        _assert_one_line_error(_tinycomp(*command, "--out", tmp_path / "o", "--calibration",
+                                         torch_models["mlp"].calibration),
+                               tmp_path / "o", "sample_inputs/model.pt holds pickled Python objects")
+        assert not planted.exists()
+
+
 def test_onnx_without_its_external_data(torch_models, tmp_path):
     shutil.copy(torch_models["cnn2d"].onnx, tmp_path / "cnn2d.onnx")  # the .onnx.data stays behind
     _assert_one_line_error(_tinycomp("build", tmp_path / "cnn2d.onnx", "--out", tmp_path / "o",

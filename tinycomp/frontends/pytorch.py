@@ -104,6 +104,35 @@ def _pt2_versions(path: Path) -> tuple[dict | None, str | None]:
     return meta.get("schema_version"), meta.get("torch_version")
 
 
+def _check_pt2_pickles(path: Path, torch) -> None:
+    """torch.export.load unpickles some members with weights_only=False (pickled
+    weights, custom and opaque objects, and sample inputs that the safe loader
+    refuses), which can run code from the file. Refuse a .pt2 unless every
+    pickled member loads with torch's weights-only unpickler."""
+    unsafe = f"{path.name}: %s holds pickled Python objects, not plain tensors; tinycomp does not " \
+             "load them (unpickling can run code from the file)"
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        pickled = [n for n in names if n.endswith(".pt")]
+        for config_name in (n for n in names if n.endswith("_config.json") and "/data/" in n):
+            try:
+                config = json.loads(archive.read(config_name)).get("config", {})
+            except (ValueError, AttributeError):
+                raise ModelError(f"{path.name}: {config_name} is not valid JSON: corrupt?") from None
+            folder = config_name.rsplit("/", 1)[0]
+            for meta in config.values():
+                member = f"{folder}/{meta.get('path_name', '')}"
+                if meta.get("use_pickle"):
+                    pickled.append(member)
+                elif str(meta.get("path_name", "")).startswith(("custom_obj_", "opaque_obj_")):
+                    raise ModelError(unsafe % member)
+        for member in pickled:
+            try:
+                torch.load(io.BytesIO(archive.read(member)), weights_only=True)
+            except Exception:
+                raise ModelError(unsafe % member) from None
+
+
 def load_pt2(path: Path):
     """A .pt2 ExportedProgram -> an ONNX ModelProto (weights inline)."""
     _require("torch", "onnx", "onnxscript")
@@ -117,6 +146,7 @@ def load_pt2(path: Path):
                          f"{schema.get('minor')}); this tinycomp reads schema {SUPPORTED_SCHEMA_MAJOR} "
                          f"as torch {torch.__version__.split('+')[0]} writes it: re-export the model "
                          "with torch 2.13, or export it to .onnx")
+    _check_pt2_pickles(path, torch)
     with _quiet_torch():
         try:
             program = torch.export.load(str(path))
@@ -236,6 +266,8 @@ def float_outputs(path: Path, x: np.ndarray) -> np.ndarray:
     if path.suffix == ".pt2":
         _require("torch")
         import torch
+        _pt2_versions(path)  # a readable archive
+        _check_pt2_pickles(path, torch)
         with _quiet_torch():
             try:
                 module = torch.export.load(str(path)).module()
