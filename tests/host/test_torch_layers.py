@@ -152,3 +152,28 @@ def test_torchscript_exporter_onnx(name, shape, tmp_path):
                             calibration=tmp_path / "cal.npy")
     assert report["int8"]["values_differing"] == 0
     assert report["float"]["cosine"] > 0.99, report["float"]
+
+
+@pytest.mark.parametrize("case", ["pointwise", "feature_map"])
+def test_layout_at_both_ends(case, tmp_path):
+    # (N, 4, 1, 1) in and (N, 3, 1, 1) out: the same bytes in both layouts, no
+    # TRANSPOSE. A (N, 3, 3, 3) feature map out: one TRANSPOSE back to NCHW.
+    import torch
+    from torch import nn
+    from tinycomp.frontends.tflite import parse_tflite
+    from tinycomp.validate import validate_model
+
+    torch.manual_seed(6)
+    shape = (4, 1, 1) if case == "pointwise" else (2, 3, 3)
+    model = nn.Sequential(nn.Conv2d(shape[0], 3, 1 if case == "pointwise" else 3, padding="same"),
+                          nn.ReLU()).eval()
+    x = np.random.default_rng(4).random((100, *shape), dtype=np.float32)
+    torch.onnx.export(model, (torch.from_numpy(x[:1]),), str(tmp_path / "m.onnx"), dynamo=True, verbose=False)
+    np.save(tmp_path / "cal.npy", x[:50])
+    report = validate_model(tmp_path / "m.onnx", x[50:], "host", tmp_path / "out", calibration=tmp_path / "cal.npy")
+    assert report["int8"]["values_differing"] == 0
+    assert report["float"]["cosine"] > 0.99, report["float"]
+    graph = parse_tflite((tmp_path / "out" / "model.tflite").read_bytes())
+    ops = [n.op.value for n in graph.nodes]
+    assert ops.count("TRANSPOSE") == (0 if case == "pointwise" else 2), ops
+    assert graph.tensor(graph.outputs[0]).shape == ((1, 3, 1, 1) if case == "pointwise" else (1, 3, 3, 3))

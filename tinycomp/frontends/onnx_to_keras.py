@@ -165,8 +165,10 @@ class Builder:
         if rank in (3, 4):
             c = dims[1]
             inner = tuple(dims[2:]) + (c,)
-            # One channel: channels-first and channels-last are the same bytes.
-            t = layers.Reshape(inner)(x) if c == 1 else layers.Permute(tuple(range(2, rank)) + (1,))(x)
+            # One channel, or no spatial extent: channels-first and
+            # channels-last are the same bytes, and a RESHAPE costs no code.
+            same_bytes = c == 1 or all(d == 1 for d in dims[2:])
+            t = layers.Reshape(inner)(x) if same_bytes else layers.Permute(tuple(range(2, rank)) + (1,))(x)
             self.values[inp.name] = Value(t, tuple(dims), True)
         elif rank == 2:
             self.values[inp.name] = Value(x, tuple(dims), False)
@@ -194,7 +196,8 @@ class Builder:
         if out is None:
             raise ModelError(f"the model output {self.graph.output[0].name!r} is not computed by any node")
         y = out.tensor
-        if out.channels_last and len(out.onnx_shape) > 2 and out.onnx_shape[1] > 1:
+        if (out.channels_last and len(out.onnx_shape) > 2 and out.onnx_shape[1] > 1
+                and any(d > 1 for d in out.onnx_shape[2:])):
             rank = len(out.onnx_shape)
             y = layers.Permute((rank - 1,) + tuple(range(1, rank - 1)))(y)
         elif out.channels_last:
