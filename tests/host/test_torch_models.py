@@ -4,7 +4,6 @@ TFLM's on the generated .tflite bit for bit, and its accuracy is within one
 point of the float PyTorch model's."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from tests.support.harness import REPO

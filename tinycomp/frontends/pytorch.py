@@ -12,7 +12,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -22,7 +21,6 @@ import numpy as np
 from ..errors import InputDataError, ModelError, UnsupportedOpError
 from .keras import _one_line, quiet_tensorflow
 
-SUFFIXES = (".onnx", ".pt2")
 EXTRA_HINT = "pip install 'tinycomp[torch]'"
 # torch.export's archive schema that torch 2.13 writes and reads.
 SUPPORTED_SCHEMA_MAJOR = 8
@@ -231,11 +229,11 @@ def _check_layout(samples, shape: tuple, layout: str) -> np.ndarray:
     hint = ""
     if data.ndim == len(shape) and sorted(data.shape[1:]) == sorted(inner) and len(shape) > 2:
         hint = " (channels last?)"
-    raise InputDataError(f"calibration samples have shape {_shape(data.shape, data.ndim)}{hint}; "
+    raise InputDataError(f"calibration samples have shape {_shape(data.shape)}{hint}; "
                          f"the model takes {layout} {_shape(shape)}")
 
 
-def _shape(shape, ndim=None) -> str:
+def _shape(shape) -> str:
     dims = ["N"] + [str(d) for d in tuple(shape)[1:]]
     return "(" + ", ".join(dims) + ")"
 
