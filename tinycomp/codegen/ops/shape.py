@@ -111,6 +111,9 @@ def pad(layer: Layer) -> dict:
     }
 
 
+MAX_UNROLL = 16  # innermost TRANSPOSE axes up to this many bytes are unrolled
+
+
 def transpose(layer: Layer) -> dict:
     """Output axis k reads input axis perm[k]; bytes move unchanged, as in
     TFLM (which copies int8 values whatever the quantization says)."""
@@ -146,8 +149,14 @@ def transpose(layer: Layer) -> dict:
             axes.append([size, stride])
     if not axes:
         axes = [[1, 1]]
-    # An innermost stride of 1 is a contiguous run: memcpy it.
+    # An innermost stride of 1 is a contiguous run: memcpy it. A short strided
+    # innermost axis is unrolled into constant offsets (a byte load and store
+    # each; the loop costed three times that on Cortex-M4).
     run = axes.pop()[0] if axes[-1][1] == 1 else 1
+    unroll = []
+    if run == 1 and axes and axes[-1][0] <= MAX_UNROLL:
+        size, stride = axes.pop()
+        unroll = [k * stride for k in range(size)]
     loops = [{"size": s, "stride": st} for s, st in axes]
     index = " + ".join(f"i{k} * {l['stride']}" for k, l in enumerate(loops)) or "0"
-    return {"loops": loops, "run": run, "index": index, "size": y.size}
+    return {"loops": loops, "run": run, "unroll": unroll, "index": index, "size": y.size}
