@@ -55,12 +55,13 @@ def unsupported(tmp_path_factory):
 
 
 def test_build_and_run_keep_the_model_layout(torch_models, tmp_path):
-    # The 1-D CNN takes (N, C=8, L=8); run takes the same layout and matches
-    # TFLM on the generated .tflite.
+    # The 1-D CNN takes (N, C=8, L=8); `tinycomp run` takes the same layout
+    # and matches TFLM on the generated .tflite.
+    from tinycomp import pipeline
+
     m = torch_models["cnn1d"]
-    out = tmp_path / "b"
-    result = _tinycomp("build", m.onnx, "--board", "host", "--out", out, "--calibration", m.calibration)
-    assert result.returncode == 0, result.stderr
+    out = tmp_path / "b"  # built in-process (the CLI builds are the error tests' and QEMU's)
+    pipeline.build(m.onnx, out, pipeline.BuildOptions(board="host", calibration=m.calibration))
     assert json.loads((out / "tinycomp.json").read_text())["input"]["shape"] == [1, 8, 8]
     np.save(tmp_path / "x.npy", m.x_test[:50])
     result = _tinycomp("run", out, "--inputs", tmp_path / "x.npy", "--outputs", tmp_path / "y.npy")
@@ -116,11 +117,16 @@ def test_pt2_with_pickled_code_is_refused_unloaded(torch_models, tmp_path):
                 torch.save(_Planted(planted), buf)
                 data = buf.getvalue()
             zout.writestr(item, data)
-    for command in (("build", dst), ("validate", dst, "--data", torch_models["mlp"].calibration)):
-        _assert_one_line_error(_tinycomp(*command, "--out", tmp_path / "o", "--calibration",
-                                         torch_models["mlp"].calibration),
-                               tmp_path / "o", "sample_inputs/model.pt holds pickled Python objects")
-        assert not planted.exists()
+    _assert_one_line_error(_tinycomp("build", dst, "--out", tmp_path / "o", "--calibration",
+                                     torch_models["mlp"].calibration),
+                           tmp_path / "o", "sample_inputs/model.pt holds pickled Python objects")
+    assert not planted.exists()
+    # validate --float-model X.pt2 beside a .tflite reaches the float reference directly.
+    from tinycomp.errors import ModelError
+    from tinycomp.frontends.pytorch import float_outputs
+    with pytest.raises(ModelError, match="holds pickled Python objects"):
+        float_outputs(dst, np.zeros((1, 64), np.float32))
+    assert not planted.exists()
 
 
 def test_onnx_without_its_external_data(torch_models, tmp_path):
@@ -175,19 +181,22 @@ def test_without_the_extra_installed(torch_models, tmp_path):
                                tmp_path / "o", "pip install 'tinycomp[torch]'")
 
 
-def test_tflite_and_keras_builds_never_import_torch(torch_models, tmp_path):
-    # The .tflite a PyTorch build wrote, built again as a plain .tflite; then a
-    # small Keras model built from its file. Neither may load torch or onnx.
-    m = torch_models["mlp"]
-    first = tmp_path / "first"
-    assert _tinycomp("build", m.onnx, "--board", "host", "--out", first, "--calibration",
-                     m.calibration).returncode == 0
+def test_tflite_and_keras_builds_never_import_torch(tmp_path):
+    # A plain .tflite, then a small Keras model built from its file: neither
+    # may load torch or onnx.
+    from tests.support.tflite_builder import ModelBuilder, random_weights
+
+    b = ModelBuilder()
+    x = b.input((1, 6), 0.05, 0)
+    wq, ws = random_weights(np.random.default_rng(1), (3, 6))
+    b.output(b.fully_connected(x, b.const_int8(wq, scales=ws), None, 0.1, 2))
+    (tmp_path / "m.tflite").write_bytes(b.build())
     np.save(tmp_path / "x.npy", np.random.default_rng(0).random((16, 6), dtype=np.float32))
     code = f"""
 import sys
 from pathlib import Path
 from tinycomp import pipeline
-pipeline.build(Path({str(first / 'model.tflite')!r}), Path({str(tmp_path / 'again')!r}),
+pipeline.build(Path({str(tmp_path / 'm.tflite')!r}), Path({str(tmp_path / 'a')!r}),
                pipeline.BuildOptions(board='host'))
 import keras
 keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)]).save({str(tmp_path / 'k.keras')!r})

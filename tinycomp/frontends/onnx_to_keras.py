@@ -76,6 +76,7 @@ class Builder:
         self.folded: set[int] = set()  # Add nodes already folded into a MatMul as its bias
         self._fix_batch(model)
         self.shapes = self._shapes(model)
+        _, self.input_shape, self.input_layout = self._input()
 
     # ------------------------------------------------------------ helpers
 
@@ -136,10 +137,10 @@ class Builder:
 
     # ------------------------------------------------------------ build
 
-    def build(self):
-        import keras
-        from keras import layers
-
+    def _input(self):
+        """The one float input, its batch fixed to 1: (value info, dims, layout
+        name). Known before Keras loads, so calibration data can be checked
+        against it first."""
         inputs = [i for i in self.graph.input if i.name not in self.consts]
         if len(inputs) != 1 or len(self.graph.output) != 1:
             raise ModelError(f"the ONNX model has {len(inputs)} inputs and {len(self.graph.output)} "
@@ -158,8 +159,17 @@ class Builder:
         if any(d is None or d <= 0 for d in dims[1:]):
             raise ModelError(f"the model input {inp.name!r} has unknown dimensions "
                              f"{['N' if d is None else d for d in dims]}; export it with a fixed sample shape")
-        self.shapes[inp.name] = tuple(dims)
-        self.input_shape = tuple(dims)
+        if len(dims) not in (2, 3, 4):
+            raise ModelError(f"the model input {inp.name!r} has rank {len(dims)}; tinycomp takes "
+                             "(N, features), (N, C, L) or (N, C, H, W)")
+        return inp, tuple(dims), {2: "(N, features)", 3: "NCL", 4: "NCHW"}[len(dims)]
+
+    def build(self):
+        import keras
+        from keras import layers
+
+        inp, dims, _ = self._input()
+        self.shapes[inp.name] = dims
         x = keras.Input(tuple(dims[1:]), batch_size=1, name="input")
         rank = len(dims)
         if rank in (3, 4):
@@ -170,12 +180,8 @@ class Builder:
             same_bytes = c == 1 or all(d == 1 for d in dims[2:])
             t = layers.Reshape(inner)(x) if same_bytes else layers.Permute(tuple(range(2, rank)) + (1,))(x)
             self.values[inp.name] = Value(t, tuple(dims), True)
-        elif rank == 2:
-            self.values[inp.name] = Value(x, tuple(dims), False)
         else:
-            raise ModelError(f"the model input {inp.name!r} has rank {rank}; tinycomp takes "
-                             "(N, features), (N, C, L) or (N, C, H, W)")
-        self.input_layout = {2: "(N, features)", 3: "NCL", 4: "NCHW"}[rank]
+            self.values[inp.name] = Value(x, tuple(dims), False)
 
         for node in self.graph.node:
             handler = getattr(self, "op_" + node.op_type, None)
@@ -547,8 +553,3 @@ class Builder:
                       "(N, features) is supported)")
 
 
-def onnx_to_keras(model):
-    """Returns (keras model, ONNX input shape at batch 1, layout name)."""
-    b = Builder(model)
-    keras_model = b.build()
-    return keras_model, b.input_shape, b.input_layout

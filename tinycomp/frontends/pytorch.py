@@ -244,12 +244,16 @@ def torch_to_tflite(path: Path, calibration) -> bytes:
     from .keras import keras_model_to_tflite
     from .onnx_to_keras import Builder
 
-    with quiet_tensorflow():
+    try:
         builder = Builder(model)
-        try:
+        # Samples in a wrong layout fail before Keras (and TensorFlow) load;
+        # missing samples only after the layers are known to convert.
+        if calibration is not None:
+            _check_layout(calibration, builder.input_shape, builder.input_layout)
+        with quiet_tensorflow():
             keras_model = builder.build()
-        except (UnsupportedOpError, ModelError) as exc:
-            raise type(exc)(f"{Path(path).name}: {exc}") from None
+    except (UnsupportedOpError, ModelError) as exc:
+        raise type(exc)(f"{Path(path).name}: {exc}") from None
     samples = _check_layout(calibration, builder.input_shape, builder.input_layout)
     return keras_model_to_tflite(keras_model, samples.astype(np.float32))
 
