@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	fi
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test,torch]'
 	touch $@
 
 demo: setup

@@ -41,9 +41,10 @@ def cli(verbose: bool) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Output folder [default: out/<model name>].")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
-              help="Float samples (.npy, shape (N, *input_shape)) to calibrate a Keras model.")
+              help="Float samples (.npy, shape (N, *input_shape), the model's own layout) to "
+                   "calibrate a Keras, .pt2 or .onnx model.")
 def build(model: Path, board: str, out_dir: Path | None, calibration: Path | None) -> None:
-    """Compile MODEL (.tflite, .keras, .h5 or SavedModel) for a board."""
+    """Compile MODEL (.tflite, .keras, .h5, SavedModel, .pt2 or .onnx) for a board."""
     out_dir = out_dir or Path("out") / model.stem
     info = pipeline.build(model, out_dir, pipeline.BuildOptions(board=board, calibration=calibration))
     click.echo(f"built {model} for {info['board']} in {out_dir}: {len(info['layers'])} layers, "
@@ -158,7 +159,7 @@ def flash(build_dir: Path, tool: str | None, seconds: float | None) -> None:
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
-              help="Float samples (.npy) for a Keras model.")
+              help="Float samples (.npy) for a Keras, .pt2 or .onnx model.")
 def inspect(model: Path, calibration: Path | None) -> None:
     """Show layers, shapes, quantization, MACs and the memory plan of MODEL."""
     from .inspect import describe
@@ -173,9 +174,9 @@ def inspect(model: Path, calibration: Path | None) -> None:
                    "float32 for float comparisons, or int8.")
 @click.option("--labels", type=click.Path(path_type=Path), default=None, help="Class labels (.npy).")
 @click.option("--float-model", type=click.Path(path_type=Path), default=None,
-              help="The float Keras model, when MODEL is a .tflite.")
+              help="The float model (Keras, .pt2 or .onnx), when MODEL is a .tflite.")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
-              help="Float samples (.npy) to calibrate a Keras MODEL.")
+              help="Float samples (.npy) to calibrate a Keras, .pt2 or .onnx MODEL.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
               help="Save the report as JSON.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,

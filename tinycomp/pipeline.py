@@ -1,7 +1,8 @@
 """The pipeline, end to end: model -> IR -> C -> build -> run.
 
     load_model   .tflite through the LiteRT schema; Keras through the TFLite
-                 converter with calibration data (frontends/)
+                 converter with calibration data; .pt2/.onnx through ONNX ->
+                 Keras, then the same converter (frontends/)
     generate     IR + kernel table -> C sources (codegen/)
     build        the board's toolchain (targets/)
     run          samples in, outputs back in the model's own types (targets/)
@@ -29,6 +30,7 @@ from .userdata import check_finite
 
 DEFAULT_BOARD = "qemu"
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+TORCH_SUFFIXES = (".onnx", ".pt2")  # float PyTorch models: tinycomp[torch]
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,14 @@ def load_model(path: Path, calibration: Path | None = None) -> tuple[Graph, byte
         samples = load_calibration(calibration) if calibration is not None else None
         data = keras_to_tflite(path, samples)
         return parse_tflite(data, name=path.stem), data
+    if path.suffix in TORCH_SUFFIXES:
+        from .frontends.keras import load_calibration
+        from .frontends.pytorch import torch_to_tflite  # torch/onnx: the optional extra
+        samples = load_calibration(calibration) if calibration is not None else None
+        data = torch_to_tflite(path, samples)
+        return parse_tflite(data, name=path.stem), data
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; "
-                     "tinycomp reads .tflite, .keras, .h5 and SavedModel folders")
+                     "tinycomp reads .tflite, .keras, .h5, SavedModel folders, .onnx and .pt2")
 
 
 def _tensor_info(t) -> dict:

@@ -106,7 +106,11 @@ def format_report(report: dict) -> str:
 
 
 def float_outputs(model_path, x: np.ndarray) -> np.ndarray:
-    """The float Keras model's outputs on float samples (imports TensorFlow)."""
+    """The float model's outputs on float samples: Keras (imports TensorFlow),
+    or the original PyTorch/ONNX model (torch or onnxruntime)."""
+    if Path(model_path).suffix in (".onnx", ".pt2"):
+        from .frontends.pytorch import float_outputs as torch_float_outputs
+        return torch_float_outputs(model_path, x)
     from .frontends.keras import quiet_tensorflow
     with quiet_tensorflow():
         import keras

@@ -55,6 +55,7 @@ _OPS = {
     "EXPAND_DIMS": (1, "ExpandDimsOptions"),
     "CONCATENATION": (2, "ConcatenationOptions"),
     "PAD": (2, "PadOptions"),
+    "TRANSPOSE": (2, "TransposeOptions"),
     "SOFTMAX": (2, "SoftmaxOptions"),
     "LOGISTIC": (2, None),
     "TANH": (2, None),
@@ -572,6 +573,14 @@ class ModelBuilder:
         p = self.const_int32(paddings)
         y = self._out(shape, None, None, like=x)
         self.op("PAD", [x, p], [y])
+        return y
+
+    def transpose(self, x, perm) -> int:
+        xs = self.tensors[x].shape
+        perm = [int(p) for p in perm]
+        p = self.const_int32(np.asarray(perm, np.int32))
+        y = self._out(tuple(xs[d] for d in perm), None, None, like=x)
+        self.op("TRANSPOSE", [x, p], [y])
         return y
 
     def _unary(self, name, x, scale, zero_point, **opts) -> int:

@@ -14,7 +14,7 @@ from .ops.gather import data_movement
 from .ops.elementwise import add, maximum, minimum, mul, prelu, sub
 from .ops.pooling import average_pool_2d, max_pool_2d, mean
 from .ops.quantize import dequantize, quantize_float, requantize
-from .ops.shape import concatenation, pad
+from .ops.shape import concatenation, pad, transpose
 from .ops.sparse import conv_2d_auto, fully_connected_auto
 
 I8, I16, U8, F32 = "int8", "int16", "uint8", "float32"
@@ -45,6 +45,7 @@ _INT8: dict[Op, Kernel] = {
     Op.MEAN: Kernel("kernels/mean.c.j2", mean),
     Op.CONCATENATION: Kernel("kernels/concatenation.c.j2", concatenation),
     Op.PAD: Kernel("kernels/pad.c.j2", pad),
+    Op.TRANSPOSE: Kernel("kernels/transpose.c.j2", transpose),
 }
 
 KERNELS: dict[tuple[Op, str, str], Kernel] = {

@@ -56,21 +56,35 @@ def keras_to_tflite(path, calibration) -> bytes:
             converter, input_shape = _saved_model_converter(tf, path)
         else:
             converter, input_shape = _keras_file_converter(tf, path)
-        samples = _check_calibration(calibration, input_shape)
+        return _convert_int8(tf, converter, _check_calibration(calibration, input_shape))
 
-        def representative_dataset():
-            for sample in samples[:MAX_CALIBRATION_SAMPLES]:
-                yield [sample[None]]
 
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-        try:
-            return bytes(converter.convert())
-        except Exception as exc:
-            raise ModelError(f"TFLite conversion failed: {_converter_message(exc)}") from None
+def keras_model_to_tflite(model, samples: np.ndarray) -> bytes:
+    """An in-memory Keras model (built by another front end, e.g. from ONNX)
+    -> INT8 .tflite bytes, the same way as a model file."""
+    with quiet_tensorflow():
+        import tensorflow as tf
+
+        converter, input_shape = _model_converter(tf, model)
+        return _convert_int8(tf, converter, _check_calibration(samples, input_shape))
+
+
+def _convert_int8(tf, converter, samples: np.ndarray) -> bytes:
+    """Full-integer conversion: per-channel int8 weights, activation ranges
+    from the calibration samples, int8 input and output."""
+    def representative_dataset():
+        for sample in samples[:MAX_CALIBRATION_SAMPLES]:
+            yield [sample[None]]
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    try:
+        return bytes(converter.convert())
+    except Exception as exc:
+        raise ModelError(f"TFLite conversion failed: {_converter_message(exc)}") from None
 
 
 def _keras_file_converter(tf, path: Path):

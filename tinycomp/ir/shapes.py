@@ -274,6 +274,14 @@ def _index_map(c: _Check) -> None:
         raise c.error(f"its geometry cannot be computed ({type(exc).__name__})") from None
 
 
+def _transpose(c: _Check) -> None:
+    shape = c.shape(0)
+    perm = [int(p) for p in c.const(1).reshape(-1)]
+    if sorted(perm) != list(range(len(shape))):  # TFLite refuses negative entries too
+        raise c.error(f"permutation {perm} does not reorder the {len(shape)} axes of {list(shape)}")
+    c.expect([shape[p] for p in perm], f"permuting {list(shape)} by {perm}")
+
+
 def _shape_of(c: _Check) -> None:
     c.expect((len(c.shape(0)),), f"the rank of {list(c.shape(0))}")
 
@@ -316,6 +324,7 @@ RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.SPACE_TO_DEPTH: (1, 1, _index_map),
     Op.RESIZE_NEAREST_NEIGHBOR: (2, 2, _index_map),
     Op.SHAPE: (1, 1, _shape_of),
+    Op.TRANSPOSE: (2, 2, _transpose),
 }
 
 # Ops with several outputs (their rule checks each); every other op has one.

@@ -109,3 +109,54 @@ def pad(layer: Layer) -> dict:
         "out_size": y.size, "pad_value": y.zero_point, "loops": loops,
         "run": run, "out_index": out_index, "in_index": in_index,
     }
+
+
+MAX_UNROLL = 16  # innermost TRANSPOSE axes up to this many bytes are unrolled
+
+
+def transpose(layer: Layer) -> dict:
+    """Output axis k reads input axis perm[k]; bytes move unchanged, as in
+    TFLM (which copies int8 values whatever the quantization says)."""
+    x, y = layer.input(), layer.output()
+    if x.dtype != "int8" or y.dtype != "int8":
+        raise layer.refuse("only int8 tensors are supported")
+    perm_t = layer.input(1) if layer.has_input(1) else None
+    if perm_t is None or not perm_t.is_const:
+        raise layer.refuse("the permutation must be a constant tensor")
+    perm = [int(p) for p in perm_t.data.reshape(-1)]
+    rank = len(x.shape)
+    if not 1 <= rank <= 5:  # TFLM's Prepare refuses the rest (measured)
+        raise layer.refuse(f"rank {rank}: TFLM transposes 1-D to 5-D tensors")
+    if sorted(perm) != list(range(rank)):
+        raise layer.refuse(f"{perm} is not a permutation of the {rank} input axes")
+    if tuple(y.shape) != tuple(x.shape[p] for p in perm):
+        raise layer.refuse(f"output shape {list(y.shape)} is not the input {list(x.shape)} "
+                           f"permuted by {perm}")
+    if x.size == 0:
+        raise layer.refuse("empty inputs are not supported")
+    in_strides = [_prod(x.shape[d + 1:]) for d in range(rank)]
+    # Output axes in order with the input stride each one walks; size-1 axes
+    # move nothing, and an axis whose stride is its inner neighbour's whole
+    # extent is contiguous with it in both tensors, so the two become one loop.
+    axes: list[list[int]] = []
+    for k in range(rank):
+        size, stride = int(y.shape[k]), in_strides[perm[k]]
+        if size == 1:
+            continue
+        if axes and axes[-1][1] == stride * size:
+            axes[-1] = [axes[-1][0] * size, stride]
+        else:
+            axes.append([size, stride])
+    if not axes:
+        axes = [[1, 1]]
+    # An innermost stride of 1 is a contiguous run: memcpy it. A short strided
+    # innermost axis is unrolled into constant offsets (a byte load and store
+    # each; the loop costed three times that on Cortex-M4).
+    run = axes.pop()[0] if axes[-1][1] == 1 else 1
+    unroll = []
+    if run == 1 and axes and axes[-1][0] <= MAX_UNROLL:
+        size, stride = axes.pop()
+        unroll = [k * stride for k in range(size)]
+    loops = [{"size": s, "stride": st} for s, st in axes]
+    index = " + ".join(f"i{k} * {l['stride']}" for k, l in enumerate(loops)) or "0"
+    return {"loops": loops, "run": run, "unroll": unroll, "index": index, "size": y.size}
