@@ -1,0 +1,72 @@
+"""`tinycomp profile --cycles` end to end on a small CNN: the QEMU plugin's
+instruction counts agree with the firmware's SysTick count, per-layer cycles
+sum to the total, and the timing board changes cycles and ms as it should."""
+import json
+
+import pytest
+
+from tests.qemu.conftest import small_cnn
+from tests.support.cli import assert_one_line_error, tinycomp as _tinycomp
+from tinycomp.frontends.tflite import parse_tflite
+from tinycomp.pipeline import build_graph
+
+pytestmark = pytest.mark.qemu
+
+TICK = 40   # instructions per SysTick tick on mps2-an386 under -icount shift=0
+
+
+@pytest.fixture(scope="module")
+def cnn_build(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cycles")
+    tflite = small_cnn()
+    build_graph(parse_tflite(tflite, name="cnn"), tflite, root / "build", "qemu-mps2-an386")
+    return root
+
+
+def _profile(root, *args):
+    out = root / f"p{len(list(root.glob('p*.json')))}.json"
+    result = _tinycomp("profile", root / "build", "--cycles", *args, "--json", out)
+    assert result.returncode == 0, result.stderr
+    return json.loads(out.read_text()), result.stdout
+
+
+def test_cycles_on_the_build_board(cnn_build):
+    p, text = _profile(cnn_build)
+    layers = p["layers"]
+    assert [l["op"] for l in layers] == ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"]
+    assert sum(l["cycles"] for l in layers) == p["cycles"]
+    assert sum(l["instructions"] for l in layers) == p["instructions"]
+    for l in layers:
+        # Same run, two counters: the plugin's exact count and SysTick's 40-instruction ticks.
+        assert abs(l["instructions"] - l["systick_instructions"]) <= TICK, l
+        # Every Cortex-M4 instruction takes at least a cycle; loads and taken branches more.
+        assert l["instructions"] < l["cycles"] < 3 * l["instructions"]
+        assert l["cycles"] == (l["core_cycles"] + l["branch_cycles"] + l["unaligned_cycles"]
+                               + l["flash_cycles"])
+        assert l["ms"] == pytest.approx(1000 * l["cycles"] / 25e6, abs=1e-4)
+    assert p["flash_cycles"] == 0          # zero-wait SSRAM on the MPS2
+    by_p = {int(k): v for k, v in p["cycles_by_refill"].items()}
+    assert by_p[3] - p["cycles"] == p["cycles"] - by_p[1] == p["taken_branches"]
+    assert "qemu-mps2-an386 timing at 25 MHz" in text and "assumptions:" in text
+
+
+def test_cycles_as_the_mlperf_board(cnn_build):
+    base, _ = _profile(cnn_build)
+    p, text = _profile(cnn_build, "--as-board", "nucleo-l4r5zi")
+    assert p["timing_board"] == "nucleo-l4r5zi" and p["clock_hz"] == 120_000_000
+    assert p["instructions"] == base["instructions"] and p["core_cycles"] == base["core_cycles"]
+    # Weights and requantization constants come from flash through the data cache model.
+    assert 0 < p["flash_misses"] <= p["flash_reads"] and p["flash_cycles"] == 20 * p["flash_misses"]
+    assert p["cycles"] == base["cycles"] + p["flash_cycles"]
+    assert p["ms"] == pytest.approx(1000 * p["cycles"] / 120e6, abs=1e-4)
+    assert "5 flash wait states" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--cycles", "--as-board", "qemu-mps2-an385"), "needs the same core"),
+    (("--cycles", "--as-board", "nucleo-f746zg"), "same core"),
+    (("--cycles", "--as-board", "no-such-board"), "unknown board"),
+    (("--as-board", "nucleo-l4r5zi"), "--as-board goes with --cycles"),
+])
+def test_refused_in_one_line(cnn_build, args, message):
+    assert_one_line_error(_tinycomp("profile", cnn_build / "build", *args), message)
