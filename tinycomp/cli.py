@@ -87,18 +87,19 @@ def run(build_dir: Path, inputs: Path, outputs: Path, port: str | None) -> None:
 def profile(build_dir: Path, inputs: Path | None, json_path: Path | None, port: str | None,
             cycles: bool, as_board: str | None) -> None:
     """Instructions (QEMU) or cycles (board) per inference and per layer, with memory."""
+    from .errors import BoardError
     from .profile import format_profile, profile_build
 
     pipeline.read_manifest(build_dir)
     if json_path is not None:
         check_out_file(json_path)
     if as_board is not None and not cycles:
-        raise click.UsageError("--as-board goes with --cycles")
+        raise BoardError("--as-board goes with --cycles: it names the board whose timing to use")
     samples = load_npy(inputs, "inputs") if inputs is not None else None
     if cycles:
         from .cycles.report import format_cycles, profile_cycles
         if port not in (None, "socket"):
-            raise click.UsageError("--cycles runs QEMU itself: leave out --port")
+            raise BoardError("--cycles runs QEMU itself: leave out --port")
         p = profile_cycles(build_dir, samples, as_board, refills=(1, 3))
         click.echo(format_cycles(p))
     else:
