@@ -62,6 +62,13 @@ def test_cycles_as_the_mlperf_board(cnn_build):
     assert "5 flash wait states" in text
 
 
+def test_build_folder_stays_a_clean_build(cnn_build):
+    """The plugin and the trace live outside the build: it can still be rebuilt in place."""
+    _profile(cnn_build)
+    tflite = small_cnn()
+    build_graph(parse_tflite(tflite, name="cnn"), tflite, cnn_build / "build", "qemu-mps2-an386")
+
+
 @pytest.mark.parametrize("args, message", [
     (("--cycles", "--as-board", "qemu-mps2-an385"), "needs the same core"),
     (("--cycles", "--as-board", "nucleo-f746zg"), "same core"),

@@ -1,16 +1,20 @@
 """Run one profiled inference in QEMU with tinycomp's TCG plugin
 (firmware/qemu_plugin/tc_trace.c) and read back its per-layer summary.
 
-The plugin is compiled with the host gcc into the build folder (a .so named
-after the source's hash, so an edited plugin is rebuilt). QEMU 7.2 loads it
-with -plugin; the firmware is the one `tinycomp build` made: nothing in it
-changes for tracing.
+The plugin is compiled with the host gcc into tinycomp's user cache
+($XDG_CACHE_HOME/tinycomp, else ~/.cache/tinycomp; a .so named after the
+source's hash, so an edited plugin is rebuilt), never into the build folder:
+a build folder holds only what its manifest lists. The trace goes to a
+temporary folder. QEMU 7.2 loads the plugin with -plugin; the firmware is the
+one `tinycomp build` made: nothing in it changes for tracing.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,17 +35,27 @@ class Trace:
     systick_layers: tuple[int, ...]
 
 
-def build_plugin(cache_dir: Path) -> Path:
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tinycomp" / "qemu-plugin"
+
+
+def build_plugin(cache: Path | None = None) -> Path:
     src_dir = data_dir("firmware") / "qemu_plugin"
     source = (src_dir / "tc_trace.c").read_bytes() + (src_dir / "tc_qemu_plugin.h").read_bytes()
-    so = Path(cache_dir) / f"tc_trace-{hashlib.sha256(source).hexdigest()[:12]}.so"
+    cache = Path(cache or cache_dir())
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create the plugin cache {cache}: {exc.strerror}") from None
+    so = cache / f"tc_trace-{hashlib.sha256(source).hexdigest()[:12]}.so"
     if so.is_file():
         return so
     gcc = shutil.which("gcc")
     if gcc is None:
         raise BuildError("the cycle tracer needs the host C compiler: apt-get install gcc")
-    tmp = so.with_suffix(".tmp.so")
-    proc = subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-fvisibility=hidden",
+    tmp = so.with_suffix(f".{os.getpid()}.tmp")   # parallel builders each write their own
+    proc = subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-Wall", "-fvisibility=hidden",
                            "-o", str(tmp), str(src_dir / "tc_trace.c")], capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"building the QEMU plugin failed: {proc.stderr.strip()[:300]}")
@@ -67,13 +81,16 @@ def _qemu_arg(value: str) -> str:
 
 def run_traced(board: Board, build_dir: Path, data: bytes, layers: int, timing: Timing) -> Trace:
     """Profile one inference of the firmware in build_dir/build with the plugin."""
-    from ..targets.serial_runner import QemuRunner
-
     fw_dir = Path(build_dir) / "build"
     elf = fw_dir / "firmware.elf"
-    plugin = build_plugin(fw_dir)
-    out = fw_dir / "cycles-trace.txt"
-    out.unlink(missing_ok=True)
+    plugin = build_plugin()
+    with tempfile.TemporaryDirectory(prefix="tinycomp-trace-") as tmp:
+        return _run(board, fw_dir, elf, plugin, Path(tmp) / "trace.txt", data, layers, timing)
+
+
+def _run(board, fw_dir, elf, plugin, out, data, layers, timing) -> Trace:
+    from ..targets.serial_runner import QemuRunner
+
     mem = timing.memory
     args = [f"out={out}", f"mark={symbol(elf, 'fw_layer_mark'):x}", f"marks={layers + 1}",
             f"flash={board.memory.flash.base:x}:{board.memory.flash.end:x}",
