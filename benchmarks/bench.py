@@ -164,6 +164,9 @@ def main(boards, choice, timing_board, json_path):
                 "est. cycles: P (taken-branch refill) = 2; the P=1..3 column is the range the TRM allows.",
                 "flash: share of the estimate that is flash data-cache stalls. est/pub: estimate over",
                 "the published latency (a ratio above 1 is slower than the published result).",
+                *(["published figures are for the trained reference models; these are the in-code",
+                   "architectures (VWW's differs from the reference model's by 25% in instructions)."]
+                  if source == "code" else []),
                 f"assumptions: {assumptions(timing)}"]))
     if json_path:
         json_path.write_text(json.dumps(results, indent=2) + "\n")
