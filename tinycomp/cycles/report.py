@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..boards import load_board
-from ..errors import BoardError
+from ..errors import BoardError, ModelError
 from ..pipeline import model_samples, read_manifest
 from .model import Cycles, estimate
 from .timing import Timing, load_timing
@@ -45,6 +45,8 @@ def profile_cycles(build_dir: Path, samples: np.ndarray | None = None, as_board:
     timing = timing_for(info["board"], as_board)
     x = model_samples(samples, info)[0] if samples is not None else np.zeros(info["input"]["shape"], np.int8)
     steps = [row for row in info["layers"] if row["op"] not in _PASSIVE]
+    if not steps:
+        raise ModelError(f"{build_dir}: the model has no layer that runs code; nothing to time")
     trace = run_traced(load_board(info["board"]), build_dir,
                        np.ascontiguousarray(x, np.int8).tobytes(), len(steps), timing)
     phases = range(1, trace.phases)
