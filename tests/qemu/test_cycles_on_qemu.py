@@ -77,3 +77,35 @@ def test_build_folder_stays_a_clean_build(cnn_build):
 ])
 def test_refused_in_one_line(cnn_build, args, message):
     assert_one_line_error(_tinycomp("profile", cnn_build / "build", *args), message)
+
+
+def test_plugin_fallthrough_counts_are_consistent(cnn_build):
+    """The plugin decides "branch taken" from where the next block starts, so
+    its block ends must be right: a block that does not end in a branch always
+    falls through, and one ending in B/BL to another address never does."""
+    import numpy as np
+
+    from tinycomp.boards import load_board
+    from tinycomp.cycles.report import timing_for
+    from tinycomp.cycles.trace import run_traced
+
+    timing = timing_for("qemu-mps2-an386", None)
+    trace = run_traced(load_board("qemu-mps2-an386"), cnn_build / "build", np.zeros(64, np.int8).tobytes(),
+                       3, timing)
+    assert trace.phases == 4
+    checked = 0
+    for block in trace.blocks:
+        last = block.insns[-1]
+        for phase in range(1, trace.phases):
+            runs, fall = block.executions[phase], block.fallthrough[phase]
+            assert 0 <= fall <= runs
+            if not last.is_branch:
+                assert fall == runs, (hex(block.vaddr), last.text)
+                checked += runs
+            elif last.kind == "branch" and not last.conditional:
+                assert fall == 0, (hex(block.vaddr), last.text)
+                checked += runs
+    assert checked > 0
+    # Conditional branches both ways in the loops of this model.
+    cond = [b for b in trace.blocks if b.insns[-1].conditional and sum(b.executions[1:]) > 1]
+    assert any(0 < sum(b.fallthrough[1:]) < sum(b.executions[1:]) for b in cond)
