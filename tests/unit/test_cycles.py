@@ -137,6 +137,7 @@ def test_estimate_sums_blocks_per_phase():
     ("smlad ip, ip, r6, r5", "alu", {"r12"}, set(), False),
     ("cmp.w r3, #256", "alu", set(), set(), False),
     ("udiv r0, r1, r2", "div", {"r0"}, set(), False),
+    ("pld [r0, #64]", "alu", set(), set(), False),
 ])
 def test_classify(text, kind, dests, addr, wb):
     insn = classify(text)

@@ -22,7 +22,7 @@ _DOUBLE = re.compile(rf"^(ldr|str)(ex)?d({CONDS})?$")
 _MULTI = re.compile(rf"^(ldm|stm)(ia|ib|da|db|fd|fa|ed|ea)?({CONDS})?$|^(push|pop)({CONDS})?$")
 _VMULTI = re.compile(rf"^(vldm|vstm)(ia|db)?({CONDS})?$|^(vpush|vpop)({CONDS})?$")
 _NO_DEST = {"cmp", "cmn", "tst", "teq", "nop", "dsb", "dmb", "isb", "wfi", "wfe", "sev", "bkpt",
-            "cpsid", "cpsie", "svc", "msr", "yield"}
+            "cpsid", "cpsie", "svc", "msr", "yield", "pld", "pli"}
 _TWO_DEST = {"umull", "smull", "umlal", "smlal", "umaal", "smlald", "smlaldx", "smlsld", "smlsldx",
              "smlalbb", "smlalbt", "smlaltb", "smlaltt"}
 
