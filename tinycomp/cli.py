@@ -88,16 +88,32 @@ def run(build_dir: Path, inputs: Path, outputs: Path, port: str | None) -> None:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Save the profile as JSON.")
 @click.option("--port", default=None, help="Serial port of a real board.")
-def profile(build_dir: Path, inputs: Path | None, json_path: Path | None, port: str | None) -> None:
+@click.option("--cycles", is_flag=True,
+              help="QEMU builds: estimate cycles and ms from the executed instruction stream.")
+@click.option("--as-board", default=None,
+              help="With --cycles: the board whose core timing, flash and clock to use "
+                   "[default: the build's board], e.g. nucleo-l4r5zi.")
+def profile(build_dir: Path, inputs: Path | None, json_path: Path | None, port: str | None,
+            cycles: bool, as_board: str | None) -> None:
     """Instructions (QEMU) or cycles (board) per inference and per layer, with memory."""
+    from .errors import BoardError
     from .profile import format_profile, profile_build
 
     pipeline.read_manifest(build_dir)
     if json_path is not None:
         check_out_file(json_path)
+    if as_board is not None and not cycles:
+        raise BoardError("--as-board goes with --cycles: it names the board whose timing to use")
     samples = load_arrays(inputs, "inputs") if inputs is not None else None
-    p = profile_build(build_dir, samples, port)
-    click.echo(format_profile(p))
+    if cycles:
+        from .cycles.report import format_cycles, profile_cycles
+        if port not in (None, "socket"):
+            raise BoardError("--cycles runs QEMU itself: leave out --port")
+        p = profile_cycles(build_dir, samples, as_board, refills=(1, 3))
+        click.echo(format_cycles(p))
+    else:
+        p = profile_build(build_dir, samples, port)
+        click.echo(format_profile(p))
     if json_path is not None:
         write_atomic(json_path, lambda tmp: Path(tmp).write_text(json.dumps(p, indent=2) + "\n"))
 

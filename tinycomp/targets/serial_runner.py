@@ -132,11 +132,14 @@ class SerialRunner(Runner):
 
 
 class QemuRunner(SerialRunner):
-    """An emulated board. serial: "socket" (TCP, default) or "pty"."""
+    """An emulated board. serial: "socket" (TCP, default) or "pty". qemu_args
+    are added to QEMU's command line (the cycle tracer's -plugin)."""
 
-    def __init__(self, board: Board, build_dir: Path, serial: str = "socket", **kw):
+    def __init__(self, board: Board, build_dir: Path, serial: str = "socket",
+                 qemu_args: tuple[str, ...] = (), **kw):
         super().__init__(board, build_dir, **kw)
         self.serial = serial
+        self.qemu_args = tuple(qemu_args)
         self.qemu: QemuProcess | None = None
 
     def _explain(self) -> str | None:
@@ -150,7 +153,7 @@ class QemuRunner(SerialRunner):
         return self.qemu.death()
 
     def _open(self) -> Transport:
-        self.qemu = QemuProcess(self.board, self.elf, self.serial)
+        self.qemu = QemuProcess(self.board, self.elf, self.serial, self.qemu_args)
         self.qemu.start()
         if self.serial == "pty":
             return Transport.serial_port(self.qemu.pty, self.board.uart.baud, self._explain)
