@@ -37,6 +37,7 @@ TORCH_SUFFIXES = (".onnx", ".pt2")  # float PyTorch models: tinycomp[torch]
 class BuildOptions:
     board: str = DEFAULT_BOARD
     calibration: Path | None = None
+    optimize: str = "balanced"  # weights' storage: balanced, size or speed (codegen/ops/sparse.py)
 
 
 def load_model(path: Path, calibration: Path | None = None) -> tuple[Graph, bytes]:
@@ -69,16 +70,17 @@ def _tensor_info(t) -> dict:
             "zero_point": t.zero_point if quantized else None}
 
 
-def manifest(graph: Graph, model: GeneratedModel, board: Board) -> dict:
+def manifest(graph: Graph, model: GeneratedModel, board: Board, optimize: str = "balanced") -> dict:
     inputs = [_tensor_info(graph.tensor(t)) for t in graph.inputs]
     outputs = [_tensor_info(graph.tensor(t)) for t in graph.outputs]
     from .codegen.ops.sparse import compression_summary
-    compression = compression_summary(graph)  # what pruning bought; None if unpruned
+    compression = compression_summary(graph, optimize)  # what pruning bought; None if unpruned
     return {
         "tinycomp_version": __version__,
         "model": graph.name,
         "model_hash": graph.model_hash,
         "board": board.name,
+        "optimize": optimize,
         "inputs": inputs,
         "outputs": outputs,
         # one-input / one-output models also name them singly
@@ -98,14 +100,14 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions = BuildOptions(
     inputs = tuple(p for p in (model_path, options.calibration) if p is not None)
     check_out_dir(out_dir, protect=inputs)
     graph, tflite = load_model(model_path, options.calibration)
-    return build_graph(graph, tflite, out_dir, options.board, protect=inputs)
+    return build_graph(graph, tflite, out_dir, options.board, protect=inputs, optimize=options.optimize)
 
 
 def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str,
-                protect: tuple[Path, ...] = ()) -> dict:
+                protect: tuple[Path, ...] = (), optimize: str = "balanced") -> dict:
     board = load_board(board_name)
-    model = generate(graph)
-    info = manifest(graph, model, board)
+    model = generate(graph, storage=optimize)
+    info = manifest(graph, model, board, optimize)
     with staged_dir(out_dir, protect) as stage:
         model.write(stage / "src")
         (stage / "model.tflite").write_bytes(tflite)

@@ -38,10 +38,12 @@ def _as_list(samples) -> list[np.ndarray]:
     return list(samples) if isinstance(samples, (list, tuple)) else [samples]
 
 
-def compile_for_host(tflite_bytes: bytes, extra_flags: tuple[str, ...] = ()) -> HostBuild:
-    """Generate the C and build it; a build of the same sources and flags is reused."""
+def compile_for_host(tflite_bytes: bytes, extra_flags: tuple[str, ...] = (),
+                     storage: str = "balanced") -> HostBuild:
+    """Generate the C (weights stored as build --optimize `storage` says) and
+    build it; a build of the same sources and flags is reused."""
     graph = parse_tflite(tflite_bytes, name="test")
-    model = generate(graph)
+    model = generate(graph, storage=storage)
     digest = hashlib.sha256(repr((sorted(model.files.items()), extra_flags)).encode())
     workdir = BUILD_CACHE / digest.hexdigest()[:16]  # named by content: never stale
     exe = workdir / "build" / "tinycomp_runner"

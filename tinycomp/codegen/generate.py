@@ -1,6 +1,7 @@
 """IR -> C sources: one specialised function per layer, a static arena, a C API."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from ..passes.fuse import fuse_residual_adds
 from ..passes.memory import ARENA, OUTPUT, MemoryPlan, plan_memory
 from .layer import Constant, Layer, c_type
 from .render import c_float, render
+from .ops.sparse import STORAGE_AIMS
 from .table import kernel_for
 
 # TFLite's TensorType codes, which the firmware's DESCRIBE reply carries
@@ -72,12 +74,12 @@ def _check_sources(files: dict[str, str]) -> None:
                                  "a template let unescaped text through")
 
 
-def _contexts(graph: Graph) -> tuple[list[Layer], list[dict]]:
+def _contexts(graph: Graph, storage: str) -> tuple[list[Layer], list[dict]]:
     layers, contexts = [], []
     for node in graph.nodes:
         if node.op.is_alias:
             continue
-        layer = Layer(graph, node)
+        layer = Layer(graph, node, storage=storage)
         kernel = kernel_for(layer)
         context = dict(kernel.context(layer))
         context.setdefault("template", kernel.template)  # a context may pick a variant
@@ -176,12 +178,12 @@ def _inplace_lags(layers: list[Layer], contexts: list[dict]) -> dict[int, dict[i
     return lags
 
 
-def _fusable(graph: Graph, conv, add) -> bool:
+def _fusable(graph: Graph, conv, add, storage: str = "balanced") -> bool:
     """A CONV_2D -> ADD pair whose kernels can run as one: the dense blocked
     convolution and the same-shape ADD with its exact shortcuts (contexts
-    computed on throwaway layers)."""
+    computed on throwaway layers, with the storage the build will use)."""
     try:
-        conv_layer, add_layer = Layer(graph, conv), Layer(graph, add)
+        conv_layer, add_layer = Layer(graph, conv, storage=storage), Layer(graph, add, storage=storage)
         c = kernel_for(conv_layer).context(conv_layer)
         a = kernel_for(add_layer).context(add_layer)
     except UnsupportedOpError:
@@ -189,15 +191,19 @@ def _fusable(graph: Graph, conv, add) -> bool:
     return c.get("template") == "kernels/conv_2d_fast.c.j2" and a.get("template") == "kernels/add_fast.c.j2"
 
 
-def _fuse(graph: Graph) -> Graph:
-    return fuse_residual_adds(graph, _fusable)
+def _fuse(graph: Graph, storage: str = "balanced") -> Graph:
+    return fuse_residual_adds(graph, functools.partial(_fusable, storage=storage))
 
 
-# Graph -> Graph passes before code generation, in order (the memory plan
-# runs after the kernel contexts, which declare scratch and in-place lags).
-# Fusion comes after the alias check: a fused pair must see the graph's own
-# tensors.
-PASSES = (depthwise_as_conv, _fuse)
+def passes(storage: str = "balanced") -> tuple:
+    """Graph -> Graph passes before code generation, in order (the memory plan
+    runs after the kernel contexts, which declare scratch and in-place lags).
+    Fusion comes after the alias check: a fused pair must see the graph's own
+    tensors, and the storage aim, which decides the conv's kernel."""
+    return (depthwise_as_conv, functools.partial(_fuse, storage=storage))
+
+
+PASSES = passes()
 
 
 def _summaries(graph: Graph) -> list[dict]:
@@ -274,13 +280,16 @@ def _check_io(graph: Graph) -> None:
         seen[r] = k
 
 
-def generate(graph: Graph) -> GeneratedModel:
-    """The C library for `graph`, in memory; .write(dir) puts it on disk."""
+def generate(graph: Graph, storage: str = "balanced") -> GeneratedModel:
+    """The C library for `graph`, in memory; .write(dir) puts it on disk.
+    storage: build --optimize, the weights' storage aim (ops/sparse.py)."""
+    if storage not in STORAGE_AIMS:
+        raise ValueError(f"storage must be one of {STORAGE_AIMS}, not {storage!r}")
     _check_aliases(graph)
     _check_io(graph)
-    for graph_pass in PASSES:
+    for graph_pass in passes(storage):
         graph = graph_pass(graph)
-    layers, contexts = _contexts(graph)
+    layers, contexts = _contexts(graph, storage)
     if not layers:
         raise UnsupportedOpError(f"{graph.name}: the model computes nothing (only reshapes)")
     plan = plan_memory(
