@@ -16,6 +16,7 @@ from .ops.pooling import average_pool_2d, max_pool_2d, mean
 from .ops.quantize import dequantize, quantize_float, requantize
 from .ops.shape import concatenation, pad, transpose
 from .ops.sparse import conv_2d_auto, fully_connected_auto
+from .ops.svdf import svdf
 
 I8, I16, U8, F32 = "int8", "int16", "uint8", "float32"
 
@@ -46,6 +47,8 @@ _INT8: dict[Op, Kernel] = {
     Op.CONCATENATION: Kernel("kernels/concatenation.c.j2", concatenation),
     Op.PAD: Kernel("kernels/pad.c.j2", pad),
     Op.TRANSPOSE: Kernel("kernels/transpose.c.j2", transpose),
+    # int16 state, in place (a variable tensor outside the arena)
+    Op.SVDF: Kernel("kernels/svdf.c.j2", svdf),
 }
 
 KERNELS: dict[tuple[Op, str, str], Kernel] = {

@@ -287,6 +287,35 @@ def _shape_of(c: _Check) -> None:
 
 
 # op -> (fewest inputs, most inputs, rule); None: any number of inputs
+def _svdf(c: _Check) -> None:
+    """TFLM's PrepareSvdf: input (batch, input_size), weights_feature
+    (filters, input_size), weights_time (filters, memory), bias (filters /
+    rank), state a variable (batch, memory * filters), output (batch, units)."""
+    batch, depth = c.rank(0, 2)
+    filters, wdepth = c.rank(1, 2)
+    tfilters, memory = c.rank(2, 2)
+    c.const(1)
+    c.const(2)
+    rank = c.node.options.get("rank", 0)
+    if not isinstance(rank, (int, np.integer)) or not 1 <= int(rank) <= filters or filters % int(rank):
+        raise c.error(f"rank {rank!r} must be at least 1 and divide the {filters} filters")
+    units = filters // int(rank)
+    if wdepth != depth or tfilters != filters:
+        raise c.error(f"weights_feature {[filters, wdepth]} and weights_time {[tfilters, memory]} do not "
+                      f"fit an input of {depth} values and {filters} filters")
+    if c.has(3):
+        b = c.graph.tensor(c.node.inputs[3])
+        if not b.is_const or b.size != units:
+            raise c.error(f"bias {b.name!r} must be a constant vector of {units}")
+    state = c.graph.tensor(c.node.inputs[4])
+    if not state.variable:
+        raise c.error(f"state {state.name!r} must be a variable tensor (TFLite Micro requires it)")
+    if tuple(state.shape) != (batch, memory * filters):
+        raise c.error(f"state shape {list(state.shape)} is not [{batch}, {memory * filters}] "
+                      "(batch, memory x filters)")
+    c.expect((batch, units), f"{batch} batches and {units} units")
+
+
 RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.CONV_2D: (2, 3, _conv),
     Op.DEPTHWISE_CONV_2D: (2, 3, _depthwise),
@@ -325,13 +354,18 @@ RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.RESIZE_NEAREST_NEIGHBOR: (2, 2, _index_map),
     Op.SHAPE: (1, 1, _shape_of),
     Op.TRANSPOSE: (2, 2, _transpose),
+    Op.SVDF: (5, 5, _svdf),
 }
 
 # Ops with several outputs (their rule checks each); every other op has one.
 MULTI_OUTPUT = {Op.SPLIT, Op.SPLIT_V}
 
 # Inputs that may be absent (-1): the bias of the ops that have one.
-OPTIONAL_INPUTS = {Op.CONV_2D: {2}, Op.DEPTHWISE_CONV_2D: {2}, Op.FULLY_CONNECTED: {2}}
+OPTIONAL_INPUTS = {Op.CONV_2D: {2}, Op.DEPTHWISE_CONV_2D: {2}, Op.FULLY_CONNECTED: {2}, Op.SVDF: {3}}
+
+# The inputs through which an op keeps state between inferences (a variable
+# tensor it updates in place); no other input may be a variable tensor.
+STATE_INPUTS = {Op.SVDF: {4}}
 
 
 def check_node_shapes(graph: Graph, node: Node) -> None:
