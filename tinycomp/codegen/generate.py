@@ -32,6 +32,11 @@ class GeneratedModel:
     layers: tuple[dict, ...]
 
     @property
+    def state_bytes(self) -> int:
+        """Static state outside the arena, kept between inferences."""
+        return sum(self.graph.tensor(t).nbytes for t in state_tensors(self.graph))
+
+    @property
     def arena_bytes(self) -> int:
         return self.plan.arena_bytes
 
