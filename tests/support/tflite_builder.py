@@ -80,6 +80,7 @@ _OPS = {
     "SPACE_TO_DEPTH": (2, "SpaceToDepthOptions"),
     "RESIZE_NEAREST_NEIGHBOR": (3, "ResizeNearestNeighborOptions"),
     "SVDF": (3, "SVDFOptions"),
+    "TRANSPOSE_CONV": (3, "TransposeConvOptions"),
 }
 
 _PADDING = {"SAME": fb.Padding.SAME, "VALID": fb.Padding.VALID}
@@ -474,6 +475,17 @@ class ModelBuilder:
         y = self._out((batch, units), scale, zero_point)
         ins = [x, weights_feature, weights_time, -1 if bias is None else bias, state]
         self.op("SVDF", ins, [y], rank=rank, fused_activation=activation)
+        return y
+
+    def transpose_conv(self, x, w, bias, out_shape, scale, zero_point, stride=1, padding="SAME",
+                       activation=None) -> int:
+        """TRANSPOSE_CONV: w (out_c, kh, kw, in_c); out_shape the NHWC output."""
+        sh, sw = _pair(stride)
+        shape_t = self.const_int32(np.asarray(out_shape, np.int32))
+        y = self._out(tuple(out_shape), scale, zero_point)
+        ins = [shape_t, w, x] + ([bias] if bias is not None else [])
+        self.op("TRANSPOSE_CONV", ins, [y], padding=padding, stride_h=sh, stride_w=sw,
+                fused_activation=activation)
         return y
 
     def _binary(self, name, a, b, scale, zero_point, activation):

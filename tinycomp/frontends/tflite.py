@@ -73,7 +73,7 @@ _OPTION_TABLES = {
     Op.EXPAND_DIMS: ("ExpandDimsOptions", False), Op.CONCATENATION: ("ConcatenationOptions", True),
     Op.PAD: ("PadOptions", False), Op.SOFTMAX: ("SoftmaxOptions", True),
     Op.HARD_SWISH: ("HardSwishOptions", False), Op.QUANTIZE: ("QuantizeOptions", False),
-    Op.SVDF: ("SVDFOptions", True),
+    Op.SVDF: ("SVDFOptions", True), Op.TRANSPOSE_CONV: ("TransposeConvOptions", True),
 }
 
 

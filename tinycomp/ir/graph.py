@@ -50,6 +50,7 @@ class Op(enum.Enum):
     SPACE_TO_DEPTH = "SPACE_TO_DEPTH"
     RESIZE_NEAREST_NEIGHBOR = "RESIZE_NEAREST_NEIGHBOR"
     SVDF = "SVDF"
+    TRANSPOSE_CONV = "TRANSPOSE_CONV"
 
     @property
     def is_alias(self) -> bool:

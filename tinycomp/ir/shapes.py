@@ -316,6 +316,32 @@ def _svdf(c: _Check) -> None:
     c.expect((batch, units), f"{batch} batches and {units} units")
 
 
+def _transpose_conv(c: _Check) -> None:
+    """Inputs: output shape (int32 constant), weights (out_c, kh, kw, in_c),
+    input NHWC, bias (out_c). The output shape is the tensor's own; each
+    input pixel scatters its window into it (TFLM's reference), so any size
+    is well defined, but the batch and channels must follow."""
+    shape = c.const(0)
+    n, _, _, cin = c.rank(2, 4)
+    cout, kh, kw, cin_f = c.rank(1, 4)
+    _weights(c, 0)
+    if cin_f != cin:
+        raise c.error(f"filter {list(c.shape(1))} does not take the input's {cin} channels")
+    if c.node.options.get("padding", "SAME") not in ("SAME", "VALID"):
+        raise c.error(f"padding {c.node.options.get('padding')!r} is not supported")
+    c.int_option("stride_h", 1)
+    c.int_option("stride_w", 1)
+    if c.has(3):
+        b = c.graph.tensor(c.node.inputs[3])
+        if not b.is_const or b.dtype != "int32" or b.size != cout:
+            raise c.error(f"bias {b.name!r} must be a constant int32 vector of {cout}")
+    if [int(v) for v in np.asarray(shape).reshape(-1)] != list(c.out):
+        raise c.error(f"output shape tensor {np.asarray(shape).reshape(-1).tolist()} is not the output's "
+                      f"shape {list(c.out)}")
+    if len(c.out) != 4 or c.out[0] != n or c.out[3] != cout:
+        raise c.error(f"output shape {list(c.out)} must be [{n}, h, w, {cout}]")
+
+
 RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.CONV_2D: (2, 3, _conv),
     Op.DEPTHWISE_CONV_2D: (2, 3, _depthwise),
@@ -355,13 +381,14 @@ RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.SHAPE: (1, 1, _shape_of),
     Op.TRANSPOSE: (2, 2, _transpose),
     Op.SVDF: (5, 5, _svdf),
+    Op.TRANSPOSE_CONV: (3, 4, _transpose_conv),
 }
 
 # Ops with several outputs (their rule checks each); every other op has one.
 MULTI_OUTPUT = {Op.SPLIT, Op.SPLIT_V}
 
 # Inputs that may be absent (-1): the bias of the ops that have one.
-OPTIONAL_INPUTS = {Op.CONV_2D: {2}, Op.DEPTHWISE_CONV_2D: {2}, Op.FULLY_CONNECTED: {2}, Op.SVDF: {3}}
+OPTIONAL_INPUTS = {Op.CONV_2D: {2}, Op.DEPTHWISE_CONV_2D: {2}, Op.FULLY_CONNECTED: {2}, Op.SVDF: {3}, Op.TRANSPOSE_CONV: {3}}
 
 # The inputs through which an op keeps state between inferences (a variable
 # tensor it updates in place); no other input may be a variable tensor.
