@@ -81,6 +81,7 @@ _OPS = {
     "RESIZE_NEAREST_NEIGHBOR": (3, "ResizeNearestNeighborOptions"),
     "SVDF": (3, "SVDFOptions"),
     "TRANSPOSE_CONV": (3, "TransposeConvOptions"),
+    "BATCH_MATMUL": (4, "BatchMatMulOptions"),
 }
 
 _PADDING = {"SAME": fb.Padding.SAME, "VALID": fb.Padding.VALID}

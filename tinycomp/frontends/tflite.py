@@ -74,6 +74,7 @@ _OPTION_TABLES = {
     Op.PAD: ("PadOptions", False), Op.SOFTMAX: ("SoftmaxOptions", True),
     Op.HARD_SWISH: ("HardSwishOptions", False), Op.QUANTIZE: ("QuantizeOptions", False),
     Op.SVDF: ("SVDFOptions", True), Op.TRANSPOSE_CONV: ("TransposeConvOptions", True),
+    Op.BATCH_MATMUL: ("BatchMatMulOptions", False),
 }
 
 

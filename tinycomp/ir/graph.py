@@ -51,6 +51,7 @@ class Op(enum.Enum):
     RESIZE_NEAREST_NEIGHBOR = "RESIZE_NEAREST_NEIGHBOR"
     SVDF = "SVDF"
     TRANSPOSE_CONV = "TRANSPOSE_CONV"
+    BATCH_MATMUL = "BATCH_MATMUL"
 
     @property
     def is_alias(self) -> bool:

@@ -342,6 +342,35 @@ def _transpose_conv(c: _Check) -> None:
         raise c.error(f"output shape {list(c.out)} must be [{n}, h, w, {cout}]")
 
 
+def batch_matmul_dims(lhs: tuple, rhs: tuple, adj_x: bool, adj_y: bool):
+    """(broadcast batch dims, rows, depth of lhs, depth of rhs, cols) of a
+    BATCH_MATMUL, or None where the batch dimensions do not broadcast."""
+    rank = max(len(lhs), len(rhs))
+    lx, rx = (1,) * (rank - len(lhs)) + tuple(lhs), (1,) * (rank - len(rhs)) + tuple(rhs)
+    batch = []
+    for a, b in zip(lx[:-2], rx[:-2]):
+        if a != b and 1 not in (a, b):
+            return None
+        batch.append(max(a, b))
+    rows, ldepth = (lx[-1], lx[-2]) if adj_x else (lx[-2], lx[-1])
+    rdepth, cols = (rx[-1], rx[-2]) if adj_y else (rx[-2], rx[-1])
+    return tuple(batch), rows, ldepth, rdepth, cols
+
+
+def _batch_matmul(c: _Check) -> None:
+    lhs, rhs = c.shape(0), c.shape(1)
+    if not (2 <= len(lhs) <= 5 and 2 <= len(rhs) <= 5):
+        raise c.error(f"inputs of ranks {len(lhs)} and {len(rhs)}; TFLite Micro takes ranks 2 to 5")
+    dims = batch_matmul_dims(lhs, rhs, bool(c.node.options.get("adj_x", False)),
+                             bool(c.node.options.get("adj_y", False)))
+    if dims is None:
+        raise c.error(f"batch dimensions of {list(lhs)} and {list(rhs)} do not broadcast")
+    batch, rows, ldepth, rdepth, cols = dims
+    if ldepth != rdepth:
+        raise c.error(f"{list(lhs)} and {list(rhs)} do not share the summed dimension ({ldepth} vs {rdepth})")
+    c.expect((*batch, rows, cols), f"inputs {list(lhs)} and {list(rhs)}")
+
+
 RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.CONV_2D: (2, 3, _conv),
     Op.DEPTHWISE_CONV_2D: (2, 3, _depthwise),
@@ -382,6 +411,7 @@ RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.TRANSPOSE: (2, 2, _transpose),
     Op.SVDF: (5, 5, _svdf),
     Op.TRANSPOSE_CONV: (3, 4, _transpose_conv),
+    Op.BATCH_MATMUL: (2, 2, _batch_matmul),
 }
 
 # Ops with several outputs (their rule checks each); every other op has one.
