@@ -184,3 +184,13 @@ def test_variable_read_by_another_op_is_refused():
     b.output(b.add(x, v, 0.2, 0))
     with pytest.raises(UnsupportedOpError, match="reads the variable tensor"):
         parse_tflite(b.build())
+
+
+def test_svdf_keyword_model_streams_bit_exact():
+    """The whole streaming model (SVDF, SVDF, FULLY_CONNECTED, SOFTMAX), 40
+    frames in a row: every frame's class scores equal TFLM's."""
+    from tests.support.svdf_models import svdf_keyword_model
+    buf = svdf_keyword_model()
+    frames = np.random.default_rng(1).integers(-128, 128, (40, 1, 40)).astype(np.int8)
+    out = assert_bit_exact(buf, frames)
+    assert len(np.unique(out, axis=0)) > 5

@@ -32,3 +32,11 @@ def test_reset_command_restarts_the_sequence(tmp_path):
         again = [runner.infer(s).output for s in samples]
     assert again == first
     assert carried != first  # without RESET the state carries on
+
+
+@pytest.mark.parametrize("board", ["qemu", "qemu-mps2-an385"])
+def test_svdf_keyword_model_on_board(board):
+    from tests.support.svdf_models import svdf_keyword_model
+    buf = svdf_keyword_model()
+    frames = np.random.default_rng(1).integers(-128, 128, (40, 1, 40)).astype(np.int8)
+    assert_bit_exact_on_board(buf, frames, board)

@@ -61,3 +61,33 @@ def svdf_sequence(buf: bytes, seed: int, steps: int) -> list[np.ndarray]:
         a[1].fill(-128)
         ins.append(a)
     return ins
+
+
+def svdf_keyword_model(seed: int = 0) -> bytes:
+    """A small streaming keyword spotter in the shape of TFLite Micro's SVDF
+    examples: 40 features a frame -> SVDF (32 filters, rank 1, memory 10) ->
+    SVDF (32 filters, rank 2, memory 6, 16 units) -> FULLY_CONNECTED (4) ->
+    SOFTMAX; one frame per inference, the state carrying the past frames."""
+    from .tflite_builder import random_bias, random_weights
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input((1, 40), 0.05, -10, name="frame")
+    h, s_h = x, 0.05
+    for filters, rank, memory, s_st, s_out in ((32, 1, 10, 0.02, 0.04), (32, 2, 6, 0.015, 0.03)):
+        depth = b.info(h).shape[1]
+        wf = rng.integers(-127, 128, (filters, depth))
+        s_wf = 4.0 / (127 * np.sqrt(depth))
+        wt = rng.integers(-20000, 20001, (filters, memory))
+        s_wt = 1.0 / (20000 * memory)
+        bias_scale = float(np.float32(np.float32(s_st) * np.float32(s_wt)))
+        units = filters // rank
+        bias = rng.integers(-int(0.2 / bias_scale), int(0.2 / bias_scale), units)
+        st = b.variable((1, memory * filters), s_st)
+        h = b.svdf(h, b.const_int8(wf, s_wf), b.const(wt, np.int16, s_wt), b.const_int32(bias, bias_scale),
+                   st, rank, s_out, -5, activation="RELU")
+        s_h = s_out
+    w, ws = random_weights(rng, (4, 16))
+    bq, bs = random_bias(rng, 4, s_h, ws)
+    logits = b.fully_connected(h, b.const_int8(w, ws, axis=0), b.const_int32(bq, bs), 0.05, 3)
+    b.output(b.softmax(logits))
+    return b.build()
