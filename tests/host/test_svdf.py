@@ -194,3 +194,31 @@ def test_svdf_keyword_model_streams_bit_exact():
     frames = np.random.default_rng(1).integers(-128, 128, (40, 1, 40)).astype(np.int8)
     out = assert_bit_exact(buf, frames)
     assert len(np.unique(out, axis=0)) > 5
+
+
+def _state_misuse(kind: str) -> bytes:
+    b = _one_svdf()
+    state = next(i for i, t in enumerate(b._tensor_ts) if t.isVariable)
+    if kind == "output":
+        b.output(state)
+    elif kind == "written":
+        x2 = b.input((1, 12), 0.004, 0, dtype=np.int16)
+        b.op("QUANTIZE", [x2], [state])
+    elif kind == "two readers":
+        y2 = b.tensor((1, 2), 0.002, 0)
+        ins = list(b._operators[0].inputs)
+        b.op("SVDF", ins, [y2], rank=2)
+        b.output(y2)
+    return b.build()
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("output", "is a model input or output"),
+    ("written", "writes the variable tensor"),
+    ("two readers", "read by layer 0"),
+])
+def test_state_misuse_refused(kind, match):
+    """State lives in place in its one layer: anything else is refused in
+    one line before code exists."""
+    with pytest.raises(UnsupportedOpError, match=match):
+        parse_tflite(_state_misuse(kind))
