@@ -87,6 +87,8 @@ def manifest(graph: Graph, model: GeneratedModel, board: Board, optimize: str = 
         **({"input": inputs[0]} if len(inputs) == 1 else {}),
         **({"output": outputs[0]} if len(outputs) == 1 else {}),
         "arena_bytes": model.arena_bytes,
+        # bytes of state kept between inferences (0: every inference stands alone)
+        "state_bytes": model.state_bytes,
         "weights_bytes": model.weights_bytes,
         "macs": model.macs,
         "layers": list(model.layers),
@@ -242,6 +244,11 @@ def run_all(build_dir: Path, samples, port: str | None = None,
                        for k, (s, shape) in enumerate(zip(specs, shapes))])
     raw, counts = [], []
     with get_runner(info["board"], Path(build_dir) / "build", port=port) as runner:
+        if info.get("state_bytes"):
+            # a stateful model (SVDF) sees one sequence per run: the samples in
+            # order, each after the state the previous left (as TFLM keeps its
+            # variable tensors across invokes), from zeros at the start
+            runner.reset_state()
         rows = range(n)
         bar = click.progressbar(rows, label=f"running on {info['board']}", file=sys.stderr,
                                 show_pos=True) if progress else contextlib.nullcontext(rows)

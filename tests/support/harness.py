@@ -101,7 +101,9 @@ def assert_bit_exact_on_board(tflite_bytes: bytes, inputs, board: str = "qemu"):
     if not (out / "tinycomp.json").exists():
         build_graph(graph, tflite_bytes, out, board)
     arrays = _as_list(inputs)
-    samples = [np.asarray(a, graph.tensor(t).dtype).reshape((len(a), *graph.tensor(t).shape[1:]))
+    # (N, *shape), the batch dimension dropped only where it is 1 (run_all's convention)
+    inner = lambda s: s[1:] if s and s[0] == 1 else s  # noqa: E731
+    samples = [np.asarray(a, graph.tensor(t).dtype).reshape((len(a), *inner(graph.tensor(t).shape)))
                for a, t in zip(arrays, graph.inputs)]
     ours, _ = run_all(out, samples)
     ours = [o.reshape(len(arrays[0]), -1) for o in ours]

@@ -13,7 +13,7 @@ from ..ir import Graph, Op
 from ..passes.analysis import layer_summaries
 from ..passes.depthwise_as_conv import depthwise_as_conv
 from ..passes.fuse import fuse_residual_adds
-from ..passes.memory import ARENA, OUTPUT, MemoryPlan, plan_memory
+from ..passes.memory import ARENA, OUTPUT, STATE, MemoryPlan, plan_memory, state_tensors
 from .layer import Constant, Layer, c_type
 from .render import c_float, render
 from .ops.sparse import STORAGE_AIMS
@@ -32,6 +32,11 @@ class GeneratedModel:
     weights_bytes: int
     macs: int
     layers: tuple[dict, ...]
+
+    @property
+    def state_bytes(self) -> int:
+        """Static state outside the arena, kept between inferences."""
+        return sum(self.graph.tensor(t).nbytes for t in state_tensors(self.graph))
 
     @property
     def arena_bytes(self) -> int:
@@ -94,6 +99,8 @@ def _pointer(plan: MemoryPlan, graph: Graph, tensor: int, const: bool) -> str:
     region, offset = plan.places[tensor]
     if region == OUTPUT:
         return output_names(graph)[offset]
+    if region == STATE:
+        return f"tc_state{offset}"
     assert region == ARENA
     ctype = c_type(graph.tensor(tensor).dtype)
     return f"({'const ' if const else ''}{ctype} *)(tc_arena + {offset})"
@@ -122,9 +129,11 @@ def _layer_code(graph: Graph, plan: MemoryPlan, layer: Layer, context: dict) -> 
     ins = [t for t in layer.node.inputs if t >= 0 and not graph.tensor(t).is_const]
     outs = layer.node.outputs
     names = ["out"] if len(outs) == 1 else [f"out{k}" for k in range(len(outs))]  # SPLIT: out0, out1, ...
-    params = ([f"const {c_type(graph.tensor(t).dtype)} *in{i}" for i, t in enumerate(ins)]
+    # a state tensor is an input its layer updates in place: not const
+    params = ([f"{'' if graph.tensor(t).variable else 'const '}{c_type(graph.tensor(t).dtype)} *in{i}"
+               for i, t in enumerate(ins)]
               + [f"{c_type(graph.tensor(t).dtype)} *{name}" for t, name in zip(outs, names)])
-    args = [_pointer(plan, graph, t, True) for t in ins] + [_pointer(plan, graph, t, False) for t in outs]
+    args = [_pointer(plan, graph, t, not graph.tensor(t).variable) for t in ins] + [_pointer(plan, graph, t, False) for t in outs]
     if context.get("scratch_bytes", 0) > 0:
         params.append("int8_t *scratch")
         args.append(f"(tc_arena + {plan.scratch[layer.node.index]})")
@@ -305,6 +314,9 @@ def generate(graph: Graph, storage: str = "balanced") -> GeneratedModel:
     constants: list[Constant] = [k for l in layers for k in l.constants]
     summaries = _summaries(graph)
     inputs, outputs = _io(graph, plan, "input"), _io(graph, plan, "output")
+    states = [{"name": graph.tensor(t).name, "ctype": c_type(graph.tensor(t).dtype),
+               "size": graph.tensor(t).size, "bytes": graph.tensor(t).nbytes,
+               "var": _pointer(plan, graph, t, False)} for t in state_tensors(graph)]
     context = dict(
         version=__version__, model_hash=graph.model_hash, name=graph.name,
         inputs=inputs, outputs=outputs, io_lists=_io_lists(inputs, outputs),
@@ -312,7 +324,7 @@ def generate(graph: Graph, storage: str = "balanced") -> GeneratedModel:
         functions=functions, calls=calls,
         call_names=[f"{l.node.op.value}{'+ADD' if 'residual_add' in l.node.options else ''} {l.node.name}"
                     for l in layers],
-        constants=constants,
+        constants=constants, states=states, state_bytes=sum(st["bytes"] for st in states),
     )
     files = {name: render(f"{name.replace('tinycomp_', '')}.j2", **context) for name in SOURCES}
     _check_sources(files)
