@@ -13,7 +13,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as fb
 from ai_edge_litert.tools import flatbuffer_utils
 
-from tests.support.harness import assert_bit_exact, compile_for_host
+from tests.support.harness import assert_bit_exact
 from tests.support.svdf_models import svdf_model, svdf_sequence
 from tests.support.tflite_builder import ModelBuilder
 from tests.support.tflm import run_tflm
