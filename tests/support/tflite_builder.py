@@ -34,6 +34,7 @@ _DTYPES = {
     np.dtype(np.int8): fb.TensorType.INT8,
     np.dtype(np.int16): fb.TensorType.INT16,
     np.dtype(np.int32): fb.TensorType.INT32,
+    np.dtype(np.int64): fb.TensorType.INT64,
     np.dtype(np.float32): fb.TensorType.FLOAT32,
     np.dtype(np.uint8): fb.TensorType.UINT8,
 }

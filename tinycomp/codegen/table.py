@@ -16,6 +16,7 @@ from .ops.pooling import average_pool_2d, max_pool_2d, mean
 from .ops.quantize import dequantize, quantize_float, requantize
 from .ops.shape import concatenation, pad, transpose
 from .ops.sparse import conv_2d_auto, fully_connected_auto
+from .ops.int16 import conv_2d16, depthwise_conv_2d16, fully_connected16
 
 I8, I16, U8, F32 = "int8", "int16", "uint8", "float32"
 
@@ -48,6 +49,14 @@ _INT8: dict[Op, Kernel] = {
     Op.TRANSPOSE: Kernel("kernels/transpose.c.j2", transpose),
 }
 
+# TFLite's 16x8 scheme: int16 activations (symmetric), int8 weights, int64
+# bias; plain C kernels (ops/int16.py and the int8 families' int16 rows).
+_INT16: dict[tuple[Op, str, str], Kernel] = {
+    (Op.FULLY_CONNECTED, I16, I16): Kernel("kernels/int16/conv.c.j2", fully_connected16),
+    (Op.CONV_2D, I16, I16): Kernel("kernels/int16/conv.c.j2", conv_2d16),
+    (Op.DEPTHWISE_CONV_2D, I16, I16): Kernel("kernels/int16/conv.c.j2", depthwise_conv_2d16),
+}
+
 KERNELS: dict[tuple[Op, str, str], Kernel] = {
     **{(op, I8, I8): kernel for op, kernel in _INT8.items()},
     (Op.QUANTIZE, I8, I8): Kernel("kernels/lut.c.j2", act.quantize),
@@ -59,6 +68,7 @@ KERNELS: dict[tuple[Op, str, str], Kernel] = {
     (Op.QUANTIZE, U8, I8): Kernel("kernels/requantize.c.j2", requantize),
     (Op.QUANTIZE, I8, U8): Kernel("kernels/requantize.c.j2", requantize),
     (Op.DEQUANTIZE, I8, F32): Kernel("kernels/dequantize.c.j2", dequantize),
+    **{key: kernel for key, kernel in _INT16.items()},
 }
 
 

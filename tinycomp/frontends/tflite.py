@@ -187,8 +187,16 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
 
 # Types a model may take or give at its edges, converted to and from int8
 # there by the model's own QUANTIZE / DEQUANTIZE ops (the TFLite converter's
-# default keeps float32 edges around an integer graph). Inside, all is int8.
+# default keeps float32 edges around an integer graph). Inside, all is int8,
+# except int16 activations (TFLite's 16x8 scheme) flowing through the ops
+# below, which have int16 kernels (codegen/table.py; tests/unit checks the two
+# lists agree).
 EDGE_TYPES = ("float32", "int16", "uint8")
+INT16_OPS = frozenset({
+    Op.QUANTIZE, Op.FULLY_CONNECTED, Op.CONV_2D, Op.DEPTHWISE_CONV_2D,
+    Op.ADD, Op.SUB, Op.MUL, Op.AVERAGE_POOL_2D, Op.MAX_POOL_2D,
+    Op.RESHAPE, Op.SQUEEZE, Op.EXPAND_DIMS,
+})
 
 
 def _layer(node) -> str:
@@ -204,7 +212,8 @@ def _edge_tensors(graph: Graph) -> set[int]:
     for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
         for index in indices:
             t = graph.tensor(index)
-            if t.dtype == "int8":
+            if t.dtype in ("int8", "int16"):
+                # int16: an activation like any other, checked by op below
                 if t.quant is None:
                     raise ModelError(f"{graph.name}: the model's int8 {role} {t.name!r} has no quantization")
                 continue
@@ -246,7 +255,11 @@ def _check_integer_only(graph: Graph) -> None:
             if t.dtype.startswith("float"):
                 raise ModelError(f"{graph.name}: {_layer(node)} has {t.dtype} tensor {t.name!r} "
                                  f"(a float or hybrid model); {_FLOAT_HINT}")
-            if not t.is_const and t.dtype != "int8":
+            if not t.is_const and t.dtype == "int16" and node.op not in INT16_OPS:
+                raise UnsupportedOpError(f"{_layer(node)} has an int16 activation {t.name!r}; "
+                                         "tinycomp's int16 (16x8) kernels are "
+                                         + ", ".join(sorted(op.value for op in INT16_OPS)))
+            if not t.is_const and t.dtype not in ("int8", "int16"):
                 raise UnsupportedOpError(f"{_layer(node)} has a {t.dtype} activation {t.name!r}; "
-                                         "tinycomp supports int8 activations (other types only at the "
-                                         "model's input and output)")
+                                         "tinycomp supports int8 and int16 activations (other types "
+                                         "only at the model's input and output)")
