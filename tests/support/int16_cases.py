@@ -129,3 +129,146 @@ def depthwise_case(seed: int, count: int = 6):
          dilation_w_factor=dil[1], depth_multiplier=mult)
     b.output(y)
     return b.build(), int16_samples(rng, (1, h, w_, cin), count)
+
+
+def binary_case(op: str, seed: int, count: int = 6):
+    """ADD, SUB or MUL on int16, with broadcasting and a constant operand now and then."""
+    rng = np.random.default_rng(16300 + 100 * ("ADD", "SUB", "MUL").index(op) + seed)
+    shape = tuple(int(v) for v in rng.integers(1, 6, size=int(rng.integers(1, 5))))
+    shape_b = tuple(d if rng.random() < 0.6 else 1 for d in shape)
+    if seed % 3 == 0:
+        shape_b = shape
+    s1, s2 = _scale(rng, 1e-4, 1.0), _scale(rng, 1e-4, 1.0)
+    if seed % 5 == 1:
+        s2 = s1
+    if op == "MUL":
+        s_out = float(np.float32(s1 * s2 * 32768 * np.exp(rng.uniform(np.log(0.1), np.log(4.0)))))
+    else:
+        s_out = float(np.float32(max(s1, s2) * np.exp(rng.uniform(np.log(0.3), np.log(3.0)))))
+    b = ModelBuilder()
+    x1 = b.input((1, *shape), s1, 0, dtype=I16)
+    const = seed % 4 == 3
+    if const:
+        x2 = b.const(rng.integers(-32768, 32768, size=(1, *shape_b)).astype(I16), I16, [s2], [0])
+    else:
+        x2 = b.input((1, *shape_b), s2, 0, dtype=I16)
+    y = b.tensor((1, *shape), s_out, 0, dtype=I16)
+    b.op(op, [x1, x2], [y], fused_activation=ACTS[seed % len(ACTS)])
+    b.output(y)
+    xs = int16_samples(rng, (1, *shape), count)
+    if const:
+        return b.build(), xs
+    return b.build(), [xs, int16_samples(rng, (1, *shape_b), count)]
+
+
+def pool_case(op: str, seed: int, count: int = 6):
+    rng = np.random.default_rng(16600 + 100 * ("AVERAGE_POOL_2D", "MAX_POOL_2D").index(op) + seed)
+    h, w_, c = (int(v) for v in rng.integers(1, 9, size=3))
+    fh, fw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    padding = ("SAME", "VALID")[seed % 2]
+    if padding == "VALID":
+        h, w_ = max(h, fh), max(w_, fw)
+    s = _scale(rng, 1e-4, 1.0)
+    b = ModelBuilder()
+    x = b.input((1, h, w_, c), s, 0, dtype=I16)
+    from .tflite_builder import pool2d_output_shape
+    y = b.tensor(pool2d_output_shape((1, h, w_, c), (fh, fw), (sh, sw), padding), s, 0, dtype=I16)
+    b.op(op, [x], [y], filter_height=fh, filter_width=fw, stride_h=sh, stride_w=sw,
+         padding=padding, fused_activation=ACTS[seed % len(ACTS)])
+    b.output(y)
+    return b.build(), int16_samples(rng, (1, h, w_, c), count)
+
+
+def requantize_case(src, dst, seed: int, count: int = 4):
+    """QUANTIZE between int8 and int16 (or int16 -> int16) inside a graph:
+    an int16 FULLY_CONNECTED (or the int8 side's input) feeds it."""
+    rng = np.random.default_rng(16900 + seed)
+    n = int(rng.integers(1, 64))
+    s_in, s_out = _scale(rng, 1e-4, 1.0), _scale(rng, 1e-4, 1.0)
+    z_in = 0 if src == I16 else int(rng.integers(-128, 128))
+    z_out = 0 if dst == I16 else int(rng.integers(-128, 128))
+    b = ModelBuilder()
+    x = b.input((1, n), s_in, z_in, dtype=src)
+    y = b.tensor((1, n), s_out, z_out, dtype=dst)
+    b.op("QUANTIZE", [x], [y])
+    b.output(y)
+    if src == I16:
+        xs = int16_samples(rng, (1, n), count)
+    else:
+        xs = rng.integers(-128, 128, size=(count, 1, n)).astype(np.int8)
+    return b.build(), xs
+
+
+def chain_case(seed: int, count: int = 8, int8_edges: bool = False):
+    """Every int16 kernel in one model (for QEMU, one firmware per board):
+    CONV_2D -> DEPTHWISE_CONV_2D -> MAX_POOL_2D -> ADD (with the conv output
+    pooled alike) -> MUL -> AVERAGE_POOL_2D -> RESHAPE -> FULLY_CONNECTED
+    -> QUANTIZE (int16 -> int16); int8_edges puts QUANTIZE int8 ->
+    int16 and int16 -> int8 at the ends."""
+    rng = np.random.default_rng(17000 + seed)
+    h, w_, c = 8, 8, 3
+    b = ModelBuilder()
+    s0 = _scale(rng, 1e-4, 1e-2)
+    if int8_edges:
+        x8 = b.input((1, h, w_, c), _scale(rng, 0.01, 0.1), int(rng.integers(-20, 20)))
+        x = b.tensor((1, h, w_, c), s0, 0, dtype=I16)
+        b.op("QUANTIZE", [x8], [x])
+    else:
+        x = b.input((1, h, w_, c), s0, 0, dtype=I16)
+
+    def conv(t, s_in, cout, dw=False):
+        cin = b.info(t).shape[3]
+        if dw:
+            wq, ws = random_weights(rng, (1, 3, 3, cin), 3)
+            wt = b.const_int8(wq, ws, [0] * len(ws), axis=3)
+        else:
+            wq, ws = random_weights(rng, (cout, 3, 3, cin), 0)
+            wt = b.const_int8(wq, ws, [0] * len(ws), axis=0)
+        n = cin if dw else cout
+        bias = _bias(b, rng, n, s_in, ws, "int64")
+        s_out = _out_scale(rng, s_in, ws, 9 if dw else 9 * cin)
+        sh = b.info(t).shape
+        y = b.tensor((1, sh[1], sh[2], n), s_out, 0, dtype=I16)
+        if dw:
+            b.op("DEPTHWISE_CONV_2D", [t, wt, bias], [y], stride_h=1, stride_w=1, padding="SAME",
+                 depth_multiplier=1)
+        else:
+            b.op("CONV_2D", [t, wt, bias], [y], stride_h=1, stride_w=1, padding="SAME",
+                 fused_activation="RELU")
+        return y, s_out
+
+    c1, s1 = conv(x, s0, 4)
+    d1, s2 = conv(c1, s1, 4, dw=True)
+    p1 = b.tensor((1, 4, 4, 4), s2, 0, dtype=I16)
+    b.op("MAX_POOL_2D", [d1], [p1], filter_height=2, filter_width=2, stride_h=2, stride_w=2,
+         padding="VALID")
+    p2 = b.tensor((1, 4, 4, 4), s1, 0, dtype=I16)
+    b.op("MAX_POOL_2D", [c1], [p2], filter_height=2, filter_width=2, stride_h=2, stride_w=2,
+         padding="VALID")
+    s3 = float(np.float32(max(s1, s2) * 1.5))
+    a1 = b.tensor((1, 4, 4, 4), s3, 0, dtype=I16)
+    b.op("ADD", [p1, p2], [a1])
+    s4 = float(np.float32(s3 * s3 * 20000))
+    m1 = b.tensor((1, 4, 4, 4), s4, 0, dtype=I16)
+    b.op("MUL", [a1, p1 if seed % 2 else a1], [m1])
+    ap = b.tensor((1, 2, 2, 4), s4, 0, dtype=I16)
+    b.op("AVERAGE_POOL_2D", [m1], [ap], filter_height=2, filter_width=2, stride_h=2, stride_w=2,
+         padding="VALID")
+    r = b.reshape(ap, (1, 16))
+    wq, ws = random_weights(rng, (10, 16), None)
+    fw = b.const_int8(wq, ws, [0], axis=0)
+    s5 = _out_scale(rng, s4, ws, 16)
+    f = b.tensor((1, 10), s5, 0, dtype=I16)
+    b.op("FULLY_CONNECTED", [r, fw, -1], [f])
+    q = b.tensor((1, 10), float(np.float32(s5 * 0.7)), 0, dtype=I16)
+    b.op("QUANTIZE", [f], [q])
+    if int8_edges:
+        o = b.tensor((1, 10), float(np.float32(s5 * 200)), int(rng.integers(-10, 10)))
+        b.op("QUANTIZE", [q], [o])
+        b.output(o)
+        xs = rng.integers(-128, 128, size=(count, 1, h, w_, c)).astype(np.int8)
+    else:
+        b.output(q)
+        xs = int16_samples(rng, (1, h, w_, c), count)
+    return b.build(), xs

@@ -410,7 +410,8 @@ class ModelBuilder:
                 raise ValueError("output scale required")
             scale = self.tensors[like].scale
             zero_point = self.tensors[like].zero_point if zero_point is None else zero_point
-        return self.tensor(shape, scale, 0 if zero_point is None else zero_point)
+        dtype = self.tensors[like].dtype if like is not None else np.int8  # int16 stays int16
+        return self.tensor(shape, scale, 0 if zero_point is None else zero_point, dtype)
 
     def conv2d(self, x, w, bias, scale, zero_point, stride=1, padding="SAME",
                activation=None, dilation=1) -> int:

@@ -55,6 +55,12 @@ _INT16: dict[tuple[Op, str, str], Kernel] = {
     (Op.FULLY_CONNECTED, I16, I16): Kernel("kernels/int16/conv.c.j2", fully_connected16),
     (Op.CONV_2D, I16, I16): Kernel("kernels/int16/conv.c.j2", conv_2d16),
     (Op.DEPTHWISE_CONV_2D, I16, I16): Kernel("kernels/int16/conv.c.j2", depthwise_conv_2d16),
+    (Op.ADD, I16, I16): Kernel("kernels/add.c.j2", add),
+    (Op.SUB, I16, I16): Kernel("kernels/add.c.j2", sub),
+    (Op.MUL, I16, I16): Kernel("kernels/mul.c.j2", mul),
+    (Op.AVERAGE_POOL_2D, I16, I16): Kernel("kernels/average_pool_2d.c.j2", average_pool_2d),
+    (Op.MAX_POOL_2D, I16, I16): Kernel("kernels/max_pool_2d.c.j2", max_pool_2d),
+    (Op.QUANTIZE, I16, I16): Kernel("kernels/requantize.c.j2", requantize),
 }
 
 KERNELS: dict[tuple[Op, str, str], Kernel] = {

@@ -1,0 +1,114 @@
+"""int16 activations (TFLite's 16x8 scheme) on the host, bit-exact with TFLM:
+FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D (int64, int32 and no bias;
+per-tensor and per-channel weights; fused activations), ADD, SUB, MUL
+(broadcast, constant operands), AVERAGE/MAX_POOL_2D, QUANTIZE int16 <-> int16
+and int8 <-> int16 inside a graph. Seeded random shapes and quantization;
+inputs include -32768, 32767, 0, +-1 and whole saturating samples
+(tests/support/int16_cases.py). Unsupported 16x8 variants are refused by name."""
+import numpy as np
+import pytest
+
+from tinycomp.codegen.generate import generate
+from tinycomp.errors import UnsupportedOpError
+from tinycomp.frontends.tflite import parse_tflite
+from tests.support import int16_cases as cases
+from tests.support.harness import assert_bit_exact
+from tests.support.tflite_builder import ModelBuilder, random_weights
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fully_connected_16x8(seed):
+    assert_bit_exact(*cases.fully_connected_case(seed))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_conv_2d_16x8(seed):
+    assert_bit_exact(*cases.conv_case(seed))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_depthwise_conv_2d_16x8(seed):
+    assert_bit_exact(*cases.depthwise_case(seed))
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+@pytest.mark.parametrize("seed", range(8))
+def test_binary_int16(op, seed):
+    assert_bit_exact(*cases.binary_case(op, seed))
+
+
+@pytest.mark.parametrize("op", ["AVERAGE_POOL_2D", "MAX_POOL_2D"])
+@pytest.mark.parametrize("seed", range(6))
+def test_pool_int16(op, seed):
+    assert_bit_exact(*cases.pool_case(op, seed))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_requantize_int16_to_int16(seed):
+    assert_bit_exact(*cases.requantize_case(np.int16, np.int16, seed))
+
+
+@pytest.mark.parametrize("int8_edges", [False, True])
+def test_chain_of_int16_kernels(int8_edges):
+    """Every int16 kernel in one graph; int8 edges put QUANTIZE int8 -> int16
+    and int16 -> int8 inside the model's first and last layers."""
+    assert_bit_exact(*cases.chain_case(0, int8_edges=int8_edges))
+
+
+# ---------------------------------------------------------------- refusals
+
+def _fc16(zp_in=0, bias=None, bias_dtype=np.int64, depth=8):
+    b = ModelBuilder()
+    x = b.input((1, depth), 0.01, zp_in, dtype=np.int16)
+    wq, ws = random_weights(np.random.default_rng(1), (4, depth), None)
+    w = b.const_int8(wq, ws, [0], axis=0)
+    bt = -1 if bias is None else b.const(np.asarray(bias, bias_dtype), bias_dtype, [0.01 * ws[0]] * 4, [0] * 4)
+    y = b.tensor((1, 4), 0.5, 0, dtype=np.int16)
+    b.op("FULLY_CONNECTED", [x, w, bt], [y])
+    b.output(y)
+    return b.build()
+
+
+def test_int16_zero_point_refused():
+    with pytest.raises(UnsupportedOpError, match=r"FULLY_CONNECTED at layer 0.*zero point 5"):
+        generate(parse_tflite(_fc16(zp_in=5)))
+
+
+def test_int64_bias_beyond_2_pow_47_refused():
+    with pytest.raises(UnsupportedOpError, match=r"FULLY_CONNECTED at layer 0.*2\^47"):
+        generate(parse_tflite(_fc16(bias=[1 << 50, 0, 0, 0])))
+
+
+def test_depthwise_int32_bias_refused():
+    b = ModelBuilder()
+    x = b.input((1, 4, 4, 2), 0.01, 0, dtype=np.int16)
+    wq, ws = random_weights(np.random.default_rng(2), (1, 3, 3, 2), 3)
+    w = b.const_int8(wq, ws, [0, 0], axis=3)
+    bias = b.const_int32(np.zeros(2, np.int32), [0.01, 0.01], [0, 0])
+    y = b.tensor((1, 4, 4, 2), 0.5, 0, dtype=np.int16)
+    b.op("DEPTHWISE_CONV_2D", [x, w, bias], [y], padding="SAME", stride_h=1, stride_w=1,
+         depth_multiplier=1)
+    b.output(y)
+    with pytest.raises(UnsupportedOpError, match=r"DEPTHWISE_CONV_2D at layer 0.*int64 bias"):
+        generate(parse_tflite(b.build()))
+
+
+def test_int16_through_unsupported_op_refused_by_name():
+    b = ModelBuilder()
+    x = b.input((1, 8), 1 / 32768, 0, dtype=np.int16)
+    y = b.tensor((1, 8), 1 / 32768, 0, dtype=np.int16)
+    b.op("SOFTMAX", [x], [y], beta=1.0)
+    b.output(y)
+    with pytest.raises(UnsupportedOpError, match=r"layer 0 \(SOFTMAX.*int16 activation"):
+        parse_tflite(b.build())
+
+
+def test_mixed_int8_int16_add_refused():
+    b = ModelBuilder()
+    x = b.input((1, 8), 0.01, 0, dtype=np.int16)
+    z = b.input((1, 8), 0.01, 0)
+    y = b.tensor((1, 8), 0.02, 0, dtype=np.int16)
+    b.op("ADD", [x, z], [y])
+    b.output(y)
+    with pytest.raises(UnsupportedOpError, match=r"ADD at layer 0"):
+        generate(parse_tflite(b.build()))
