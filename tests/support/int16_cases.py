@@ -226,7 +226,8 @@ def chain_case(seed: int, count: int = 8, int8_edges: bool = False):
             wq, ws = random_weights(rng, (cout, 3, 3, cin), 0)
             wt = b.const_int8(wq, ws, [0] * len(ws), axis=0)
         n = cin if dw else cout
-        bias = _bias(b, rng, n, s_in, ws, "int64")
+        # seed 1: the int32-bias path (int32 accumulator) for CONV_2D
+        bias = _bias(b, rng, n, s_in, ws, "int32" if seed % 2 and not dw else "int64")
         s_out = _out_scale(rng, s_in, ws, 9 if dw else 9 * cin)
         sh = b.info(t).shape
         y = b.tensor((1, sh[1], sh[2], n), s_out, 0, dtype=I16)
@@ -260,7 +261,8 @@ def chain_case(seed: int, count: int = 8, int8_edges: bool = False):
     fw = b.const_int8(wq, ws, [0], axis=0)
     s5 = _out_scale(rng, s4, ws, 16)
     f = b.tensor((1, 10), s5, 0, dtype=I16)
-    b.op("FULLY_CONNECTED", [r, fw, -1], [f])
+    fb = _bias(b, rng, 10, s4, ws, ("none", "int32", "int64")[seed % 3])
+    b.op("FULLY_CONNECTED", [r, fw, -1 if fb is None else fb], [f])
     q = b.tensor((1, 10), float(np.float32(s5 * 0.7)), 0, dtype=I16)
     b.op("QUANTIZE", [f], [q])
     if int8_edges:
