@@ -112,3 +112,13 @@ def test_mixed_int8_int16_add_refused():
     b.output(y)
     with pytest.raises(UnsupportedOpError, match=r"ADD at layer 0"):
         generate(parse_tflite(b.build()))
+
+
+@pytest.mark.tf
+def test_converter_16x8_cnn():
+    """A Keras CNN through the TF converter's 16x8 mode, int16 in and out."""
+    from tests.support import int16_models
+    model = int16_models.cnn_16x8()
+    graph = parse_tflite(model)
+    assert {graph.tensor(t).dtype for t in graph.inputs + graph.outputs} == {"int16"}
+    assert_bit_exact(model, int16_models.inputs(model))

@@ -29,3 +29,11 @@ def test_int16_single_ops_on_qemu(board):
     for model, inputs in (cases.conv_case(0), cases.depthwise_case(0), cases.binary_case("SUB", 3),
                           cases.binary_case("MUL", 2), cases.binary_case("ADD", 4)):
         assert_bit_exact_on_board(model, inputs, board=board)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("board", BOARDS)
+def test_converter_16x8_cnn_on_qemu(board):
+    from tests.support import int16_models
+    model = int16_models.cnn_16x8()
+    assert_bit_exact_on_board(model, int16_models.inputs(model), board=board)
