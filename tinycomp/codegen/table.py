@@ -20,7 +20,11 @@ from .ops.int16 import conv_2d16, depthwise_conv_2d16, fully_connected16
 
 I8, I16, U8, F32 = "int8", "int16", "uint8", "float32"
 
-# Ops on int8 activations only: one row each, (op, int8, int8).
+# Ops that move values without arithmetic: passes/index_maps.py maps them
+DATA_MOVEMENT = (Op.STRIDED_SLICE, Op.SLICE, Op.SPLIT, Op.SPLIT_V, Op.GATHER, Op.PACK,
+                 Op.DEPTH_TO_SPACE, Op.SPACE_TO_DEPTH, Op.RESIZE_NEAREST_NEIGHBOR)
+
+# Ops on int8 activations: one row each, (op, int8, int8).
 _INT8: dict[Op, Kernel] = {
     Op.FULLY_CONNECTED: Kernel("kernels/fully_connected.c.j2", fully_connected_auto),
     Op.SOFTMAX: Kernel("kernels/softmax.c.j2", act.softmax),
@@ -38,9 +42,7 @@ _INT8: dict[Op, Kernel] = {
     Op.MAXIMUM: Kernel("kernels/minmax.c.j2", maximum),
     Op.PRELU: Kernel("kernels/prelu.c.j2", prelu),
     Op.LEAKY_RELU: Kernel("kernels/lut.c.j2", act.leaky_relu),
-    **{op: Kernel("kernels/gather.c.j2", data_movement)
-       for op in (Op.STRIDED_SLICE, Op.SLICE, Op.SPLIT, Op.SPLIT_V, Op.GATHER, Op.PACK,
-                  Op.DEPTH_TO_SPACE, Op.SPACE_TO_DEPTH, Op.RESIZE_NEAREST_NEIGHBOR)},
+    **{op: Kernel("kernels/gather.c.j2", data_movement) for op in DATA_MOVEMENT},
     Op.AVERAGE_POOL_2D: Kernel("kernels/average_pool_2d.c.j2", average_pool_2d),
     Op.MAX_POOL_2D: Kernel("kernels/max_pool_2d.c.j2", max_pool_2d),
     Op.MEAN: Kernel("kernels/mean.c.j2", mean),
@@ -61,6 +63,12 @@ _INT16: dict[tuple[Op, str, str], Kernel] = {
     (Op.AVERAGE_POOL_2D, I16, I16): Kernel("kernels/average_pool_2d.c.j2", average_pool_2d),
     (Op.MAX_POOL_2D, I16, I16): Kernel("kernels/max_pool_2d.c.j2", max_pool_2d),
     (Op.QUANTIZE, I16, I16): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.CONCATENATION, I16, I16): Kernel("kernels/concatenation.c.j2", concatenation),
+    (Op.PAD, I16, I16): Kernel("kernels/pad.c.j2", pad),
+    (Op.TRANSPOSE, I16, I16): Kernel("kernels/transpose.c.j2", transpose),
+    # not GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH: TFLM has no int16 kernel for them (measured)
+    **{(op, I16, I16): Kernel("kernels/gather.c.j2", data_movement) for op in DATA_MOVEMENT
+       if op not in (Op.GATHER, Op.DEPTH_TO_SPACE, Op.SPACE_TO_DEPTH)},
 }
 
 KERNELS: dict[tuple[Op, str, str], Kernel] = {
