@@ -17,6 +17,7 @@ from .ops.quantize import dequantize, quantize_float, requantize
 from .ops.shape import concatenation, pad, transpose
 from .ops.sparse import conv_2d_auto, fully_connected_auto
 from .ops.int16 import conv_2d16, depthwise_conv_2d16, fully_connected16
+from .ops.int16_act import logistic16, tanh16
 
 I8, I16, U8, F32 = "int8", "int16", "uint8", "float32"
 
@@ -63,6 +64,8 @@ _INT16: dict[tuple[Op, str, str], Kernel] = {
     (Op.AVERAGE_POOL_2D, I16, I16): Kernel("kernels/average_pool_2d.c.j2", average_pool_2d),
     (Op.MAX_POOL_2D, I16, I16): Kernel("kernels/max_pool_2d.c.j2", max_pool_2d),
     (Op.QUANTIZE, I16, I16): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.LOGISTIC, I16, I16): Kernel("kernels/int16/sigmoid.c.j2", logistic16),
+    (Op.TANH, I16, I16): Kernel("kernels/int16/sigmoid.c.j2", tanh16),
     (Op.CONCATENATION, I16, I16): Kernel("kernels/concatenation.c.j2", concatenation),
     (Op.PAD, I16, I16): Kernel("kernels/pad.c.j2", pad),
     (Op.TRANSPOSE, I16, I16): Kernel("kernels/transpose.c.j2", transpose),
