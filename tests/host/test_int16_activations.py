@@ -41,3 +41,17 @@ def test_sigmoid_family_every_code(op, fixed, k):
 def test_sigmoid_output_scale_other_than_2_pow_15_refused():
     with pytest.raises(UnsupportedOpError, match=r"LOGISTIC at layer 0.*2\^-15"):
         generate(parse_tflite(_unary("LOGISTIC", 1e-3, 1 / 32768.0 * 3)))
+
+
+@pytest.mark.parametrize("op", ["RELU", "RELU6", "LEAKY_RELU"])
+@pytest.mark.parametrize("k", range(4))
+def test_relu_family_every_code(op, k):
+    rng = np.random.default_rng(19100 + k)
+    s_in = float(np.float32(np.exp(rng.uniform(np.log(1e-5), np.log(1e-2)))))
+    # equal scales (as the converter writes them), then rescaling both ways
+    s_out = s_in if k == 0 else float(np.float32(s_in * np.exp(rng.uniform(-1.5, 1.5))))
+    if op == "RELU6":
+        s_in = (6.0 / 20000, 6.0 / 40000, s_in, 1e-5)[k]  # six inside and beyond the range
+        s_out = s_in
+    opts = {"alpha": float(np.float32(rng.uniform(-0.5, 1.5)))} if op == "LEAKY_RELU" else {}
+    assert_bit_exact(_unary(op, s_in, s_out, **opts), ALL2)
