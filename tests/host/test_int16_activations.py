@@ -55,3 +55,26 @@ def test_relu_family_every_code(op, k):
         s_out = s_in
     opts = {"alpha": float(np.float32(rng.uniform(-0.5, 1.5)))} if op == "LEAKY_RELU" else {}
     assert_bit_exact(_unary(op, s_in, s_out, **opts), ALL2)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_softmax_int16(seed):
+    """Rows of random depth; input scales from tiny (all exps near 1) to
+    large (most exps 0); beta other than 1 now and then; samples with equal
+    values, extremes and one dominant value."""
+    rng = np.random.default_rng(19200 + seed)
+    depth = int(rng.choice([1, 2, 5, 10, 33, 100, 1000]))
+    rows = int(rng.integers(1, 4))
+    s_in = float(np.float32(np.exp(rng.uniform(np.log(1e-6), np.log(1e-2)))))
+    beta = 1.0 if seed % 3 else float(np.float32(rng.uniform(0.2, 3.0)))
+    b = ModelBuilder()
+    x = b.input((rows, depth), s_in, 0, dtype=np.int16)
+    y = b.tensor((rows, depth), 1 / 32768.0, 0, dtype=np.int16)
+    b.op("SOFTMAX", [x], [y], beta=beta)
+    b.output(y)
+    xs = rng.integers(-32768, 32768, size=(16, rows, depth)).astype(np.int16)
+    xs[0] = 0
+    xs[1] = 32767
+    xs[2, :, 0], xs[2, :, 1:] = 32767, -32768
+    xs[3] = rng.integers(-50, 50, size=(rows, depth))
+    assert_bit_exact(b.build(), xs)

@@ -17,7 +17,7 @@ from .ops.quantize import dequantize, quantize_float, requantize
 from .ops.shape import concatenation, pad, transpose
 from .ops.sparse import conv_2d_auto, fully_connected_auto
 from .ops.int16 import conv_2d16, depthwise_conv_2d16, fully_connected16
-from .ops.int16_act import leaky_relu16, logistic16, relu16, relu6_16, tanh16
+from .ops.int16_act import leaky_relu16, logistic16, relu16, relu6_16, softmax16, tanh16
 
 I8, I16, U8, F32 = "int8", "int16", "uint8", "float32"
 
@@ -67,6 +67,7 @@ _INT16: dict[tuple[Op, str, str], Kernel] = {
     (Op.LOGISTIC, I16, I16): Kernel("kernels/int16/sigmoid.c.j2", logistic16),
     (Op.TANH, I16, I16): Kernel("kernels/int16/sigmoid.c.j2", tanh16),
     (Op.RELU, I16, I16): Kernel("kernels/int16/rescale.c.j2", relu16),
+    (Op.SOFTMAX, I16, I16): Kernel("kernels/int16/softmax.c.j2", softmax16),
     (Op.RELU6, I16, I16): Kernel("kernels/int16/rescale.c.j2", relu6_16),
     (Op.LEAKY_RELU, I16, I16): Kernel("kernels/int16/rescale.c.j2", leaky_relu16),
     (Op.CONCATENATION, I16, I16): Kernel("kernels/concatenation.c.j2", concatenation),

@@ -141,3 +141,71 @@ def leaky_relu16(layer: Layer) -> dict:
     # (measured: the float32 quotients of its older Prepare miss by 1 LSB
     # on a few hundred of the 65,536 codes)
     return _rescale(layer, s_in / s_out, s_in * float(f32(alpha)) / s_out, -32768, 32767)
+
+
+# ---------------------------------------------------------------- SOFTMAX
+
+def _round32(x) -> np.float32:
+    """TfLiteRound (std::round) on a float32."""
+    return np.float32(round_half_away(float(x)))
+
+
+def _expf(x: np.float32) -> np.float32:
+    # glibc's expf is correctly rounded; exp in double, rounded once, is too
+    return np.float32(math.exp(float(x)))
+
+
+def int16_lut(func, lo: float, hi: float) -> np.ndarray:
+    """TFLM's gen_lut for int16 in and out, in float32 as TFLM computes it: 512
+    samples of func over [lo, hi] (output range [-1, 1] on int16), each
+    corrected by half the error of linear interpolation at its midpoint,
+    and one more sample at hi for the last slope."""
+    f = np.float32
+    lo, hi = f(lo), f(hi)
+    steps = 512
+    step = f((hi - lo) / f(steps))
+    half = f(step / f(2))
+    scale_inv = f(f(65536.0) / f(f(1.0) - f(-1.0)))
+    lut = np.zeros(steps + 1, dtype=np.int64)
+    for i in range(steps):
+        val = func(f(lo + f(f(i) * step)))
+        mid = func(f(f(lo + f(f(i) * step)) + half))
+        nxt = func(f(lo + f(f(i + 1) * step)))
+        sample = _round32(f(val * scale_inv))
+        interp = _round32(f(f(f(nxt * scale_inv) + _round32(f(val * scale_inv))) / f(2)))
+        err = f(interp - _round32(f(mid * scale_inv)))
+        bias = _round32(f(err / f(2)))
+        lut[i] = int(min(max(float(f(sample - bias)), -32768.0), 32767.0))
+    lut[steps] = int(min(max(float(_round32(f(func(hi) * scale_inv))), -32768.0), 32767.0))
+    return lut
+
+
+def _one_over_one_plus(x: np.float32) -> np.float32:
+    return np.float32(np.float32(1.0) / np.float32(np.float32(1.0) + x))
+
+
+def softmax16(layer: Layer) -> dict:
+    x, y = layer.input(), layer.output()
+    check_symmetric_int16(layer, x, y)
+    if x.size != y.size or not x.shape:
+        raise layer.refuse("input and output must have the same, non-empty shape")
+    target = np.float32(1.0) / np.float32(32768.0)
+    if abs(np.float32(y.scale) - target) > np.float32(0.001) * target:
+        raise layer.refuse(f"output scale {y.scale:g} must be 1/32768 (TFLM's int16 SOFTMAX)")
+    depth = int(x.shape[-1])
+    if not 1 <= depth <= 65536:  # the row's sum of exps must fit int32
+        raise layer.refuse(f"a last axis of {depth} values is not supported (1 to 65536)")
+    beta = float(np.float32(layer.options.get("beta", 1.0)))
+    # the input difference rescaled so that [-65535, 0] covers [-10, 0]
+    mult, shift = quantize_multiplier(float(f32(x.scale)) * beta / (10.0 / 65535.0))
+    if shift > 15:
+        raise layer.refuse(f"input scale times beta ({x.scale * beta:g}) is too large for "
+                           "TFLM's int32 rescaling")
+    return {
+        "template": "kernels/int16/softmax.c.j2", "rows": x.size // depth, "depth": depth,
+        "mult": mult, "shift": shift,
+        "exp_lut": layer.const("exp_lut", int16_lut(_expf, -10.0, 0.0), "int16_t"),
+        "recip_lut": layer.const("recip_lut", int16_lut(_one_over_one_plus, 0.0, 1.0), "int16_t"),
+        # a row's outputs are written only after all its inputs were read
+        "inplace": True,
+    }
