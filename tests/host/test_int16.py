@@ -122,3 +122,8 @@ def test_converter_16x8_cnn():
     graph = parse_tflite(model)
     assert {graph.tensor(t).dtype for t in graph.inputs + graph.outputs} == {"int16"}
     assert_bit_exact(model, int16_models.inputs(model))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_mean_int16(seed):
+    assert_bit_exact(*cases.mean_case(seed))

@@ -274,3 +274,22 @@ def chain_case(seed: int, count: int = 8, int8_edges: bool = False):
         b.output(q)
         xs = int16_samples(rng, (1, h, w_, c), count)
     return b.build(), xs
+
+
+def mean_case(seed: int, count: int = 8):
+    """MEAN over random axes of a 4-D int16 tensor, keep_dims either way,
+    output scale equal to the input's or not."""
+    rng = np.random.default_rng(19300 + seed)
+    shape = (1,) + tuple(int(v) for v in rng.integers(1, 7, size=3))
+    axes = sorted(rng.choice([1, 2, 3], size=int(rng.integers(1, 4)), replace=False).tolist())
+    keep = bool(seed % 2)
+    s_in = _scale(rng, 1e-4, 1e-1)
+    s_out = s_in if seed % 3 == 0 else float(np.float32(s_in * np.exp(rng.uniform(-1.0, 1.0))))
+    out_shape = tuple(1 if i in axes else d for i, d in enumerate(shape)) if keep else \
+        tuple(d for i, d in enumerate(shape) if i not in axes)
+    b = ModelBuilder()
+    x = b.input(shape, s_in, 0, dtype=I16)
+    y = b.tensor(out_shape, s_out, 0, dtype=I16)
+    b.op("MEAN", [x, b.const_int32(np.asarray(axes, np.int32))], [y], keep_dims=keep)
+    b.output(y)
+    return b.build(), int16_samples(rng, shape, count)

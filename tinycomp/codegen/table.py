@@ -67,6 +67,7 @@ _INT16: dict[tuple[Op, str, str], Kernel] = {
     (Op.LOGISTIC, I16, I16): Kernel("kernels/int16/sigmoid.c.j2", logistic16),
     (Op.TANH, I16, I16): Kernel("kernels/int16/sigmoid.c.j2", tanh16),
     (Op.RELU, I16, I16): Kernel("kernels/int16/rescale.c.j2", relu16),
+    (Op.MEAN, I16, I16): Kernel("kernels/mean.c.j2", mean),
     (Op.SOFTMAX, I16, I16): Kernel("kernels/int16/softmax.c.j2", softmax16),
     (Op.RELU6, I16, I16): Kernel("kernels/int16/rescale.c.j2", relu6_16),
     (Op.LEAKY_RELU, I16, I16): Kernel("kernels/int16/rescale.c.j2", leaky_relu16),

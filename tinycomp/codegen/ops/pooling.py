@@ -97,7 +97,7 @@ def mean(layer: Layer) -> dict:
     count = _prod([x.shape[a] for a in axes])
     if count == 0 or x.size == 0:
         raise layer.refuse("empty reductions are not supported")
-    if count * 128 >= 1 << 31:
+    if count * (128 if x.dtype == "int8" else 32768) >= 1 << 31:
         raise layer.refuse(f"a sum over {count} values may overflow int32")
 
     # Outer loops walk the kept axes in order (the output is contiguous in
@@ -119,7 +119,9 @@ def mean(layer: Layer) -> dict:
     mult = (mult << k) // count
     return {"kept": kept, "reduced": reduced, "index": index, "count": count,
             "mult": mult, "shift": shift - k, "in_sum_offset": x.zero_point * count,
-            "out_offset": y.zero_point, "out_min": INT8_MIN, "out_max": INT8_MAX}
+            "out_offset": y.zero_point, "ctype": c_type(y.dtype),
+            "out_min": INT8_MIN if y.dtype == "int8" else -32768,
+            "out_max": INT8_MAX if y.dtype == "int8" else 32767}
 
 
 def _prod(values) -> int:
