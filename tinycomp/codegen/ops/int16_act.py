@@ -209,3 +209,4 @@ def softmax16(layer: Layer) -> dict:
         # a row's outputs are written only after all its inputs were read
         "inplace": True,
     }
+
