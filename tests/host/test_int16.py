@@ -143,3 +143,12 @@ def test_hard_swish_int16_refused_as_tflm_lacks_it():
     with pytest.raises(RuntimeError):
         from tests.support.tflm import run_tflm
         run_tflm(b.build(), np.zeros((1, 1, 8), np.int16))
+
+
+@pytest.mark.parametrize("inner", [np.int16, np.int8], ids=["int16", "int8"])
+@pytest.mark.parametrize("seed", range(4))
+def test_int32_model_edges(inner, seed):
+    model, xs = cases.int32_edges_case(seed, inner)
+    graph = parse_tflite(model)
+    assert graph.tensor(graph.inputs[0]).dtype == graph.tensor(graph.outputs[0]).dtype == "int32"
+    assert_bit_exact(model, xs)

@@ -6,6 +6,7 @@ firmware per board and variant covers them all: int64, int32 and no bias;
 int16 model edges, and int8 edges with QUANTIZE int8 <-> int16 inside."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tests.support import int16_cases as cases
@@ -37,3 +38,44 @@ def test_converter_16x8_cnn_on_qemu(board):
     from tests.support import int16_models
     model = int16_models.cnn_16x8()
     assert_bit_exact_on_board(model, int16_models.inputs(model), board=board)
+
+
+def _unary(op, s_in, s_out, n=4096, **opts):
+    from tests.support.tflite_builder import ModelBuilder
+    b = ModelBuilder()
+    x = b.input((1, n), s_in, 0, dtype=np.int16)
+    y = b.tensor((1, n), s_out, 0, dtype=np.int16)
+    b.op(op, [x], [y], **opts)
+    b.output(y)
+    return b.build()
+
+
+# 16 samples of 4,096 codes: every int16 code once
+EVERY_CODE = np.arange(-32768, 32768, dtype=np.int16).reshape(16, 1, 4096)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_int16_activations_on_qemu(board):
+    """LOGISTIC and TANH (general input scales, through the 15-bit
+    multiplier) over half of the int16 codes (32,768 spread over the range);
+    their power-of-two shortcuts, RELU, RELU6, LEAKY_RELU on 8,192 codes
+    (the serial link moves tens of KB/s: the host tests take every code);
+    SOFTMAX and MEAN on random rows."""
+    for model in (_unary("LOGISTIC", 3.1e-4, 2.0 ** -15), _unary("TANH", 7.7e-5, 2.0 ** -15)):
+        assert_bit_exact_on_board(model, EVERY_CODE[::2], board=board)
+    some = np.concatenate([EVERY_CODE[::8], EVERY_CODE[3::8]])
+    for model in (_unary("LOGISTIC", 2.0 ** -12, 2.0 ** -15), _unary("TANH", 2.0 ** -13, 2.0 ** -15),
+                  _unary("RELU", 1e-3, 1.7e-3), _unary("RELU6", 6.0 / 20000, 6.0 / 20000),
+                  _unary("LEAKY_RELU", 1e-3, 2.3e-3, alpha=-0.3)):
+        assert_bit_exact_on_board(model, some, board=board)
+    rng = np.random.default_rng(5)
+    soft = _unary("SOFTMAX", 3e-4, 1 / 32768.0, n=100, beta=1.0)
+    assert_bit_exact_on_board(soft, rng.integers(-32768, 32768, size=(8, 1, 100)).astype(np.int16),
+                              board=board)
+    assert_bit_exact_on_board(*cases.mean_case(1), board=board)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_int32_edges_on_qemu(board):
+    for inner in (np.int16, np.int8):
+        assert_bit_exact_on_board(*cases.int32_edges_case(0, inner), board=board)

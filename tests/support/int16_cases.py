@@ -293,3 +293,35 @@ def mean_case(seed: int, count: int = 8):
     b.op("MEAN", [x, b.const_int32(np.asarray(axes, np.int32))], [y], keep_dims=keep)
     b.output(y)
     return b.build(), int16_samples(rng, shape, count)
+
+
+def int32_edges_case(seed: int, inner=I16, count: int = 8):
+    """int32 model input and output around an int16 (or int8) graph:
+    QUANTIZE int32 -> inner, FULLY_CONNECTED, QUANTIZE inner -> int32."""
+    rng = np.random.default_rng(19500 + seed)
+    n, units = int(rng.integers(1, 20)), int(rng.integers(1, 12))
+    s0 = _scale(rng, 1e-5, 1e-3)
+    s1 = float(np.float32(s0 * np.exp(rng.uniform(0.0, 3.0))))  # downscale only: int32 in
+    b = ModelBuilder()
+    x = b.input((1, n), s0, 0, dtype=np.int32)
+    z_in = 0 if inner == I16 else int(rng.integers(-20, 20))
+    h = b.tensor((1, n), s1, z_in, dtype=inner)
+    b.op("QUANTIZE", [x], [h])
+    wq, ws = random_weights(rng, (units, n), None)
+    w = b.const_int8(wq, ws, [0], axis=0)
+    s2 = _out_scale(rng, s1, ws, n) if inner == I16 else float(np.float32(s1 * ws[0] * 8 * np.sqrt(n)))
+    z_out = 0 if inner == I16 else int(rng.integers(-20, 20))
+    f = b.tensor((1, units), s2, z_out, dtype=inner)
+    if inner == I16:
+        b.op("FULLY_CONNECTED", [h, w, -1], [f])
+    else:
+        bias = b.const_int32(np.zeros(units, np.int32), [float(np.float32(s1 * ws[0]))] * units, [0] * units)
+        b.op("FULLY_CONNECTED", [h, w, bias], [f])
+    y = b.tensor((1, units), float(np.float32(s2 * np.exp(rng.uniform(-4.0, 1.0)))), 0, dtype=np.int32)
+    b.op("QUANTIZE", [f], [y])
+    b.output(y)
+    xs = rng.integers(-(1 << 31), 1 << 31, size=(count, 1, n), dtype=np.int64)
+    xs[1] = rng.integers(-(1 << 20), 1 << 20, size=(1, n))
+    xs[2] = 0
+    xs[3, 0, 0], xs[3, 0, -1] = -(1 << 31), (1 << 31) - 1
+    return b.build(), xs.astype(np.int32)

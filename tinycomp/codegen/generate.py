@@ -18,7 +18,7 @@ from .render import c_float, render
 from .table import kernel_for
 
 # TFLite's TensorType codes, which the firmware's DESCRIBE reply carries
-TYPE_CODES = {"float32": 0, "uint8": 3, "int16": 7, "int8": 9}
+TYPE_CODES = {"float32": 0, "int32": 2, "uint8": 3, "int16": 7, "int8": 9}
 SOURCES = ("tinycomp_model.h", "tinycomp_model.c", "tinycomp_weights.c")
 
 

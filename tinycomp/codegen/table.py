@@ -19,7 +19,7 @@ from .ops.sparse import conv_2d_auto, fully_connected_auto
 from .ops.int16 import conv_2d16, depthwise_conv_2d16, fully_connected16
 from .ops.int16_act import leaky_relu16, logistic16, relu16, relu6_16, softmax16, tanh16
 
-I8, I16, U8, F32 = "int8", "int16", "uint8", "float32"
+I8, I16, I32, U8, F32 = "int8", "int16", "int32", "uint8", "float32"
 
 # Ops that move values without arithmetic: passes/index_maps.py maps them
 DATA_MOVEMENT = (Op.STRIDED_SLICE, Op.SLICE, Op.SPLIT, Op.SPLIT_V, Op.GATHER, Op.PACK,
@@ -64,6 +64,11 @@ _INT16: dict[tuple[Op, str, str], Kernel] = {
     (Op.AVERAGE_POOL_2D, I16, I16): Kernel("kernels/average_pool_2d.c.j2", average_pool_2d),
     (Op.MAX_POOL_2D, I16, I16): Kernel("kernels/max_pool_2d.c.j2", max_pool_2d),
     (Op.QUANTIZE, I16, I16): Kernel("kernels/requantize.c.j2", requantize),
+    # int32 model inputs and outputs (converted right at the edge)
+    (Op.QUANTIZE, I32, I16): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.QUANTIZE, I16, I32): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.QUANTIZE, I32, I8): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.QUANTIZE, I8, I32): Kernel("kernels/requantize.c.j2", requantize),
     (Op.LOGISTIC, I16, I16): Kernel("kernels/int16/sigmoid.c.j2", logistic16),
     (Op.TANH, I16, I16): Kernel("kernels/int16/sigmoid.c.j2", tanh16),
     (Op.RELU, I16, I16): Kernel("kernels/int16/rescale.c.j2", relu16),

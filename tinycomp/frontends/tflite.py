@@ -191,7 +191,7 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
 # except int16 activations (TFLite's 16x8 scheme) flowing through the ops
 # below, which have int16 kernels (codegen/table.py; tests/unit checks the two
 # lists agree).
-EDGE_TYPES = ("float32", "int16", "uint8")
+EDGE_TYPES = ("float32", "int16", "uint8", "int32")
 INT16_OPS = frozenset({
     Op.QUANTIZE, Op.FULLY_CONNECTED, Op.CONV_2D, Op.DEPTHWISE_CONV_2D,
     Op.ADD, Op.SUB, Op.MUL, Op.AVERAGE_POOL_2D, Op.MAX_POOL_2D,
@@ -222,10 +222,14 @@ def _edge_tensors(graph: Graph) -> set[int]:
             if t.dtype not in EDGE_TYPES:
                 raise UnsupportedOpError(f"{graph.name}: the model's {role} {t.name!r} is {t.dtype}; "
                                          "tinycomp supports int8, int16, uint8 and float32 inputs and outputs")
+            if t.quant is None and t.dtype == "int32":
+                raise ModelError(f"{graph.name}: the model's int32 {role} {t.name!r} has no quantization")
             if role == "input":
                 users = consumers.get(index, [])
+                # int32 goes to int8 or int16 activations (16x8 models)
+                inside = ("int8", "int16") if t.dtype == "int32" else ("int8",)
                 wrong = [n for n in users
-                         if n.op != Op.QUANTIZE or graph.tensor(n.outputs[0]).dtype != "int8"]
+                         if n.op != Op.QUANTIZE or graph.tensor(n.outputs[0]).dtype not in inside]
             else:
                 maker = producers.get(index)
                 if maker is None:
@@ -243,8 +247,9 @@ def _edge_tensors(graph: Graph) -> set[int]:
 
 
 def _converts_from_int8(graph: Graph, node, dtype: str) -> bool:
-    op = Op.DEQUANTIZE if dtype == "float32" else Op.QUANTIZE  # to int16 / uint8
-    return node.op == op and graph.tensor(node.inputs[0]).dtype == "int8"
+    op = Op.DEQUANTIZE if dtype == "float32" else Op.QUANTIZE  # to int16 / uint8 / int32
+    inside = ("int8", "int16") if dtype == "int32" else ("int8",)
+    return node.op == op and graph.tensor(node.inputs[0]).dtype in inside
 
 
 def _check_integer_only(graph: Graph) -> None:
