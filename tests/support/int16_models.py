@@ -20,8 +20,10 @@ def calibration(n: int = 64, seed: int = 5) -> np.ndarray:
 
 def cnn_16x8() -> bytes:
     """Conv2D (ReLU) -> DepthwiseConv2D -> MaxPool2D -> Conv2D, a residual
-    Add, Multiply, AveragePooling2D, Flatten, Dense (ReLU), Dense: random but
-    seeded weights (the arithmetic, not accuracy, is under test)."""
+    Add, Multiply, AveragePooling2D, Flatten, Dense (ReLU), then tanh and
+    sigmoid branches with a global-average (MEAN) one, concatenated, Dense,
+    softmax: random but seeded weights (the arithmetic, not accuracy, is
+    under test)."""
     digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
     def produce() -> bytes:
@@ -37,10 +39,13 @@ def cnn_16x8() -> bytes:
             z = keras.layers.Conv2D(6, 1, use_bias=False)(y)
             y = keras.layers.Add()([y, z])
             y = keras.layers.Multiply()([y, y])
+            g = keras.layers.GlobalAveragePooling2D()(y)
             y = keras.layers.AveragePooling2D(2)(y)
             y = keras.layers.Flatten()(y)
             y = keras.layers.Dense(16, activation="relu")(y)
-            y = keras.layers.Dense(5)(y)
+            y = keras.layers.Concatenate()([keras.layers.Activation("tanh")(y),
+                                            keras.layers.Activation("sigmoid")(y), g])
+            y = keras.layers.Dense(5, activation="softmax")(y)
             model = keras.Model(x, y)
             converter = tf.lite.TFLiteConverter.from_keras_model(model)
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
