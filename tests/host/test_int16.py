@@ -152,3 +152,39 @@ def test_int32_model_edges(inner, seed):
     graph = parse_tflite(model)
     assert graph.tensor(graph.inputs[0]).dtype == graph.tensor(graph.outputs[0]).dtype == "int32"
     assert_bit_exact(model, xs)
+
+
+def test_int32_input_scaled_up_refused():
+    """An int32 input rescaled by a factor above 1 would shift its 32 bits
+    left inside TFLM's int32 arithmetic: refused, not miscompiled."""
+    b = ModelBuilder()
+    x = b.input((1, 4), 0.01, 0, dtype=np.int32)
+    y = b.tensor((1, 4), 0.001, 0, dtype=np.int16)
+    b.op("QUANTIZE", [x], [y])
+    b.output(y)
+    with pytest.raises(UnsupportedOpError, match=r"QUANTIZE at layer 0.*too large"):
+        generate(parse_tflite(b.build()))
+
+
+def test_int32_input_into_a_kernel_refused():
+    b = ModelBuilder()
+    x = b.input((1, 4), 0.01, 0, dtype=np.int32)
+    y = b.tensor((1, 4), 0.01, 0, dtype=np.int32)
+    b.op("RELU", [x], [y])
+    b.output(y)
+    with pytest.raises(UnsupportedOpError, match=r"RELU.*int32"):
+        parse_tflite(b.build())
+
+
+def test_alias_changing_the_type_is_a_model_error():
+    """A RESHAPE from int8 to int16 (a broken file: TFLM compares byte sizes)."""
+    from tinycomp.errors import ModelError
+    b = ModelBuilder()
+    x = b.input((1, 8), 0.01, 0, dtype=np.int16)
+    q = b.tensor((1, 8), 0.01, 0)
+    b.op("QUANTIZE", [x], [q])
+    y = b.tensor((2, 4), 0.01, 0, dtype=np.int16)
+    b.op("RESHAPE", [q, b.const_int32(np.array([2, 4], np.int32))], [y], new_shape=[2, 4])
+    b.output(y)
+    with pytest.raises(ModelError, match=r"RESHAPE at layer 1.*int8 into int16"):
+        generate(parse_tflite(b.build()))

@@ -51,7 +51,7 @@ def _out_scale(rng, s_in, w_scales, depth) -> float:
 ACTS = (None, "RELU", "RELU6", "RELU_N1_TO_1")
 
 
-def fully_connected_case(seed: int, count: int = 8):
+def fully_connected_case(seed: int, count: int = 64):
     rng = np.random.default_rng(16000 + seed)
     depth, units = int(rng.integers(1, 40)), int(rng.integers(1, 24))
     rows = int(rng.integers(1, 4))
@@ -71,7 +71,7 @@ def fully_connected_case(seed: int, count: int = 8):
     return b.build(), int16_samples(rng, (rows, depth), count)
 
 
-def conv_case(seed: int, count: int = 6):
+def conv_case(seed: int, count: int = 32):
     rng = np.random.default_rng(16100 + seed)
     h, w_, cin = (int(v) for v in rng.integers(1, 9, size=3))
     cout = int(rng.integers(1, 9))
@@ -100,7 +100,7 @@ def conv_case(seed: int, count: int = 6):
     return b.build(), int16_samples(rng, (1, h, w_, cin), count)
 
 
-def depthwise_case(seed: int, count: int = 6):
+def depthwise_case(seed: int, count: int = 32):
     rng = np.random.default_rng(16200 + seed)
     h, w_, cin = (int(v) for v in rng.integers(1, 9, size=3))
     mult = int(rng.integers(1, 3))
@@ -131,7 +131,7 @@ def depthwise_case(seed: int, count: int = 6):
     return b.build(), int16_samples(rng, (1, h, w_, cin), count)
 
 
-def binary_case(op: str, seed: int, count: int = 6):
+def binary_case(op: str, seed: int, count: int = 32):
     """ADD, SUB or MUL on int16, with broadcasting and a constant operand now and then."""
     rng = np.random.default_rng(16300 + 100 * ("ADD", "SUB", "MUL").index(op) + seed)
     shape = tuple(int(v) for v in rng.integers(1, 6, size=int(rng.integers(1, 5))))
@@ -161,7 +161,7 @@ def binary_case(op: str, seed: int, count: int = 6):
     return b.build(), [xs, int16_samples(rng, (1, *shape_b), count)]
 
 
-def pool_case(op: str, seed: int, count: int = 6):
+def pool_case(op: str, seed: int, count: int = 32):
     rng = np.random.default_rng(16600 + 100 * ("AVERAGE_POOL_2D", "MAX_POOL_2D").index(op) + seed)
     h, w_, c = (int(v) for v in rng.integers(1, 9, size=3))
     fh, fw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
@@ -180,7 +180,7 @@ def pool_case(op: str, seed: int, count: int = 6):
     return b.build(), int16_samples(rng, (1, h, w_, c), count)
 
 
-def requantize_case(src, dst, seed: int, count: int = 4):
+def requantize_case(src, dst, seed: int, count: int = 32):
     """QUANTIZE between int8 and int16 (or int16 -> int16) inside a graph:
     an int16 FULLY_CONNECTED (or the int8 side's input) feeds it."""
     rng = np.random.default_rng(16900 + seed)
@@ -276,7 +276,7 @@ def chain_case(seed: int, count: int = 8, int8_edges: bool = False):
     return b.build(), xs
 
 
-def mean_case(seed: int, count: int = 8):
+def mean_case(seed: int, count: int = 32):
     """MEAN over random axes of a 4-D int16 tensor, keep_dims either way,
     output scale equal to the input's or not."""
     rng = np.random.default_rng(19300 + seed)

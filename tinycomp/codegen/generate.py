@@ -52,6 +52,9 @@ def _check_aliases(graph: Graph) -> None:
             if src.size != dst.size:
                 raise ModelError(f"{node.op.value} at layer {node.index} ({node.name!r}) turns "
                                  f"{src.size} values into {dst.size}")
+            if src.dtype != dst.dtype:  # an alias shares the bytes: TFLM checks the byte sizes
+                raise ModelError(f"{node.op.value} at layer {node.index} ({node.name!r}) turns "
+                                 f"{src.dtype} into {dst.dtype}")
             if (src.scale, src.zero_point) != (dst.scale, dst.zero_point):
                 raise UnsupportedOpError(f"{node.op.value} at layer {node.index} ({node.name!r}) "
                                          "changes the quantization; tinycomp needs it unchanged")
