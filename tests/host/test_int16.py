@@ -188,3 +188,36 @@ def test_alias_changing_the_type_is_a_model_error():
     b.output(y)
     with pytest.raises(ModelError, match=r"RESHAPE at layer 1.*int8 into int16"):
         generate(parse_tflite(b.build()))
+
+
+@pytest.mark.parametrize("op", ["FULLY_CONNECTED", "CONV_2D"])
+def test_biasless_16x8_accumulates_in_64_bits(op):
+    """Sums beyond int32: 1,024 (FC) or 3x3x64 (CONV) taps of 32767 * 127.
+    A 32-bit accumulator would wrap; TFLM's bias-less 16x8 layers accumulate
+    in 64 bits (its 2026 change), and so does tinycomp."""
+    rng = np.random.default_rng(31)
+    b = ModelBuilder()
+    if op == "FULLY_CONNECTED":
+        shape, depth = (1, 1024), 1024
+        x = b.input(shape, 1e-4, 0, dtype=np.int16)
+        wq = np.full((4, depth), 127, np.int8)
+        wq[1] = -127
+        wq[2:] = rng.integers(-127, 128, size=(2, depth))
+        w = b.const_int8(wq, [0.01], [0], axis=0)
+        y = b.tensor((1, 4), float(np.float32(1e-4 * 0.01 * 2 ** 17)), 0, dtype=np.int16)
+        b.op(op, [x, w, -1], [y])
+    else:
+        shape = (1, 5, 5, 64)
+        x = b.input(shape, 1e-4, 0, dtype=np.int16)
+        wq = np.full((3, 3, 3, 64), 127, np.int8)
+        wq[1] = -127
+        wq[2] = rng.integers(-127, 128, size=(3, 3, 64))
+        w = b.const_int8(wq, [0.01, 0.02, 0.03], [0, 0, 0], axis=0)
+        y = b.tensor((1, 5, 5, 3), float(np.float32(1e-4 * 0.01 * 2 ** 16)), 0, dtype=np.int16)
+        b.op(op, [x, w, -1], [y], padding="SAME", stride_h=1, stride_w=1)
+    b.output(y)
+    xs = np.full((4, *shape), 32767, np.int16)
+    xs[1] = -32768
+    xs[2:] = rng.integers(-32768, 32768, size=(2, *shape))
+    out = assert_bit_exact(b.build(), xs)
+    assert (np.abs(out) < 32767).mean() > 0.5  # mostly unsaturated: the large sums are resolved
