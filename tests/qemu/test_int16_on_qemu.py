@@ -79,3 +79,14 @@ def test_int16_activations_on_qemu(board):
 def test_int32_edges_on_qemu(board):
     for inner in (np.int16, np.int8):
         assert_bit_exact_on_board(*cases.int32_edges_case(0, inner), board=board)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_int16_moves_on_qemu(board):
+    """CONCATENATION, PAD, TRANSPOSE, STRIDED_SLICE, SLICE, SPLIT, SPLIT_V,
+    PACK, RESIZE_NEAREST_NEIGHBOR and RESHAPE on int16 (the host test's seed 0
+    models): two bytes per element through memcpy on the cores."""
+    from tests.host import test_int16_moves as moves
+    for op in moves.OPS:
+        if op not in moves.REFUSED:
+            assert_bit_exact_on_board(*moves._model(op, 0), board=board)
