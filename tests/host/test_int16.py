@@ -221,3 +221,37 @@ def test_biasless_16x8_accumulates_in_64_bits(op):
     xs[2:] = rng.integers(-32768, 32768, size=(2, *shape))
     out = assert_bit_exact(b.build(), xs)
     assert (np.abs(out) < 32767).mean() > 0.5  # mostly unsaturated: the large sums are resolved
+
+
+@pytest.mark.parametrize("int8_edges", [False, True])
+def test_chain_of_int16_kernels_under_sanitizers(int8_edges):
+    """The chained model built with UBSan (shifts, overflows, the int64
+    accumulation) and ASan (reads past a 2-byte-per-element buffer):
+    every int16 kernel of the chain, and the int8 <-> int16 QUANTIZEs."""
+    from tests.support.harness import compile_for_host
+    from tests.support.tflm import run_tflm
+    model, xs = cases.chain_case(3, count=8, int8_edges=int8_edges)
+    runner = compile_for_host(model, extra_flags=("-fsanitize=undefined,address",
+                                                  "-fno-sanitize-recover=all"))
+    np.testing.assert_array_equal(runner.infer(xs), np.asarray(run_tflm(model, xs)).reshape(len(xs), -1))
+
+
+def test_activations_and_softmax_under_sanitizers():
+    from tests.support.harness import compile_for_host
+    from tests.support.tflm import run_tflm
+    b = ModelBuilder()
+    x = b.input((4, 64), 3e-4, 0, dtype=np.int16)
+    outs = []
+    for op, s_out, opts in (("LOGISTIC", 2.0 ** -15, {}), ("TANH", 2.0 ** -15, {}),
+                            ("SOFTMAX", 1 / 32768.0, {"beta": 1.0}), ("RELU", 4e-4, {}),
+                            ("LEAKY_RELU", 5e-4, {"alpha": 0.1})):
+        y = b.tensor((4, 64), s_out, 0, dtype=np.int16)
+        b.op(op, [x], [y], **opts)
+        outs.append(y)
+    b.output(*outs)
+    model = b.build()
+    xs = np.arange(-32768, 32768, 16, dtype=np.int16).reshape(16, 4, 64)
+    runner = compile_for_host(model, extra_flags=("-fsanitize=undefined,address",
+                                                  "-fno-sanitize-recover=all"))
+    for mine, ref in zip(runner.infer(xs), run_tflm(model, xs)):
+        np.testing.assert_array_equal(mine, np.asarray(ref).reshape(len(xs), -1))
