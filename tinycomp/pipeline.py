@@ -128,7 +128,7 @@ def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str,
 def _tensor_entry_ok(entry) -> bool:
     return (isinstance(entry, dict) and isinstance(entry.get("shape"), list)
             and all(isinstance(d, int) and d > 0 for d in entry["shape"])
-            and entry.get("dtype", "int8") in ("int8", "int16", "uint8", "float32")
+            and entry.get("dtype", "int8") in ("int8", "int16", "uint8", "int32", "float32")
             and isinstance(entry.get("scale"), (int, float, type(None)))
             and isinstance(entry.get("zero_point"), (int, type(None))))
 

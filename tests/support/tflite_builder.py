@@ -34,6 +34,7 @@ _DTYPES = {
     np.dtype(np.int8): fb.TensorType.INT8,
     np.dtype(np.int16): fb.TensorType.INT16,
     np.dtype(np.int32): fb.TensorType.INT32,
+    np.dtype(np.int64): fb.TensorType.INT64,
     np.dtype(np.float32): fb.TensorType.FLOAT32,
     np.dtype(np.uint8): fb.TensorType.UINT8,
 }
@@ -419,7 +420,8 @@ class ModelBuilder:
                 raise ValueError("output scale required")
             scale = self.tensors[like].scale
             zero_point = self.tensors[like].zero_point if zero_point is None else zero_point
-        return self.tensor(shape, scale, 0 if zero_point is None else zero_point)
+        dtype = self.tensors[like].dtype if like is not None else np.int8  # int16 stays int16
+        return self.tensor(shape, scale, 0 if zero_point is None else zero_point, dtype)
 
     def conv2d(self, x, w, bias, scale, zero_point, stride=1, padding="SAME",
                activation=None, dilation=1) -> int:

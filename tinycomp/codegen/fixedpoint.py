@@ -51,18 +51,20 @@ def f32(x) -> float:
     return float(np.float32(x))
 
 
-def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
-    """Clamp bounds of a fused activation in the quantized domain (TFLM's rules)."""
+def activation_range(activation: str, scale: float, zero_point: int,
+                     lo: int = INT8_MIN, hi: int = INT8_MAX) -> tuple[int, int]:
+    """Clamp bounds of a fused activation in the quantized domain (TFLM's
+    rules), within the output type's [lo, hi] (int8 unless told)."""
     def q(real: float) -> int:
         # TFLM divides in float, then rounds half away from zero.
         return zero_point + round_half_away(float(np.float32(real) / np.float32(scale)))
 
     if activation == "NONE":
-        return INT8_MIN, INT8_MAX
+        return lo, hi
     if activation == "RELU":
-        return max(INT8_MIN, q(0.0)), INT8_MAX
+        return max(lo, q(0.0)), hi
     if activation == "RELU6":
-        return max(INT8_MIN, q(0.0)), min(INT8_MAX, q(6.0))
+        return max(lo, q(0.0)), min(hi, q(6.0))
     if activation == "RELU_N1_TO_1":
-        return max(INT8_MIN, q(-1.0)), min(INT8_MAX, q(1.0))
+        return max(lo, q(-1.0)), min(hi, q(1.0))
     raise ValueError(activation)

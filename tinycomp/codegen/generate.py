@@ -20,7 +20,7 @@ from .ops.sparse import STORAGE_AIMS
 from .table import kernel_for
 
 # TFLite's TensorType codes, which the firmware's DESCRIBE reply carries
-TYPE_CODES = {"float32": 0, "uint8": 3, "int16": 7, "int8": 9}
+TYPE_CODES = {"float32": 0, "int32": 2, "uint8": 3, "int16": 7, "int8": 9}
 SOURCES = ("tinycomp_model.h", "tinycomp_model.c", "tinycomp_weights.c")
 
 
@@ -59,6 +59,9 @@ def _check_aliases(graph: Graph) -> None:
             if src.size != dst.size:
                 raise ModelError(f"{node.op.value} at layer {node.index} ({node.name!r}) turns "
                                  f"{src.size} values into {dst.size}")
+            if src.dtype != dst.dtype:  # an alias shares the bytes: TFLM checks the byte sizes
+                raise ModelError(f"{node.op.value} at layer {node.index} ({node.name!r}) turns "
+                                 f"{src.dtype} into {dst.dtype}")
             if (src.scale, src.zero_point) != (dst.scale, dst.zero_point):
                 raise UnsupportedOpError(f"{node.op.value} at layer {node.index} ({node.name!r}) "
                                          "changes the quantization; tinycomp needs it unchanged")

@@ -19,10 +19,16 @@ from .ops.sparse import conv_2d_auto, fully_connected_auto
 from .ops.svdf import svdf
 from .ops.batch_matmul import batch_matmul
 from .ops.transpose_conv import transpose_conv
+from .ops.int16 import conv_2d16, depthwise_conv_2d16, fully_connected16
+from .ops.int16_act import leaky_relu16, logistic16, relu16, relu6_16, softmax16, tanh16
 
-I8, I16, U8, F32 = "int8", "int16", "uint8", "float32"
+I8, I16, I32, U8, F32 = "int8", "int16", "int32", "uint8", "float32"
 
-# Ops on int8 activations only: one row each, (op, int8, int8).
+# Ops that move values without arithmetic: passes/index_maps.py maps them
+DATA_MOVEMENT = (Op.STRIDED_SLICE, Op.SLICE, Op.SPLIT, Op.SPLIT_V, Op.GATHER, Op.PACK,
+                 Op.DEPTH_TO_SPACE, Op.SPACE_TO_DEPTH, Op.RESIZE_NEAREST_NEIGHBOR)
+
+# Ops on int8 activations: one row each, (op, int8, int8).
 _INT8: dict[Op, Kernel] = {
     Op.FULLY_CONNECTED: Kernel("kernels/fully_connected.c.j2", fully_connected_auto),
     Op.SOFTMAX: Kernel("kernels/softmax.c.j2", act.softmax),
@@ -40,9 +46,7 @@ _INT8: dict[Op, Kernel] = {
     Op.MAXIMUM: Kernel("kernels/minmax.c.j2", maximum),
     Op.PRELU: Kernel("kernels/prelu.c.j2", prelu),
     Op.LEAKY_RELU: Kernel("kernels/lut.c.j2", act.leaky_relu),
-    **{op: Kernel("kernels/gather.c.j2", data_movement)
-       for op in (Op.STRIDED_SLICE, Op.SLICE, Op.SPLIT, Op.SPLIT_V, Op.GATHER, Op.PACK,
-                  Op.DEPTH_TO_SPACE, Op.SPACE_TO_DEPTH, Op.RESIZE_NEAREST_NEIGHBOR)},
+    **{op: Kernel("kernels/gather.c.j2", data_movement) for op in DATA_MOVEMENT},
     Op.AVERAGE_POOL_2D: Kernel("kernels/average_pool_2d.c.j2", average_pool_2d),
     Op.MAX_POOL_2D: Kernel("kernels/max_pool_2d.c.j2", max_pool_2d),
     Op.MEAN: Kernel("kernels/mean.c.j2", mean),
@@ -53,6 +57,38 @@ _INT8: dict[Op, Kernel] = {
     Op.SVDF: Kernel("kernels/svdf.c.j2", svdf),
     Op.TRANSPOSE_CONV: Kernel("kernels/transpose_conv.c.j2", transpose_conv),
     Op.BATCH_MATMUL: Kernel("kernels/batch_matmul.c.j2", batch_matmul),
+}
+
+# TFLite's 16x8 scheme: int16 activations (symmetric), int8 weights, int64
+# bias; plain C kernels (ops/int16.py and the int8 families' int16 rows).
+_INT16: dict[tuple[Op, str, str], Kernel] = {
+    (Op.FULLY_CONNECTED, I16, I16): Kernel("kernels/int16/conv.c.j2", fully_connected16),
+    (Op.CONV_2D, I16, I16): Kernel("kernels/int16/conv.c.j2", conv_2d16),
+    (Op.DEPTHWISE_CONV_2D, I16, I16): Kernel("kernels/int16/conv.c.j2", depthwise_conv_2d16),
+    (Op.ADD, I16, I16): Kernel("kernels/add.c.j2", add),
+    (Op.SUB, I16, I16): Kernel("kernels/add.c.j2", sub),
+    (Op.MUL, I16, I16): Kernel("kernels/mul.c.j2", mul),
+    (Op.AVERAGE_POOL_2D, I16, I16): Kernel("kernels/average_pool_2d.c.j2", average_pool_2d),
+    (Op.MAX_POOL_2D, I16, I16): Kernel("kernels/max_pool_2d.c.j2", max_pool_2d),
+    (Op.QUANTIZE, I16, I16): Kernel("kernels/requantize.c.j2", requantize),
+    # int32 model inputs and outputs (converted right at the edge)
+    (Op.QUANTIZE, I32, I16): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.QUANTIZE, I16, I32): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.QUANTIZE, I32, I8): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.QUANTIZE, I8, I32): Kernel("kernels/requantize.c.j2", requantize),
+    (Op.LOGISTIC, I16, I16): Kernel("kernels/int16/sigmoid.c.j2", logistic16),
+    (Op.TANH, I16, I16): Kernel("kernels/int16/sigmoid.c.j2", tanh16),
+    (Op.RELU, I16, I16): Kernel("kernels/int16/rescale.c.j2", relu16),
+    (Op.MEAN, I16, I16): Kernel("kernels/mean.c.j2", mean),
+    (Op.SOFTMAX, I16, I16): Kernel("kernels/int16/softmax.c.j2", softmax16),
+    (Op.RELU6, I16, I16): Kernel("kernels/int16/rescale.c.j2", relu6_16),
+    (Op.LEAKY_RELU, I16, I16): Kernel("kernels/int16/rescale.c.j2", leaky_relu16),
+    (Op.CONCATENATION, I16, I16): Kernel("kernels/concatenation.c.j2", concatenation),
+    (Op.PAD, I16, I16): Kernel("kernels/pad.c.j2", pad),
+    (Op.TRANSPOSE, I16, I16): Kernel("kernels/transpose.c.j2", transpose),
+    # not GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH: TFLM has no int16 kernel for them (measured)
+    **{(op, I16, I16): Kernel("kernels/gather.c.j2", data_movement) for op in DATA_MOVEMENT
+       if op not in (Op.GATHER, Op.DEPTH_TO_SPACE, Op.SPACE_TO_DEPTH)},
 }
 
 KERNELS: dict[tuple[Op, str, str], Kernel] = {
@@ -66,6 +102,7 @@ KERNELS: dict[tuple[Op, str, str], Kernel] = {
     (Op.QUANTIZE, U8, I8): Kernel("kernels/requantize.c.j2", requantize),
     (Op.QUANTIZE, I8, U8): Kernel("kernels/requantize.c.j2", requantize),
     (Op.DEQUANTIZE, I8, F32): Kernel("kernels/dequantize.c.j2", dequantize),
+    **{key: kernel for key, kernel in _INT16.items()},
 }
 
 

@@ -195,8 +195,18 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
 
 # Types a model may take or give at its edges, converted to and from int8
 # there by the model's own QUANTIZE / DEQUANTIZE ops (the TFLite converter's
-# default keeps float32 edges around an integer graph). Inside, all is int8.
-EDGE_TYPES = ("float32", "int16", "uint8")
+# default keeps float32 edges around an integer graph). Inside, all is int8,
+# except int16 activations (TFLite's 16x8 scheme) flowing through the ops
+# below, which have int16 kernels (codegen/table.py; tests/unit checks the two
+# lists agree).
+EDGE_TYPES = ("float32", "int16", "uint8", "int32")
+INT16_OPS = frozenset({
+    Op.QUANTIZE, Op.FULLY_CONNECTED, Op.CONV_2D, Op.DEPTHWISE_CONV_2D,
+    Op.ADD, Op.SUB, Op.MUL, Op.AVERAGE_POOL_2D, Op.MAX_POOL_2D,
+    Op.RESHAPE, Op.SQUEEZE, Op.EXPAND_DIMS, Op.CONCATENATION, Op.PAD, Op.TRANSPOSE,
+    Op.STRIDED_SLICE, Op.SLICE, Op.SPLIT, Op.SPLIT_V, Op.PACK, Op.RESIZE_NEAREST_NEIGHBOR,
+    Op.LOGISTIC, Op.TANH, Op.RELU, Op.RELU6, Op.LEAKY_RELU, Op.SOFTMAX, Op.MEAN,
+})  # not GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH: TFLM refuses them on int16
 
 
 def _layer(node) -> str:
@@ -212,17 +222,22 @@ def _edge_tensors(graph: Graph) -> set[int]:
     for role, indices in (("input", graph.inputs), ("output", graph.outputs)):
         for index in indices:
             t = graph.tensor(index)
-            if t.dtype == "int8":
+            if t.dtype in ("int8", "int16"):
+                # int16: an activation like any other, checked by op below
                 if t.quant is None:
                     raise ModelError(f"{graph.name}: the model's int8 {role} {t.name!r} has no quantization")
                 continue
             if t.dtype not in EDGE_TYPES:
                 raise UnsupportedOpError(f"{graph.name}: the model's {role} {t.name!r} is {t.dtype}; "
                                          "tinycomp supports int8, int16, uint8 and float32 inputs and outputs")
+            if t.quant is None and t.dtype == "int32":
+                raise ModelError(f"{graph.name}: the model's int32 {role} {t.name!r} has no quantization")
             if role == "input":
                 users = consumers.get(index, [])
+                # int32 goes to int8 or int16 activations (16x8 models)
+                inside = ("int8", "int16") if t.dtype == "int32" else ("int8",)
                 wrong = [n for n in users
-                         if n.op != Op.QUANTIZE or graph.tensor(n.outputs[0]).dtype != "int8"]
+                         if n.op != Op.QUANTIZE or graph.tensor(n.outputs[0]).dtype not in inside]
             else:
                 maker = producers.get(index)
                 if maker is None:
@@ -240,8 +255,9 @@ def _edge_tensors(graph: Graph) -> set[int]:
 
 
 def _converts_from_int8(graph: Graph, node, dtype: str) -> bool:
-    op = Op.DEQUANTIZE if dtype == "float32" else Op.QUANTIZE  # to int16 / uint8
-    return node.op == op and graph.tensor(node.inputs[0]).dtype == "int8"
+    op = Op.DEQUANTIZE if dtype == "float32" else Op.QUANTIZE  # to int16 / uint8 / int32
+    inside = ("int8", "int16") if dtype == "int32" else ("int8",)
+    return node.op == op and graph.tensor(node.inputs[0]).dtype in inside
 
 
 def _check_integer_only(graph: Graph) -> None:
@@ -254,7 +270,13 @@ def _check_integer_only(graph: Graph) -> None:
             if t.dtype.startswith("float"):
                 raise ModelError(f"{graph.name}: {_layer(node)} has {t.dtype} tensor {t.name!r} "
                                  f"(a float or hybrid model); {_FLOAT_HINT}")
-            if not t.is_const and t.dtype != "int8" and not t.variable:  # state: its kernel checks the type
+            if t.is_const or t.variable:  # state: its kernel checks the type
+                continue
+            if t.dtype == "int16" and node.op not in INT16_OPS:
+                raise UnsupportedOpError(f"{_layer(node)} has an int16 activation {t.name!r}; "
+                                         "tinycomp's int16 (16x8) kernels are "
+                                         + ", ".join(sorted(op.value for op in INT16_OPS)))
+            if t.dtype not in ("int8", "int16"):
                 raise UnsupportedOpError(f"{_layer(node)} has a {t.dtype} activation {t.name!r}; "
-                                         "tinycomp supports int8 activations (other types only at the "
-                                         "model's input and output)")
+                                         "tinycomp supports int8 and int16 activations (other types "
+                                         "only at the model's input and output)")

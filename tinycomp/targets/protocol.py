@@ -147,7 +147,7 @@ class Decoder:
 
 
 # TFLite's TensorType codes, as the firmware reports them
-TYPE_NAMES = {0: "float32", 3: "uint8", 7: "int16", 9: "int8"}
+TYPE_NAMES = {0: "float32", 2: "int32", 3: "uint8", 7: "int16", 9: "int8"}
 
 
 @dataclass(frozen=True)

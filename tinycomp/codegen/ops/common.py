@@ -7,12 +7,17 @@ from ..fixedpoint import activation_range, quantize_multipliers
 from ..layer import Layer
 
 
+# value range of each activation type: a fused activation clamps within it
+TYPE_LIMITS = {"int8": (-128, 127), "int16": (-32768, 32767)}
+
+
 def fused_activation(layer: Layer) -> tuple[int, int]:
     act = layer.options.get("activation", "NONE")
     out = layer.output()
     if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
         raise layer.refuse(f"fused activation {act} is not supported")
-    return activation_range(act, out.scale, out.zero_point)
+    lo, hi = TYPE_LIMITS.get(out.dtype, TYPE_LIMITS["int8"])
+    return activation_range(act, out.scale, out.zero_point, lo, hi)
 
 
 def channel_multipliers(layer: Layer, weight_scales, channels: int,

@@ -19,12 +19,13 @@ import numpy as np
 
 from ...reference.gemmlowp import multiply_by_quantized_multiplier
 from ..fixedpoint import f32, quantize_multiplier
-from ..layer import Layer
+from ..layer import Layer, c_type
 from .common import fused_activation
 
 # TFLM shifts int8 ADD inputs left by 20 bits before rescaling so that the
 # two rescaled values keep enough precision to be added exactly.
 ADD_LEFT_SHIFT = 20
+ADD_LEFT_SHIFT_INT16 = 15
 
 
 def operand_exprs(layer: Layer) -> list[str]:
@@ -35,9 +36,9 @@ def operand_exprs(layer: Layer) -> list[str]:
     for i, t in enumerate(layer.node.inputs):
         tensor = layer.graph.tensor(t)
         if tensor.is_const:
-            if tensor.dtype != "int8":
-                raise layer.refuse(f"constant input {i} is {tensor.dtype}, not int8")
-            exprs.append(layer.const(f"in{i}", tensor.data, "int8_t"))
+            if tensor.dtype not in ("int8", "int16"):
+                raise layer.refuse(f"constant input {i} is {tensor.dtype}, not int8 or int16")
+            exprs.append(layer.const(f"in{i}", tensor.data, c_type(tensor.dtype)))
         else:
             exprs.append(f"in{k}")
             k += 1
@@ -105,22 +106,27 @@ def index_expr(loops: list[dict], operand: int, var: str = "i") -> str:
     return " + ".join(terms) or "0"
 
 
-def _int8_operands(layer: Layer):
-    """(a, b, y) of a binary op: int8, not both constant."""
+def _operands(layer: Layer, types: tuple[str, ...] = ("int8",)):
+    """(a, b, y) of a binary op: not both constant, all three of one of `types`."""
     a, b, y = layer.input(0), layer.input(1), layer.output()
     if a.is_const and b.is_const:
         raise layer.refuse("both operands are constant (fold them before compiling)")
     for t in (a, b, y):
-        if t.dtype != "int8":
-            raise layer.refuse(f"tensor {t.name!r} is {t.dtype}; only int8 is supported")
+        if t.dtype != y.dtype or y.dtype not in types:
+            raise layer.refuse(f"tensor {t.name!r} is {t.dtype}; all three must be "
+                               + ", or all three ".join(types))
     return a, b, y
 
 
 def _binary_common(layer: Layer) -> dict:
-    a, b, y = _int8_operands(layer)
+    a, b, y = _operands(layer, ("int8", "int16"))
     for t in (a, b, y):
         if t.quant is None or t.quant.per_channel:
             raise layer.refuse(f"tensor {t.name!r} needs one (per-tensor) scale and zero point")
+        if t.dtype == "int16" and t.zero_point != 0:
+            # TFLM's Prepare requires symmetric int16 operands and output
+            raise layer.refuse(f"int16 tensor {t.name!r} has zero point {t.zero_point}; "
+                               "TFLM's int16 kernels need 0")
     act_min, act_max = fused_activation(layer)
     loops = broadcast_loops(layer, y.shape, [a.shape, b.shape])
     exprs = operand_exprs(layer)
@@ -132,6 +138,7 @@ def _binary_common(layer: Layer) -> dict:
         "a_index": index_expr(loops, 0), "b_index": index_expr(loops, 1),
         "a_offset": -a.zero_point, "b_offset": -b.zero_point, "out_offset": y.zero_point,
         "act_min": act_min, "act_max": act_max, "inplace": inplace,
+        "out_ctype": c_type(y.dtype),
     }
 
 
@@ -158,8 +165,10 @@ def _add_or_sub(layer: Layer, sign: str) -> dict:
     twice_max = 2.0 * max(s1, s2)
     m1, sh1 = _smaller_than_one(layer, "input 1", s1 / twice_max)
     m2, sh2 = _smaller_than_one(layer, "input 2", s2 / twice_max)
-    mo, sho = _smaller_than_one(layer, "output", twice_max / ((1 << ADD_LEFT_SHIFT) * s_out))
-    ctx.update(left_shift=ADD_LEFT_SHIFT, a_mult=m1, a_shift=sh1, b_mult=m2, b_shift=sh2,
+    # int16: 15 bits of headroom, not 20 (TFLM's int16 ADD and SUB)
+    left_shift = ADD_LEFT_SHIFT if layer.output().dtype == "int8" else ADD_LEFT_SHIFT_INT16
+    mo, sho = _smaller_than_one(layer, "output", twice_max / ((1 << left_shift) * s_out))
+    ctx.update(left_shift=left_shift, a_mult=m1, a_shift=sh1, b_mult=m2, b_shift=sh2,
                out_mult=mo, out_shift=sho)
     ctx.update(_add_fast(layer, ctx))
     return ctx
@@ -169,7 +178,7 @@ def _add_fast(layer: Layer, ctx: dict) -> dict:
     """Tables and literals of add_fast.c.j2 when both operands have the
     output's shape and its shortcuts are exact; else nothing (general kernel)."""
     loops = ctx["loops"]
-    if len(loops) != 1 or loops[0]["strides"] != [1, 1] or ctx["out_shift"] > -1:
+    if ctx["out_ctype"] != "int8_t" or len(loops) != 1 or loops[0]["strides"] != [1, 1] or ctx["out_shift"] > -1:
         return {}
     x = np.arange(-128, 128)
     ta = multiply_by_quantized_multiplier((x + ctx["a_offset"]) << ADD_LEFT_SHIFT, ctx["a_mult"], ctx["a_shift"])
@@ -196,7 +205,7 @@ def mul(layer: Layer) -> dict:
 
 
 def _minmax(layer: Layer, cmp: str) -> dict:
-    a, b, y = _int8_operands(layer)
+    a, b, y = _operands(layer)
     loops = broadcast_loops(layer, y.shape, [a.shape, b.shape])
     exprs = operand_exprs(layer)
     return {"a": exprs[0], "b": exprs[1], "loops": loops, "cmp": cmp,

@@ -118,8 +118,8 @@ def data_movement(layer: Layer) -> dict:
     ins = [graph.tensor(t) for t in data_inputs(node)]
     outs = [graph.tensor(t) for t in node.outputs]
     for t in ins + outs:
-        if t.dtype != "int8":
-            raise layer.refuse(f"tensor {t.name!r} is {t.dtype}; only int8 is supported")
+        if t.dtype != outs[0].dtype or t.dtype not in ("int8", "int16"):
+            raise layer.refuse(f"tensor {t.name!r} is {t.dtype}; all must be int8, or all int16")
     if all(t.is_const for t in ins):
         raise layer.refuse("all its inputs are constant (folded before code generation)")
     # PACK moves every input (constant ones from their arrays); the other ops
@@ -140,4 +140,5 @@ def data_movement(layer: Layer) -> dict:
                 raise layer.refuse("an input's share of the output is not a box")
             sub = m.index[tuple(slice(a, a + s) for a, s in box)]
             parts.append(_part(layer, srcs[k], dst, out.shape, box, sub, len(parts)))
-    return {"parts": parts, "what": f"{node.op.value}: copies of the input bytes"}
+    return {"parts": parts, "what": f"{node.op.value}: copies of the input values",
+            "esize": 2 if outs[0].dtype == "int16" else 1}

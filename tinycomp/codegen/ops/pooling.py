@@ -11,7 +11,7 @@ truncated sum / count there; measured against the reference, not assumed).
 from __future__ import annotations
 
 from ..fixedpoint import INT8_MAX, INT8_MIN, f32, quantize_multiplier
-from ..layer import Layer
+from ..layer import Layer, c_type
 from .common import fused_activation
 from .elementwise import coalesce, index_expr
 
@@ -24,8 +24,8 @@ def _same_padding(in_size: int, filter_size: int, stride: int, out_size: int) ->
 
 def _pool(layer: Layer) -> dict:
     x, y = layer.input(), layer.output()
-    if x.dtype != "int8" or y.dtype != "int8":
-        raise layer.refuse("only int8 tensors are supported")
+    if x.dtype != y.dtype or x.dtype not in ("int8", "int16"):
+        raise layer.refuse(f"{x.dtype} -> {y.dtype}: only int8 -> int8 and int16 -> int16 are supported")
     if len(x.shape) != 4 or len(y.shape) != 4:
         raise layer.refuse(f"input and output must be 4D (NHWC), got {list(x.shape)} -> {list(y.shape)}")
     # TFLM's Prepare rejects pooling that changes the quantization.
@@ -55,6 +55,8 @@ def _pool(layer: Layer) -> dict:
         "batches": n, "in_h": ih, "in_w": iw, "channels": c, "out_h": oh, "out_w": ow,
         "filter_h": fh, "filter_w": fw, "stride_h": sh, "stride_w": sw,
         "pad_h": pad_h, "pad_w": pad_w, "act_min": act_min, "act_max": act_max,
+        # int16 (TFLM's int16 pools): the same arithmetic on wider values
+        "ctype": c_type(x.dtype), "lowest": -128 if x.dtype == "int8" else -32768,
     }
 
 
@@ -82,8 +84,8 @@ def _resolve_axes(layer: Layer, rank: int) -> list[int]:
 
 def mean(layer: Layer) -> dict:
     x, y = layer.input(), layer.output()
-    if x.dtype != "int8" or y.dtype != "int8":
-        raise layer.refuse("only int8 tensors are supported")
+    if x.dtype != y.dtype or x.dtype not in ("int8", "int16"):
+        raise layer.refuse(f"{x.dtype} -> {y.dtype}: only int8 -> int8 and int16 -> int16 are supported")
     if x.quant is None or y.quant is None or x.quant.per_channel or y.quant.per_channel:
         raise layer.refuse("input and output need one (per-tensor) scale and zero point")
     rank = len(x.shape)
@@ -95,7 +97,7 @@ def mean(layer: Layer) -> dict:
     count = _prod([x.shape[a] for a in axes])
     if count == 0 or x.size == 0:
         raise layer.refuse("empty reductions are not supported")
-    if count * 128 >= 1 << 31:
+    if count * (128 if x.dtype == "int8" else 32768) >= 1 << 31:
         raise layer.refuse(f"a sum over {count} values may overflow int32")
 
     # Outer loops walk the kept axes in order (the output is contiguous in
@@ -117,7 +119,9 @@ def mean(layer: Layer) -> dict:
     mult = (mult << k) // count
     return {"kept": kept, "reduced": reduced, "index": index, "count": count,
             "mult": mult, "shift": shift - k, "in_sum_offset": x.zero_point * count,
-            "out_offset": y.zero_point, "out_min": INT8_MIN, "out_max": INT8_MAX}
+            "out_offset": y.zero_point, "ctype": c_type(y.dtype),
+            "out_min": INT8_MIN if y.dtype == "int8" else -32768,
+            "out_max": INT8_MAX if y.dtype == "int8" else 32767}
 
 
 def _prod(values) -> int:

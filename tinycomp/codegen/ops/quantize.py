@@ -20,7 +20,8 @@ import numpy as np
 from ..fixedpoint import f32, quantize_multiplier
 from ..layer import Layer, c_type
 
-LIMITS = {"int8": (-128, 127), "int16": (-32768, 32767), "uint8": (0, 255)}
+LIMITS = {"int8": (-128, 127), "int16": (-32768, 32767), "uint8": (0, 255),
+          "int32": (-(1 << 31), (1 << 31) - 1)}
 
 
 def _quantized(layer: Layer, t, role: str):
@@ -66,9 +67,16 @@ def requantize(layer: Layer) -> dict:
     _same_size(layer, x, y)
     mult, shift = quantize_multiplier(f32(x.scale) / f32(y.scale))
     # (q - zp_in) has at most 17 bits; TFLM shifts it left by `shift` in int32.
-    if shift > 14:
+    # An int32 input (zero point 0) has 32: any left shift may overflow.
+    if shift > (0 if x.dtype == "int32" else 14):
         raise layer.refuse(f"rescale factor {f32(x.scale) / f32(y.scale):g} is too large "
                            "(it overflows TFLM's int32 arithmetic)")
+    if y.dtype == "int32":
+        # the requantized value plus zp_out (0 for int32) cannot leave int32,
+        # so the clamp to its limits is the identity: C gets no out-of-range literal
+        return {"size": x.size, "mult": mult, "shift": shift, "in_zp": x.zero_point,
+                "out_zp": 0, "lo": "INT32_MIN", "hi": "INT32_MAX", "out_ctype": "int32_t",
+                "what": f"QUANTIZE {x.dtype} -> int32: requantize"}
     lo, hi = LIMITS[y.dtype]
     return {"size": x.size, "mult": mult, "shift": shift, "in_zp": x.zero_point,
             "out_zp": y.zero_point, "lo": lo, "hi": hi, "out_ctype": c_type(y.dtype),

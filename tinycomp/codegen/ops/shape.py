@@ -1,4 +1,4 @@
-"""CONCATENATION and PAD: byte moves, no arithmetic.
+"""CONCATENATION, PAD and TRANSPOSE: element moves, no arithmetic (int8 or int16).
 
 TFLM copies int8 bytes unchanged in both. CONCATENATION never rescales: the
 TFLM we match rejects inputs whose scale or zero point differs from the
@@ -7,8 +7,12 @@ rescaling TFLM would not do. PAD fills with the output zero point.
 """
 from __future__ import annotations
 
-from ..layer import Layer
+from ..layer import Layer, c_type
 from .elementwise import operand_exprs
+
+
+# bytes per element of the types these ops move (int16: TFLite's 16x8 models)
+ELEMENT_BYTES = {"int8": 1, "int16": 2}
 
 
 def _prod(values) -> int:
@@ -23,8 +27,8 @@ def concatenation(layer: Layer) -> dict:
     inputs = [layer.input(i) for i in range(len(layer.node.inputs))]
     if len(inputs) < 1:
         raise layer.refuse("needs at least one input")
-    if any(t.dtype != "int8" for t in inputs + [y]):
-        raise layer.refuse("only int8 tensors are supported")
+    if y.dtype not in ELEMENT_BYTES or any(t.dtype != y.dtype for t in inputs):
+        raise layer.refuse("all tensors must be int8, or all int16")
     # TFLM's Prepare rejects fused activations on CONCATENATION.
     if layer.options.get("activation", "NONE") != "NONE":
         raise layer.refuse(f"fused activation {layer.options['activation']} is not supported")
@@ -55,13 +59,13 @@ def concatenation(layer: Layer) -> dict:
         if run:
             parts.append({"src": expr, "run": run, "offset": offset})
         offset += run
-    return {"outer": outer, "out_run": offset, "parts": parts}
+    return {"outer": outer, "out_run": offset, "parts": parts, "esize": ELEMENT_BYTES[y.dtype]}
 
 
 def pad(layer: Layer) -> dict:
     x, y = layer.input(), layer.output()
-    if x.dtype != "int8" or y.dtype != "int8":
-        raise layer.refuse("only int8 tensors are supported")
+    if x.dtype != y.dtype or x.dtype not in ELEMENT_BYTES:
+        raise layer.refuse(f"{x.dtype} -> {y.dtype}: only int8 -> int8 and int16 -> int16 are supported")
     if len(layer.node.inputs) > 2:
         raise layer.refuse("constant_values (PADV2-style third input) is not supported")
     paddings = layer.input(1)
@@ -108,6 +112,7 @@ def pad(layer: Layer) -> dict:
     return {
         "out_size": y.size, "pad_value": y.zero_point, "loops": loops,
         "run": run, "out_index": out_index, "in_index": in_index,
+        "esize": ELEMENT_BYTES[y.dtype], "ctype": c_type(y.dtype),
     }
 
 
@@ -118,8 +123,8 @@ def transpose(layer: Layer) -> dict:
     """Output axis k reads input axis perm[k]; bytes move unchanged, as in
     TFLM (which copies int8 values whatever the quantization says)."""
     x, y = layer.input(), layer.output()
-    if x.dtype != "int8" or y.dtype != "int8":
-        raise layer.refuse("only int8 tensors are supported")
+    if x.dtype != y.dtype or x.dtype not in ELEMENT_BYTES:
+        raise layer.refuse(f"{x.dtype} -> {y.dtype}: only int8 -> int8 and int16 -> int16 are supported")
     perm_t = layer.input(1) if layer.has_input(1) else None
     if perm_t is None or not perm_t.is_const:
         raise layer.refuse("the permutation must be a constant tensor")
@@ -159,4 +164,5 @@ def transpose(layer: Layer) -> dict:
         unroll = [k * stride for k in range(size)]
     loops = [{"size": s, "stride": st} for s, st in axes]
     index = " + ".join(f"i{k} * {l['stride']}" for k, l in enumerate(loops)) or "0"
-    return {"loops": loops, "run": run, "unroll": unroll, "index": index, "size": y.size}
+    return {"loops": loops, "run": run, "unroll": unroll, "index": index, "size": y.size,
+            "esize": ELEMENT_BYTES[y.dtype], "ctype": c_type(y.dtype)}
