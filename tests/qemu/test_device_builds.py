@@ -24,7 +24,11 @@ CORE_ATTRS = {
     "cortex-m4": ("v7E-M", "VFPv4-D16"),
     "cortex-m7": ("v7E-M", "FPv5/FP-D16 for ARMv8"),
     "cortex-m33": ("v8-M.mainline", "FPv5/FP-D16 for ARMv8"),
+    "cortex-m55": ("v8.1-M.mainline", "FPv5/FP-D16 for ARMv8"),
+    "cortex-m85": ("v8.1-M.mainline", "FPv5/FP-D16 for ARMv8"),
 }
+# Tag_MVE_arch by the board's core.mve
+MVE_ATTRS = {"int": "MVE Integer only", "float": "MVE Integer and FP"}
 
 
 def readelf_attrs(elf) -> dict[str, str]:
@@ -57,6 +61,7 @@ def test_memory_map_and_core(firmware, name):
         assert attrs["Tag_FP_arch"] == fp and attrs["Tag_ABI_VFP_args"] == "VFP registers"
     else:
         assert "Tag_FP_arch" not in attrs
+    assert attrs.get("Tag_MVE_arch") == MVE_ATTRS.get(board.core.mve)
 
 
 @pytest.mark.parametrize("name", DEVICES)

@@ -9,7 +9,7 @@ from tinycomp.errors import BoardError
 from tinycomp.targets.firmware import uart_divisor
 
 EMULATED = {"qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505",
-            "qemu-netduinoplus2"}
+            "qemu-mps3-an547", "qemu-netduinoplus2"}
 REAL = {"nucleo-f446re", "nucleo-l4r5zi", "nucleo-f746zg"}
 
 
@@ -138,3 +138,11 @@ def test_bad_board_files(tmp_path, monkeypatch, fields, message):
 def test_missing_key(tmp_path, monkeypatch):
     with pytest.raises(BoardError, match="lacks the key 'core'"):
         _load_text(tmp_path, monkeypatch, 'name = "bad"\nkind = "device"\n')
+
+
+def test_helium_board_features():
+    m55 = load_board("qemu-mps3-an547")
+    assert m55.core.mve == "float" and m55.features == {"dsp", "mve"}
+    assert m55.counter.instructions_per_tick == Fraction(125, 4)   # 1e9 / 32 MHz
+    assert m55.core.vector_extension == "Helium (MVE-I, MVE-F)"
+    assert load_board("qemu").features == {"dsp"} and load_board("host").features == set()
