@@ -104,7 +104,7 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions = BuildOptions(
 def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str,
                 protect: tuple[Path, ...] = ()) -> dict:
     board = load_board(board_name)
-    model = generate(graph)
+    model = generate(graph, board.features)  # e.g. Helium kernels where the core has MVE
     info = manifest(graph, model, board)
     with staged_dir(out_dir, protect) as stage:
         model.write(stage / "src")

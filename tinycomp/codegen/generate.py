@@ -15,7 +15,7 @@ from ..passes.fuse import fuse_residual_adds
 from ..passes.memory import ARENA, OUTPUT, MemoryPlan, plan_memory
 from .layer import Constant, Layer, c_type
 from .render import c_float, render
-from .table import kernel_for
+from .table import feature_kernels, kernel_for
 
 # TFLite's TensorType codes, which the firmware's DESCRIBE reply carries
 TYPE_CODES = {"float32": 0, "uint8": 3, "int16": 7, "int8": 9}
@@ -72,15 +72,29 @@ def _check_sources(files: dict[str, str]) -> None:
                                  "a template let unescaped text through")
 
 
-def _contexts(graph: Graph) -> tuple[list[Layer], list[dict]]:
+def _context(layer: Layer, features: frozenset[str]) -> dict:
+    """The layer's kernel context: the first feature row that takes it, else
+    the plain row; a context may pick a variant of its template."""
+    for kernel in feature_kernels(layer, features):
+        context = kernel.context(layer)
+        if context is not None:
+            context = dict(context)
+            context.setdefault("template", kernel.template)
+            return context
+        layer.constants.clear()  # a row that declines leaves nothing behind
+    kernel = kernel_for(layer)
+    context = dict(kernel.context(layer))
+    context.setdefault("template", kernel.template)
+    return context
+
+
+def _contexts(graph: Graph, features: frozenset[str]) -> tuple[list[Layer], list[dict]]:
     layers, contexts = [], []
     for node in graph.nodes:
         if node.op.is_alias:
             continue
         layer = Layer(graph, node)
-        kernel = kernel_for(layer)
-        context = dict(kernel.context(layer))
-        context.setdefault("template", kernel.template)  # a context may pick a variant
+        context = _context(layer, features)
         layers.append(layer)
         contexts.append(context)
     return layers, contexts
@@ -274,13 +288,15 @@ def _check_io(graph: Graph) -> None:
         seen[r] = k
 
 
-def generate(graph: Graph) -> GeneratedModel:
-    """The C library for `graph`, in memory; .write(dir) puts it on disk."""
+def generate(graph: Graph, features: frozenset[str] = frozenset()) -> GeneratedModel:
+    """The C library for `graph`, in memory; .write(dir) puts it on disk.
+    `features` are the target core's (Board.features): with "mve" the Helium
+    kernels are chosen where they apply; the default C runs on any core."""
     _check_aliases(graph)
     _check_io(graph)
     for graph_pass in PASSES:
         graph = graph_pass(graph)
-    layers, contexts = _contexts(graph)
+    layers, contexts = _contexts(graph, frozenset(features))
     if not layers:
         raise UnsupportedOpError(f"{graph.name}: the model computes nothing (only reshapes)")
     plan = plan_memory(

@@ -1,0 +1,120 @@
+"""Helium (MVE) kernels for cores whose board says `core.mve` (codegen/table.py
+picks them by the board's features): FULLY_CONNECTED and ungrouped CONV_2D
+as one int8 GEMM (templates/kernels/mve/gemm.c.j2).
+
+Each output channel's dot product runs 16 int8 lanes at a time with
+VMLADAVA (multiply, add across the lanes, accumulate into a scalar); four
+channels share each input vector. Weights are packed at build time in the
+order the kernel reads them: per block of MVE_UNITS channels, per 16-byte
+chunk of the row, the block's channels' 16 bytes one after the other, rows
+zero-padded to whole chunks and the last block to whole channels. The
+input's last, partial chunk is loaded tail-predicated (VCTP8 + a zeroing
+load), so no byte past the row is read and the padding meets zeros.
+
+Requantization runs on the four accumulators of a block as one vector,
+bit-exact with TFLM's two-rounding MultiplyByQuantizedMultiplier:
+  - left shift (shift > 0) by VSHL, wrapping as TFLM's int32 product does;
+  - SaturatingRoundingDoublingHighMul is exactly VQRDMULH (both give
+    floor((2ab + 2^31) / 2^32), saturating only INT32_MIN * INT32_MIN);
+  - RoundingDivideByPOT rounds half away from zero; VRSHL by -n rounds half
+    up, so negative values first lose 1 (saturating, the sign mask ANDed
+    with the negative shift count is -1 only when a right shift happens).
+A context returns None when the plain row suits the layer better (sparse
+weights, a fused residual ADD, grouped convolutions): the table falls back.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..layer import Layer
+from .common import channel_multipliers, folded_bias, fused_activation
+from .conv import check_io, check_weights, geometry, lag
+from . import sparse
+from .fully_connected import fully_connected
+
+LANES = 16        # int8 lanes of one Q register
+MVE_UNITS = 4     # output channels sharing each input vector (one int32x4 to requantize)
+
+
+def pack_mve(rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """(units, k) int8 rows -> the flat int8 stream the kernel walks, and the
+    number of 16-byte chunks per row."""
+    units, k = rows.shape
+    chunks = -(-k // LANES)
+    blocks = -(-units // MVE_UNITS)
+    padded = np.zeros((blocks * MVE_UNITS, chunks * LANES), np.int8)
+    padded[:units, :k] = rows
+    stream = padded.reshape(blocks, MVE_UNITS, chunks, LANES).transpose(0, 2, 1, 3)
+    return stream.reshape(-1), chunks
+
+
+def _pad(values: np.ndarray, n: int, fill: int = 0) -> np.ndarray:
+    out = np.full(n, fill, np.int64)
+    out[:len(values)] = values
+    return out
+
+
+def gemm_context(layer: Layer, rows: np.ndarray, bias: np.ndarray, scales, float_product: bool) -> dict:
+    """Numbers for templates/kernels/mve/gemm.c.j2: packed weights, folded
+    bias and per-channel requantization vectors (multiplier, left shift,
+    negative right shift), each padded to whole blocks."""
+    units, k = rows.shape
+    stream, chunks = pack_mve(rows)
+    scratch = Layer(layer.graph, layer.node)  # channel_multipliers' arrays are re-laid out below
+    mult_name, shift_name = channel_multipliers(scratch, scales, units, float_product=float_product)
+    by_name = {c.name: c.values.astype(np.int64) for c in scratch.constants}
+    mult, shift = by_name[mult_name], by_name[shift_name]
+    n = -(-units // MVE_UNITS) * MVE_UNITS
+    act_min, act_max = fused_activation(layer)
+    return {
+        "units": units, "k": k, "chunks": chunks - (1 if k % LANES else 0), "tail": k % LANES,
+        "blocks": n // MVE_UNITS, "last": units - (n - MVE_UNITS),
+        "weights": layer.const("weights", stream, "int8_t"),
+        "bias": layer.const("bias_folded", _pad(bias, n), "int32_t"),
+        "mult": layer.const("mult", _pad(mult, n), "int32_t"),
+        "left": layer.const("left", _pad(np.maximum(shift, 0), n), "int32_t")
+                if np.any(shift > 0) else None,
+        "right": layer.const("right", _pad(np.minimum(shift, 0), n), "int32_t"),
+        "out_offset": layer.output().zero_point, "act_min": act_min, "act_max": act_max,
+    }
+
+
+def fully_connected_mve(layer: Layer) -> dict | None:
+    if sparse.pays(layer):
+        return None
+    fully_connected(Layer(layer.graph, layer.node))  # the plain kernel's checks
+    w = layer.input(1)
+    units, depth = w.shape
+    bias = folded_bias(layer, w.data, 2, -layer.input().zero_point)
+    g = gemm_context(layer, w.data.reshape(units, depth), bias, w.quant.scale,
+                     float_product=not w.quant.per_channel)
+    return {"batches": layer.input().size // depth, "depth": depth, "g": g, "shared_args": True}
+
+
+def conv_2d_mve(layer: Layer) -> dict | None:
+    """Ungrouped CONV_2D: a 1x1, stride-1, unpadded one reads each pixel's
+    channels in place; any other window is copied into scratch first, taps
+    outside the input set to the input zero point (with the offset folded
+    into the bias they add 0, as TFLM's skipped taps do)."""
+    if "residual_add" in layer.options or layer.options.get("depthwise_as_conv") or sparse.pays(layer):
+        return None
+    check_io(layer)
+    w = layer.input(1)
+    oc, kh, kw, ci = w.shape
+    if layer.input().shape[3] != ci:
+        return None  # grouped: the plain kernel
+    check_weights(layer, 0, oc)
+    geo = geometry(layer, kh, kw, oc)
+    k = kh * kw * ci
+    direct = (kh == kw == 1 and geo["stride_h"] == geo["stride_w"] == 1
+              and geo["pad_h"] == geo["pad_w"] == 0)
+    bias = folded_bias(layer, w.data, 2, geo["in_offset"])
+    g = gemm_context(layer, w.data.reshape(oc, k), bias, w.quant.scale, float_product=False)
+    ctx = {**geo, "in_c": ci, "out_c": oc, "g": g, "im2col": not direct,
+           "pixels": geo["batches"] * geo["out_h"] * geo["out_w"], "shared_args": True,
+           # one pixel at a time in row-major order; a window is copied before
+           # the pixel's first write
+           "inplace_lag": lag(layer, geo, block=1, read_first=not direct)}
+    if not direct:
+        ctx["scratch_bytes"] = k
+    return ctx
