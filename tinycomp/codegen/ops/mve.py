@@ -30,6 +30,7 @@ from ..layer import Layer
 from .common import channel_multipliers, folded_bias, fused_activation
 from .conv import check_io, check_weights, geometry, lag
 from . import sparse
+from .depthwise import depthwise_conv_2d
 from .fully_connected import fully_connected
 
 LANES = 16        # int8 lanes of one Q register
@@ -56,27 +57,13 @@ def _pad(values: np.ndarray, n: int, fill: int = 0) -> np.ndarray:
 
 def gemm_context(layer: Layer, rows: np.ndarray, bias: np.ndarray, scales, float_product: bool) -> dict:
     """Numbers for templates/kernels/mve/gemm.c.j2: packed weights, folded
-    bias and per-channel requantization vectors (multiplier, left shift,
-    negative right shift), each padded to whole blocks."""
+    bias and the requantization vectors."""
     units, k = rows.shape
     stream, chunks = pack_mve(rows)
-    scratch = Layer(layer.graph, layer.node)  # channel_multipliers' arrays are re-laid out below
-    mult_name, shift_name = channel_multipliers(scratch, scales, units, float_product=float_product)
-    by_name = {c.name: c.values.astype(np.int64) for c in scratch.constants}
-    mult, shift = by_name[mult_name], by_name[shift_name]
-    n = -(-units // MVE_UNITS) * MVE_UNITS
-    act_min, act_max = fused_activation(layer)
-    return {
-        "units": units, "k": k, "chunks": chunks - (1 if k % LANES else 0), "tail": k % LANES,
-        "blocks": n // MVE_UNITS, "last": units - (n - MVE_UNITS),
-        "weights": layer.const("weights", stream, "int8_t"),
-        "bias": layer.const("bias_folded", _pad(bias, n), "int32_t"),
-        "mult": layer.const("mult", _pad(mult, n), "int32_t"),
-        "left": layer.const("left", _pad(np.maximum(shift, 0), n), "int32_t")
-                if np.any(shift > 0) else None,
-        "right": layer.const("right", _pad(np.minimum(shift, 0), n), "int32_t"),
-        "out_offset": layer.output().zero_point, "act_min": act_min, "act_max": act_max,
-    }
+    g = requant_vectors(layer, scales, units, bias, float_product)
+    return {**g, "k": k, "chunks": chunks - (1 if k % LANES else 0), "tail": k % LANES,
+            "last": units - (g["blocks"] - 1) * MVE_UNITS,
+            "weights": layer.const("weights", stream, "int8_t")}
 
 
 def fully_connected_mve(layer: Layer) -> dict | None:
@@ -117,4 +104,59 @@ def conv_2d_mve(layer: Layer) -> dict | None:
            "inplace_lag": lag(layer, geo, block=1, read_first=not direct)}
     if not direct:
         ctx["scratch_bytes"] = k
+    return ctx
+
+
+def requant_vectors(layer: Layer, scales, channels: int, bias: np.ndarray | None,
+                    float_product: bool = False) -> dict:
+    """The requantization part of `g` (templates/kernels/mve/gemm.c.j2:
+    requant) for `channels` outputs, padded to whole int32x4 groups: bias,
+    multiplier, left shift (only when some channel has one) and the right
+    shift as VRSHL's negative count."""
+    scratch = Layer(layer.graph, layer.node)  # channel_multipliers' own arrays are not emitted
+    mult_name, shift_name = channel_multipliers(scratch, scales, channels, float_product=float_product)
+    by_name = {c.name: c.values.astype(np.int64) for c in scratch.constants}
+    mult, shift = by_name[mult_name], by_name[shift_name]
+    n = -(-channels // MVE_UNITS) * MVE_UNITS
+    act_min, act_max = fused_activation(layer)
+    return {
+        "units": channels, "blocks": n // MVE_UNITS,
+        "bias": layer.const("bias_folded", _pad(bias, n), "int32_t") if bias is not None else None,
+        "mult": layer.const("mult", _pad(mult, n), "int32_t"),
+        "left": layer.const("left", _pad(np.maximum(shift, 0), n), "int32_t")
+                if np.any(shift > 0) else None,
+        "right": layer.const("right", _pad(np.minimum(shift, 0), n), "int32_t"),
+        "out_offset": layer.output().zero_point, "act_min": act_min, "act_max": act_max,
+    }
+
+
+def depthwise_mve(layer: Layer) -> dict | None:
+    """DEPTHWISE_CONV_2D, any depth multiplier: four output channels per
+    vector (templates/kernels/mve/depthwise_conv_2d.c.j2)."""
+    plain = depthwise_conv_2d(Layer(layer.graph, layer.node))  # the plain kernel's checks and geometry
+    geo = {k: plain[k] for k in ("batches", "in_h", "in_w", "out_h", "out_w", "k_h", "k_w",
+                                 "stride_h", "stride_w", "dil_h", "dil_w", "pad_h", "pad_w",
+                                 "y_lo", "y_hi", "x_lo", "x_hi", "has_interior", "has_border",
+                                 "in_offset", "out_offset", "act_min", "act_max", "inplace_lag")}
+    w = layer.input(1)
+    _, kh, kw, oc = w.shape
+    c = layer.input().shape[3]
+    taps = kh * kw
+    per_channel = w.data.reshape(taps, oc).T  # (oc, taps)
+    n = -(-oc // MVE_UNITS) * MVE_UNITS
+    packed = np.zeros((n, taps), np.int64)
+    packed[:oc] = per_channel
+    packed = packed.reshape(n // MVE_UNITS, MVE_UNITS, taps).transpose(0, 2, 1).reshape(-1)
+    folded = folded_bias(layer, per_channel, 2, geo["in_offset"]) if geo["has_interior"] else None
+    g = requant_vectors(layer, w.quant.scale, oc, folded)
+    ctx = {**geo, "in_c": c, "out_c": oc, "depth_mult": oc // c, "taps": taps, "g": g,
+           "ragged": oc % MVE_UNITS != 0,
+           "weights": layer.const("weights", packed, "int8_t"),
+           "raw_bias": (layer.const("bias", _pad(layer.input(2).data.reshape(-1), n), "int32_t")
+                        if geo["has_border"] and layer.has_input(2) else None),
+           "offsets": None}
+    if oc != c:
+        # input channel of each output channel, for the gathers; padded
+        # lanes point at channel 0 (their loads are predicated off anyway)
+        ctx["offsets"] = layer.const("in_channel", _pad(np.arange(oc) // (oc // c), n), "uint32_t")
     return ctx

@@ -1,0 +1,106 @@
+"""The Helium (MVE) kernels on QEMU mps3-an547 (Cortex-M55), bit-exact with TFLM.
+
+Each case is built with the board's features, so the kernel table picks the
+kernels/mve/ rows; the shapes are the ones that change the generated MVE
+code: channel and depth counts that are not multiples of 16 (tail-predicated
+last chunk) or of 4 (predicated last group and store), 1x1 spatial inputs,
+strides larger than the kernel, depth multipliers above 1 (gathers), SAME
+borders, per-tensor and per-channel scales, left-shifting multipliers.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinycomp.boards import load_board
+from tinycomp.codegen.generate import generate
+from tinycomp.frontends.tflite import parse_tflite
+from tests.host.test_conv import _conv_model, _dw_model
+from tests.host.test_fully_connected import _fc_model
+from tests.qemu.test_kernels_dsp_conv_fc import _inputs
+from tests.support.harness import assert_bit_exact_on_board
+from tests.support.tflite_builder import ModelBuilder, random_bias, random_weights
+
+pytestmark = pytest.mark.qemu
+
+BOARD = "qemu-mps3-an547"
+ACTIVATIONS = [None, "RELU", "RELU6", "RELU_N1_TO_1"]
+
+# (depth, units, per_channel)
+FC_CASES = [(1, 1, True), (7, 3, False), (16, 4, True), (33, 21, True), (100, 17, False),
+            (129, 5, True), (640, 128, True)]
+# (hw, cin, cout, k, stride, padding)
+CONV_CASES = [
+    ((5, 5), 64, 64, (1, 1), 1, "VALID"),       # in place, whole chunks
+    ((4, 3), 13, 7, (1, 1), 1, "VALID"),        # in place, ragged chunk and group
+    ((1, 1), 24, 10, (1, 1), 1, "SAME"),        # 1x1 spatial
+    ((7, 6), 3, 16, (3, 3), 2, "SAME"),         # first layer: 27-byte rows
+    ((9, 8), 8, 5, (2, 2), 3, "VALID"),         # stride > kernel
+    ((10, 4), 1, 20, (10, 4), 2, "SAME"),       # KWS's first layer shape, small
+    ((6, 5), 17, 9, (3, 3), 1, "SAME"),
+    ((8, 8), 16, 32, (1, 1), 2, "SAME"),        # 1x1 stride 2: the window copy
+]
+# (hw, cin, mult, k, stride, padding, dilation)
+DW_CASES = [
+    ((7, 6), 16, 1, (3, 3), 1, "SAME", 1),
+    ((6, 5), 13, 1, (3, 3), 2, "SAME", 1),      # ragged group
+    ((1, 1), 8, 1, (3, 3), 1, "SAME", 1),       # 1x1 spatial: border only
+    ((9, 9), 6, 1, (2, 2), 3, "VALID", 1),      # stride > kernel
+    ((6, 6), 5, 3, (3, 3), 1, "SAME", 1),       # odd depth multiplier: gathers
+    ((5, 7), 2, 2, (3, 3), 2, "VALID", 1),
+    ((9, 10), 4, 1, (5, 5), 1, "SAME", 2),      # dilation
+]
+
+
+def _check_mve(tflite: bytes, marker: str) -> None:
+    """The case really runs the Helium kernel."""
+    c = generate(parse_tflite(tflite), load_board(BOARD).features).files["tinycomp_model.c"]
+    assert marker in c
+
+
+@pytest.mark.parametrize("i", range(len(FC_CASES)))
+def test_fully_connected_mve(i):
+    depth, units, per_channel = FC_CASES[i]
+    rng = np.random.default_rng(300 + i)
+    model, shape = _fc_model(rng, 1, depth, units, per_channel=per_channel,
+                             activation=ACTIVATIONS[i % 4], with_bias=i % 3 != 2)
+    _check_mve(model, "vmladavaq_s8")
+    assert_bit_exact_on_board(model, _inputs(rng, shape), board=BOARD)
+
+
+@pytest.mark.parametrize("i", range(len(CONV_CASES)))
+def test_conv_mve(i):
+    hw, cin, cout, k, stride, padding = CONV_CASES[i]
+    rng = np.random.default_rng(400 + i)
+    model, shape = _conv_model(rng, hw=hw, cin=cin, cout=cout, k=k, stride=(stride, stride),
+                               padding=padding, per_channel=i % 3 != 1,
+                               activation=ACTIVATIONS[i % 4], with_bias=i % 4 != 3)
+    _check_mve(model, "vmladavaq_s8")
+    assert_bit_exact_on_board(model, _inputs(rng, shape), board=BOARD)
+
+
+@pytest.mark.parametrize("i", range(len(DW_CASES)))
+def test_depthwise_mve(i):
+    hw, cin, mult, k, stride, padding, dil = DW_CASES[i]
+    rng = np.random.default_rng(500 + i)
+    model, shape = _dw_model(rng, hw=hw, cin=cin, mult=mult, k=k, stride=(stride, stride),
+                             dilation=(dil, dil), padding=padding, per_channel=i % 3 != 1,
+                             activation=ACTIVATIONS[i % 4], with_bias=i % 4 != 3)
+    _check_mve(model, "vmulq_s32")
+    assert_bit_exact_on_board(model, _inputs(rng, shape), board=BOARD)
+
+
+def test_left_shift_requantization_mve():
+    """Output scale below input x weight scale: multipliers with shift > 0
+    take VSHL before VQRDMULH (wrapping, as TFLM's int32 product does)."""
+    rng = np.random.default_rng(7)
+    b = ModelBuilder()
+    x = b.input((1, 20), 0.5, 3)
+    w, ws = random_weights(rng, (9, 20), axis=0)
+    bq, bs = random_bias(rng, 9, 0.5, ws)
+    y = b.fully_connected(x, b.const_int8(w, ws * 40, axis=0), b.const_int32(bq, bs * 40),
+                          scale=0.02, zero_point=-4)
+    b.output(y)
+    model = b.build()
+    assert "vshlq_s32" in generate(parse_tflite(model), load_board(BOARD).features).files["tinycomp_model.c"]
+    assert_bit_exact_on_board(model, _inputs(rng, (1, 20)), board=BOARD)
