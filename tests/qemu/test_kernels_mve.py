@@ -86,7 +86,7 @@ def test_depthwise_mve(i):
     model, shape = _dw_model(rng, hw=hw, cin=cin, mult=mult, k=k, stride=(stride, stride),
                              dilation=(dil, dil), padding=padding, per_channel=i % 3 != 1,
                              activation=ACTIVATIONS[i % 4], with_bias=i % 4 != 3)
-    _check_mve(model, "vmulq_s32")
+    _check_mve(model, "vmullbq_int_s16")
     assert_bit_exact_on_board(model, _inputs(rng, shape), board=BOARD)
 
 

@@ -10,7 +10,7 @@ from ..errors import UnsupportedOpError
 from ..ir import Graph, Node, Tensor
 
 CTYPES = {"int8_t": np.int8, "uint8_t": np.uint8, "int16_t": np.int16,
-          "int32_t": np.int32, "uint32_t": np.uint32}
+          "int32_t": np.int32, "uint32_t": np.uint32, "uint16_t": np.uint16}
 # C type of a tensor's elements, by numpy dtype name (activations and I/O)
 TENSOR_CTYPES = {"int8": "int8_t", "int16": "int16_t", "uint8": "uint8_t", "float32": "float"}
 

@@ -99,40 +99,49 @@ def conv_2d_mve(layer: Layer) -> dict | None:
     g = gemm_context(layer, w.data.reshape(oc, k), bias, w.quant.scale, float_product=False)
     ctx = {**geo, "in_c": ci, "out_c": oc, "g": g, "im2col": not direct,
            "pixels": geo["batches"] * geo["out_h"] * geo["out_w"], "shared_args": True,
-           # one pixel at a time in row-major order; a window is copied before
-           # the pixel's first write
-           "inplace_lag": lag(layer, geo, block=1, read_first=not direct)}
+           # pixel pairs in row-major order; both windows are copied before
+           # the pair's first write
+           "inplace_lag": lag(layer, geo, block=2, read_first=not direct)}
     if not direct:
-        ctx["scratch_bytes"] = k
+        ctx["scratch_bytes"] = 2 * k
     return ctx
 
 
 def requant_vectors(layer: Layer, scales, channels: int, bias: np.ndarray | None,
-                    float_product: bool = False) -> dict:
+                    float_product: bool = False, group: int = MVE_UNITS, order=None) -> dict:
     """The requantization part of `g` (templates/kernels/mve/gemm.c.j2:
     requant) for `channels` outputs, padded to whole int32x4 groups: bias,
     multiplier, left shift (only when some channel has one) and the right
-    shift as VRSHL's negative count."""
+    shift as VRSHL's negative count. `group` is the padding unit; `order`
+    permutes the padded channels (the depthwise kernel's even/odd lanes)."""
     scratch = Layer(layer.graph, layer.node)  # channel_multipliers' own arrays are not emitted
     mult_name, shift_name = channel_multipliers(scratch, scales, channels, float_product=float_product)
     by_name = {c.name: c.values.astype(np.int64) for c in scratch.constants}
     mult, shift = by_name[mult_name], by_name[shift_name]
-    n = -(-channels // MVE_UNITS) * MVE_UNITS
+    n = -(-channels // group) * group
+    order = np.arange(n) if order is None else order
+
+    def vec(values):
+        return _pad(values, n)[order]
+
     act_min, act_max = fused_activation(layer)
     return {
         "units": channels, "blocks": n // MVE_UNITS,
-        "bias": layer.const("bias_folded", _pad(bias, n), "int32_t") if bias is not None else None,
-        "mult": layer.const("mult", _pad(mult, n), "int32_t"),
-        "left": layer.const("left", _pad(np.maximum(shift, 0), n), "int32_t")
+        "bias": layer.const("bias_folded", vec(bias), "int32_t") if bias is not None else None,
+        "mult": layer.const("mult", vec(mult), "int32_t"),
+        "left": layer.const("left", vec(np.maximum(shift, 0)), "int32_t")
                 if np.any(shift > 0) else None,
-        "right": layer.const("right", _pad(np.minimum(shift, 0), n), "int32_t"),
+        "right": layer.const("right", vec(np.minimum(shift, 0)), "int32_t"),
         "out_offset": layer.output().zero_point, "act_min": act_min, "act_max": act_max,
     }
 
 
+DW_LANES = 8  # int16 lanes: output channels per step of the depthwise kernel
+
+
 def depthwise_mve(layer: Layer) -> dict | None:
-    """DEPTHWISE_CONV_2D, any depth multiplier: four output channels per
-    vector (templates/kernels/mve/depthwise_conv_2d.c.j2)."""
+    """DEPTHWISE_CONV_2D, any depth multiplier: eight output channels per
+    step (templates/kernels/mve/depthwise_conv_2d.c.j2)."""
     plain = depthwise_conv_2d(Layer(layer.graph, layer.node))  # the plain kernel's checks and geometry
     geo = {k: plain[k] for k in ("batches", "in_h", "in_w", "out_h", "out_w", "k_h", "k_w",
                                  "stride_h", "stride_w", "dil_h", "dil_w", "pad_h", "pad_w",
@@ -143,20 +152,23 @@ def depthwise_mve(layer: Layer) -> dict | None:
     c = layer.input().shape[3]
     taps = kh * kw
     per_channel = w.data.reshape(taps, oc).T  # (oc, taps)
-    n = -(-oc // MVE_UNITS) * MVE_UNITS
+    groups = -(-oc // DW_LANES)
+    n = groups * DW_LANES
     packed = np.zeros((n, taps), np.int64)
     packed[:oc] = per_channel
-    packed = packed.reshape(n // MVE_UNITS, MVE_UNITS, taps).transpose(0, 2, 1).reshape(-1)
-    folded = folded_bias(layer, per_channel, 2, geo["in_offset"]) if geo["has_interior"] else None
-    g = requant_vectors(layer, w.quant.scale, oc, folded)
+    packed = packed.reshape(groups, DW_LANES, taps).transpose(0, 2, 1).reshape(-1)
+    # per group: the even lanes' channels, then the odd lanes' (VMULLB, VMULLT)
+    order = (np.arange(groups)[:, None] * DW_LANES + np.r_[0:DW_LANES:2, 1:DW_LANES:2]).reshape(-1)
+    # every pixel takes the folded bias: border windows are zero-point padded
+    folded = folded_bias(layer, per_channel, 2, geo["in_offset"])
+    g = requant_vectors(layer, w.quant.scale, oc, folded, group=DW_LANES, order=order)
     ctx = {**geo, "in_c": c, "out_c": oc, "depth_mult": oc // c, "taps": taps, "g": g,
-           "ragged": oc % MVE_UNITS != 0,
-           "weights": layer.const("weights", packed, "int8_t"),
-           "raw_bias": (layer.const("bias", _pad(layer.input(2).data.reshape(-1), n), "int32_t")
-                        if geo["has_border"] and layer.has_input(2) else None),
-           "offsets": None}
+           "n_groups": groups, "ragged": oc % DW_LANES != 0,
+           "weights": layer.const("weights", packed, "int8_t"), "offsets": None}
+    if geo["has_border"]:
+        ctx["scratch_bytes"] = taps * c
     if oc != c:
         # input channel of each output channel, for the gathers; padded
         # lanes point at channel 0 (their loads are predicated off anyway)
-        ctx["offsets"] = layer.const("in_channel", _pad(np.arange(oc) // (oc // c), n), "uint32_t")
+        ctx["offsets"] = layer.const("in_channel", _pad(np.arange(oc) // (oc // c), n), "uint16_t")
     return ctx
