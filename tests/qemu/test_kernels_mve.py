@@ -104,3 +104,34 @@ def test_left_shift_requantization_mve():
     model = b.build()
     assert "vshlq_s32" in generate(parse_tflite(model), load_board(BOARD).features).files["tinycomp_model.c"]
     assert_bit_exact_on_board(model, _inputs(rng, (1, 20)), board=BOARD)
+
+
+# (op, shape, operands): same-shape operands take the Helium kernel
+ADD_CASES = [("add", (1, 5, 3, 7), "requant"), ("add", (1, 4, 4, 16), "self"),
+             ("add", (1, 3, 1, 5), "requant"), ("sub", (1, 6, 2, 3), "requant")]
+
+
+@pytest.mark.parametrize("i", range(len(ADD_CASES)))
+def test_add_mve(i):
+    from tests.host.test_elementwise import _model
+    op, shape, kind = ADD_CASES[i]
+    rng = np.random.default_rng(600 + i)
+    model = _model(op, rng, shape, kind, ACTIVATIONS[i % 4])
+    _check_mve(model, "vqrdmulhq_n_s32")
+    assert_bit_exact_on_board(model, _inputs(rng, shape), board=BOARD)
+
+
+POOL_CASES = [((1, 25, 5, 64), (25, 5), (25, 5), "VALID"),   # KWS's global average
+              ((1, 7, 6, 5), (3, 3), (2, 2), "SAME"),        # ragged group, clipped windows
+              ((1, 1, 1, 3), (3, 3), (2, 2), "SAME"),        # window larger than the input
+              ((1, 7, 7, 9), (2, 2), (3, 3), "VALID")]       # stride > filter
+
+
+@pytest.mark.parametrize("i", range(len(POOL_CASES)))
+def test_average_pool_mve(i):
+    from tests.host.test_pooling import _pool_model
+    shape, f, s, padding = POOL_CASES[i]
+    rng = np.random.default_rng(700 + i)
+    model = _pool_model("avg", shape, f, s, padding, ACTIVATIONS[i % 4], (0.05, -3))
+    _check_mve(model, "vldrbq_z_s32")
+    assert_bit_exact_on_board(model, _inputs(rng, shape), board=BOARD)

@@ -16,7 +16,7 @@ from .ops.pooling import average_pool_2d, max_pool_2d, mean
 from .ops.quantize import dequantize, quantize_float, requantize
 from .ops.shape import concatenation, pad, transpose
 from .ops.sparse import conv_2d_auto, fully_connected_auto
-from .ops.mve import conv_2d_mve, depthwise_mve, fully_connected_mve
+from .ops.mve import add_mve, average_pool_mve, conv_2d_mve, depthwise_mve, fully_connected_mve
 
 I8, I16, U8, F32 = "int8", "int16", "uint8", "float32"
 
@@ -73,6 +73,9 @@ FEATURE_KERNELS: dict[tuple[Op, str, str, str], Kernel] = {
     (Op.FULLY_CONNECTED, I8, I8, "mve"): Kernel("kernels/mve/fully_connected.c.j2", fully_connected_mve),
     (Op.CONV_2D, I8, I8, "mve"): Kernel("kernels/mve/conv_2d.c.j2", conv_2d_mve),
     (Op.DEPTHWISE_CONV_2D, I8, I8, "mve"): Kernel("kernels/mve/depthwise_conv_2d.c.j2", depthwise_mve),
+    (Op.ADD, I8, I8, "mve"): Kernel("kernels/mve/add.c.j2", add_mve),
+    (Op.SUB, I8, I8, "mve"): Kernel("kernels/mve/add.c.j2", add_mve),
+    (Op.AVERAGE_POOL_2D, I8, I8, "mve"): Kernel("kernels/mve/average_pool_2d.c.j2", average_pool_mve),
 }
 
 

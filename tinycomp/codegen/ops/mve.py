@@ -31,6 +31,8 @@ from .common import channel_multipliers, folded_bias, fused_activation
 from .conv import check_io, check_weights, geometry, lag
 from . import sparse
 from .depthwise import depthwise_conv_2d
+from .elementwise import add, sub
+from .pooling import average_pool_2d
 from .fully_connected import fully_connected
 
 LANES = 16        # int8 lanes of one Q register
@@ -172,3 +174,26 @@ def depthwise_mve(layer: Layer) -> dict | None:
         # lanes point at channel 0 (their loads are predicated off anyway)
         ctx["offsets"] = layer.const("in_channel", _pad(np.arange(oc) // (oc // c), n), "uint16_t")
     return ctx
+
+
+def add_mve(layer: Layer) -> dict | None:
+    """ADD / SUB of same-shape operands (templates/kernels/mve/add.c.j2);
+    broadcasting ones keep the plain kernel. Every right shift of TFLM's ADD
+    is at least 1 bit for the operands (multipliers below one) and is
+    checked for the output."""
+    ctx = add(Layer(layer.graph, layer.node)) if layer.node.op.value == "ADD" else \
+        sub(Layer(layer.graph, layer.node))
+    loops = ctx["loops"]
+    if len(loops) != 1 or loops[0]["strides"] != [1, 1]:
+        return None
+    keys = ("a", "b", "a_offset", "b_offset", "out_offset", "act_min", "act_max", "inplace",
+            "sign", "left_shift", "a_mult", "a_shift", "b_mult", "b_shift", "out_mult", "out_shift")
+    if any(ctx[k] > 0 for k in ("a_shift", "b_shift", "out_shift")):
+        return None  # TFLM's multipliers below one shift right; anything else keeps the plain kernel
+    if not (ctx["a"].startswith("in") and ctx["b"].startswith("in")):
+        return None  # a constant operand: the plain kernel
+    return {**{k: ctx[k] for k in keys}, "count": loops[0]["size"]}
+
+
+def average_pool_mve(layer: Layer) -> dict | None:
+    return average_pool_2d(layer)
