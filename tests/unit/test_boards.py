@@ -10,7 +10,7 @@ from tinycomp.targets.firmware import uart_divisor
 
 EMULATED = {"qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505",
             "qemu-mps3-an547", "qemu-netduinoplus2"}
-REAL = {"nucleo-f446re", "nucleo-l4r5zi", "nucleo-f746zg"}
+REAL = {"nucleo-f446re", "nucleo-l4r5zi", "nucleo-f746zg", "mps3-an547"}
 
 
 def test_all_boards_present_and_load():
@@ -54,8 +54,13 @@ def test_memory_maps():
     assert an505.uart.base == 0x50200000
     nd = load_board("qemu-netduinoplus2")
     assert nd.uart.base == 0x40011000 and nd.skip_clock_in_emulation and nd.clock_ops
-    for name in REAL | {"qemu-netduinoplus2"}:
+    for name in (REAL - {"mps3-an547"}) | {"qemu-netduinoplus2"}:
         assert load_board(name).memory.flash.base == 0x08000000
+    # the MPS3 AN547 as QEMU models it: ITCM code, DTCM data, secure-alias UART0
+    for name in ("mps3-an547", "qemu-mps3-an547"):
+        m55 = load_board(name)
+        assert (m55.memory.flash.base, m55.memory.ram.base, m55.uart.base) == (0, 0x20000000, 0x59303000)
+        assert m55.core.cpu == "cortex-m55" and m55.features == {"dsp", "mve"}
 
 
 def test_counters():
