@@ -39,6 +39,8 @@ CONV_CASES = [
     ((10, 4), 1, 20, (10, 4), 2, "SAME"),       # KWS's first layer shape, small
     ((6, 5), 17, 9, (3, 3), 1, "SAME"),
     ((8, 8), 16, 32, (1, 1), 2, "SAME"),        # 1x1 stride 2: the window copy
+    ((8, 8), 16, 9, (3, 3), 1, "SAME"),         # even out_w: one shared window per pixel pair
+    ((9, 10), 5, 6, (3, 3), 2, "SAME"),         # shared window, stride 2, ragged channels
 ]
 # (hw, cin, mult, k, stride, padding, dilation)
 DW_CASES = [
@@ -76,6 +78,8 @@ def test_conv_mve(i):
                                padding=padding, per_channel=i % 3 != 1,
                                activation=ACTIVATIONS[i % 4], with_bias=i % 4 != 3)
     _check_mve(model, "vmladavaq_s8")
+    if i >= 8:  # the last two cases take the shared pair window
+        assert "_window2" in generate(parse_tflite(model), load_board(BOARD).features).files["tinycomp_model.c"]
     assert_bit_exact_on_board(model, _inputs(rng, shape), board=BOARD)
 
 
@@ -135,3 +139,27 @@ def test_average_pool_mve(i):
     model = _pool_model("avg", shape, f, s, padding, ACTIVATIONS[i % 4], (0.05, -3))
     _check_mve(model, "vldrbq_z_s32")
     assert_bit_exact_on_board(model, _inputs(rng, shape), board=BOARD)
+
+
+@pytest.mark.parametrize("skip_first", [False, True])
+def test_conv_with_residual_add_mve(skip_first):
+    """CONV_2D whose output meets a skip connection in an ADD: the pair is
+    fused into the Helium GEMM (the ADD's arithmetic on each block before the
+    store), the output written over the skip tensor."""
+    rng = np.random.default_rng(800 + skip_first)
+    b = ModelBuilder()
+    x = b.input((1, 6, 6, 12), 0.05, -7)
+    w, ws = random_weights(rng, (12, 3, 3, 12), axis=0)
+    bq, bs = random_bias(rng, 12, 0.05, ws)
+    y = b.conv2d(x, b.const_int8(w, ws, axis=0), b.const_int32(bq, bs), scale=0.08,
+                 zero_point=3, activation="RELU")
+    w, ws = random_weights(rng, (12, 3, 3, 12), axis=0)
+    bq, bs = random_bias(rng, 12, 0.08, ws)
+    y = b.conv2d(y, b.const_int8(w, ws, axis=0), b.const_int32(bq, bs), scale=0.11, zero_point=-2)
+    z = b.add(x, y, 0.09, -20, activation="RELU") if skip_first else b.add(y, x, 0.09, -20, activation="RELU")
+    b.output(z)
+    model = b.build()
+    c = generate(parse_tflite(model), load_board(BOARD).features)
+    assert [r["op"] for r in c.layers] == ["CONV_2D", "CONV_2D+ADD"]
+    assert "vqrdmulhq_n_s32" in c.files["tinycomp_model.c"]
+    assert_bit_exact_on_board(model, _inputs(rng, (1, 6, 6, 12)), board=BOARD)

@@ -196,11 +196,14 @@ def _fusable(graph: Graph, conv, add, features: frozenset[str] = frozenset()) ->
     computed on throwaway layers)."""
     try:
         conv_layer, add_layer = Layer(graph, conv), Layer(graph, add)
-        # a feature kernel that takes the conv (Helium: the MVE GEMM, about
-        # 5x fewer instructions than the fused DSP kernel on ResNet-8's
-        # blocks) beats the fusion; the ADD then runs on its own
-        if any(k.context(Layer(graph, conv)) is not None for k in feature_kernels(conv_layer, features)):
-            return False
+        # Where feature kernels take the conv (Helium: the MVE GEMM, about 5x
+        # fewer instructions than the fused DSP kernel on ResNet-8's blocks),
+        # fuse only if they take the ADD too (mve.py: _conv_2d_add_mve)
+        conv_rows = [k for k in feature_kernels(conv_layer, features)
+                     if k.context(Layer(graph, conv)) is not None]
+        if conv_rows:
+            return any(k.context(Layer(graph, add)) is not None
+                       for k in feature_kernels(add_layer, features))
         c = kernel_for(conv_layer).context(conv_layer)
         a = kernel_for(add_layer).context(add_layer)
     except UnsupportedOpError:

@@ -68,7 +68,7 @@ def gemm_context(layer: Layer, rows: np.ndarray, bias: np.ndarray, scales, float
     stream, chunks = pack_mve(rows)
     g = requant_vectors(layer, scales, units, bias, float_product)
     return {**g, "k": k, "chunks": chunks - (1 if k % LANES else 0), "tail": k % LANES,
-            "last": units - (g["blocks"] - 1) * MVE_UNITS,
+            "last": units - (g["blocks"] - 1) * MVE_UNITS, "fuse": None,
             "weights": layer.const("weights", stream, "int8_t")}
 
 
@@ -97,7 +97,9 @@ def conv_2d_mve(layer: Layer) -> dict | None:
     channels in place; any other window is copied into scratch first, taps
     outside the input set to the input zero point (with the offset folded
     into the bias they add 0, as TFLM's skipped taps do)."""
-    if "residual_add" in layer.options or layer.options.get("depthwise_as_conv") or _sparse_wins(layer):
+    if "residual_add" in layer.options:
+        return _conv_2d_add_mve(layer)
+    if layer.options.get("depthwise_as_conv") or _sparse_wins(layer):
         return None
     check_io(layer)
     w = layer.input(1)
@@ -109,14 +111,24 @@ def conv_2d_mve(layer: Layer) -> dict | None:
     k = kh * kw * ci
     direct = (kh == kw == 1 and geo["stride_h"] == geo["stride_w"] == 1
               and geo["pad_h"] == geo["pad_w"] == 0)
+    # Shared window (as the DSP kernel's): the two pixels of a pair (same
+    # output row: out_w even) have windows stride_w columns apart that
+    # overlap when stride_w < k_w. With rows taken column by column (filter
+    # reordered to O,W,H,I here), pixel 1's row is pixel 0's shifted by
+    # stride_w columns: one copy of k_w + stride_w columns serves both, less
+    # scratch (the arena's peak on ResNet-8) and fewer bytes copied.
+    shared = (not direct and geo["dil_w"] == 1 and geo["stride_w"] < kw and geo["out_w"] % 2 == 0)
+    rows = w.data.transpose(0, 2, 1, 3).reshape(oc, k) if shared else w.data.reshape(oc, k)
     bias = folded_bias(layer, w.data, 2, geo["in_offset"])
-    g = gemm_context(layer, w.data.reshape(oc, k), bias, w.quant.scale, float_product=False)
-    ctx = {**geo, "in_c": ci, "out_c": oc, "g": g, "im2col": not direct,
+    g = gemm_context(layer, rows, bias, w.quant.scale, float_product=False)
+    ctx = {**geo, "in_c": ci, "out_c": oc, "g": g, "im2col": not direct, "shared": shared,
            "pixels": geo["batches"] * geo["out_h"] * geo["out_w"], "shared_args": True,
            # pixel pairs in row-major order; both windows are copied before
            # the pair's first write
            "inplace_lag": lag(layer, geo, block=2, read_first=not direct)}
-    if not direct:
+    if shared:
+        ctx["scratch_bytes"] = (kw + geo["stride_w"]) * kh * ci
+    elif not direct:
         ctx["scratch_bytes"] = 2 * k
     return ctx
 
@@ -209,3 +221,31 @@ def add_mve(layer: Layer) -> dict | None:
 
 def average_pool_mve(layer: Layer) -> dict | None:
     return average_pool_2d(layer)
+
+
+def _conv_2d_add_mve(layer: Layer) -> dict | None:
+    """A CONV_2D with the residual ADD that reads its output folded in
+    (passes/fuse.py; generate._fusable lets it happen when both halves take
+    Helium kernels). Each block of four conv outputs, requantized and clamped
+    as the conv alone would be, goes through add.c.j2's arithmetic with the
+    skip operand (in1) before it is stored, so the sum never takes arena
+    space of its own. Every output byte is written right after the skip byte
+    at the same index was read, and no other skip byte is read after that:
+    out may lie exactly on in1 (lag 0)."""
+    fused = layer.options["residual_add"]
+    conv, node = fused["conv"], fused["add"]
+    ctx = conv_2d_mve(Layer(layer.graph, conv, layer.constants))
+    a = add_mve(Layer(layer.graph, node, layer.constants))
+    if ctx is None or a is None or a["sign"] != "+":
+        raise layer.refuse("residual ADD folded into a convolution that cannot take it")
+    first = node.inputs[0] == conv.outputs[0]  # the conv's value is the ADD's first operand
+    conv_side, skip_side = ("a", "b") if first else ("b", "a")
+    ctx["g"]["fuse"] = {
+        "left_shift": a["left_shift"], "out_offset": a["out_offset"],
+        "act_min": a["act_min"], "act_max": a["act_max"],
+        "out_mult": a["out_mult"], "out_shift": a["out_shift"],
+        **{f"conv_{k}": a[f"{conv_side}_{k}"] for k in ("offset", "mult", "shift")},
+        **{f"skip_{k}": a[f"{skip_side}_{k}"] for k in ("offset", "mult", "shift")},
+    }
+    ctx["inplace_lags"] = {1: 0}
+    return ctx
