@@ -40,7 +40,7 @@ CONV_CASES = [
     ((6, 5), 17, 9, (3, 3), 1, "SAME"),
     ((8, 8), 16, 32, (1, 1), 2, "SAME"),        # 1x1 stride 2: the window copy
     ((8, 8), 16, 9, (3, 3), 1, "SAME"),         # even out_w: one shared window per pixel pair
-    ((9, 10), 5, 6, (3, 3), 2, "SAME"),         # shared window, stride 2, ragged channels
+    ((9, 12), 5, 6, (3, 3), 2, "SAME"),         # shared window, stride 2, ragged channels
 ]
 # (hw, cin, mult, k, stride, padding, dilation)
 DW_CASES = [
