@@ -130,6 +130,8 @@ machine = "mps2-an386"
     (dict(core="", vt="0x40", uart="cmsdk", counter="icount"), "128-byte aligned"),
     (dict(core="", vt="0", uart="pl011", counter="icount"), "uart.kind 'pl011'"),
     (dict(core="", vt="0", uart="cmsdk", counter="rdtsc"), "counter.kind 'rdtsc'"),
+    (dict(core='mve = "int"', vt="0", uart="cmsdk", counter="icount"), "core.mve needs core.dsp"),
+    (dict(core='dsp = true\nmve = "yes"', vt="0", uart="cmsdk", counter="icount"), "core.mve 'yes'"),
 ])
 def test_bad_board_files(tmp_path, monkeypatch, fields, message):
     text = BASE.format(**fields)
