@@ -61,10 +61,10 @@ def pruning_target(keras_path, split, board, out, sparsity, epochs) -> dict:
     from tinycomp.compress.steps import CompressOptions
     from tinycomp.sweep import measure
 
-    base_model, _, base_tflite, _ = _compress(keras_path, split, CompressOptions(epochs=0), "baseline")
+    base_model, _, base_tflite, _ = _compress(keras_path, split, CompressOptions(epochs=0, max_drop=None), "baseline")
     f32_kernels, f32_all = _float32_bytes(base_model)
     base = measure(base_tflite, split.x_test, split.y_test, board, out / "prune-baseline")
-    model, report, tflite, secs = _compress(keras_path, split, CompressOptions(prune=sparsity, epochs=epochs),
+    model, report, tflite, secs = _compress(keras_path, split, CompressOptions(prune=sparsity, epochs=epochs, max_drop=None),
                                             f"prune{sparsity}")
     pruned = measure(tflite, split.x_test, split.y_test, board, out / f"prune-{sparsity}")
     info = json.loads((out / f"prune-{sparsity}" / "tinycomp.json").read_text())
@@ -93,9 +93,9 @@ def channel_target(keras_path, split, board, out, fraction, epochs) -> dict:
     from tinycomp.profile import profile_build
     from tinycomp.sweep import measure
 
-    _, _, base_tflite, _ = _compress(keras_path, split, CompressOptions(epochs=0), "baseline")
+    _, _, base_tflite, _ = _compress(keras_path, split, CompressOptions(epochs=0, max_drop=None), "baseline")
     base = measure(base_tflite, split.x_test, split.y_test, board, out / "channels-baseline")
-    _, report, tflite, secs = _compress(keras_path, split, CompressOptions(channels=fraction, epochs=epochs),
+    _, report, tflite, secs = _compress(keras_path, split, CompressOptions(channels=fraction, epochs=epochs, max_drop=None),
                                         f"channels{fraction}")
     pruned = measure(tflite, split.x_test, split.y_test, board, out / f"channels-{fraction}")
     base.pop("symbols"), pruned.pop("symbols")

@@ -1,4 +1,4 @@
-/* The on-target runner: answers DESCRIBE, INFER, PROFILE and ECHO frames,
+/* The on-target runner: answers DESCRIBE, INFER, PROFILE, RESET and ECHO frames,
  * reports every malformed frame with an error frame, and keeps serving. */
 #include "fw.h"
 #include "protocol.h"
@@ -193,6 +193,10 @@ FW_COLD static void profile(uint8_t seq, const uint8_t *input)
 static void handle(const proto_parser_t *p)
 {
     int needs_input = p->cmd == CMD_INFER || p->cmd == CMD_PROFILE;
+    if (p->cmd == CMD_RESET && p->len != 0) {
+        proto_send_error(p->seq, ERR_BAD_LENGTH, p->cmd, 0);
+        return;
+    }
     if (needs_input && p->len != TINYCOMP_INPUT_BYTES_TOTAL) {
         proto_send_error(p->seq, ERR_BAD_LENGTH, p->cmd, TINYCOMP_INPUT_BYTES_TOTAL);
         return;
@@ -201,6 +205,12 @@ static void handle(const proto_parser_t *p)
     case CMD_DESCRIBE: describe(p->seq); return;
     case CMD_INFER: infer(p->seq, p->buf); return;
     case CMD_PROFILE: profile(p->seq, p->buf); return;
+    case CMD_RESET:
+        /* a new sequence for stateful models (SVDF): as after power-up */
+        tinycomp_reset_state();
+        proto_send_begin(CMD_RESET | CMD_REPLY, p->seq, 0);
+        proto_send_end();
+        return;
     case CMD_ECHO:
         proto_send_begin(CMD_ECHO | CMD_REPLY, p->seq, p->len);
         proto_send_bytes(p->buf, p->len);

@@ -16,6 +16,7 @@ enum {
     CMD_INFER = 0x02,
     CMD_PROFILE = 0x03,
     CMD_ECHO = 0x04,
+    CMD_RESET = 0x05,       /* zero the model's state (tinycomp_reset_state) */
     CMD_TEST_HANG = 0x70,   /* test builds only */
     CMD_TEST_EXIT = 0x71,
     CMD_REPLY = 0x80,

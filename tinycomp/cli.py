@@ -43,10 +43,15 @@ def cli(verbose: bool) -> None:
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
               help="Float samples (.npy, shape (N, *input_shape), the model's own layout) to "
                    "calibrate a Keras, .pt2 or .onnx model.")
-def build(model: Path, board: str, out_dir: Path | None, calibration: Path | None) -> None:
+@click.option("--optimize", type=click.Choice(["balanced", "size", "speed"]), default="balanced",
+              show_default=True,
+              help="How pruned weights are stored: size stores a layer sparse whenever that is smaller, "
+                   "speed only when it is faster, balanced when smaller and not slower.")
+def build(model: Path, board: str, out_dir: Path | None, calibration: Path | None, optimize: str) -> None:
     """Compile MODEL (.tflite, .keras, .h5, SavedModel, .pt2 or .onnx) for a board."""
     out_dir = out_dir or Path("out") / model.stem
-    info = pipeline.build(model, out_dir, pipeline.BuildOptions(board=board, calibration=calibration))
+    info = pipeline.build(model, out_dir, pipeline.BuildOptions(board=board, calibration=calibration,
+                                                                optimize=optimize))
     click.echo(f"built {model} for {info['board']} in {out_dir}: {len(info['layers'])} layers, "
                f"{info['macs']:,} MACs, arena {info['arena_bytes']:,} B, weights {info['weights_bytes']:,} B")
     for key in ("flash_bytes", "ram_bytes"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .errors import InputDataError, ModelError, OutputError
+from .errors import AccuracyBudgetError, InputDataError, ModelError, OutputError
 from .outputs import write_atomic
 
 
@@ -55,19 +55,26 @@ def load_keras(path: Path):
 @click.option("--channels", type=float, default=None, help="Fraction of conv filters / dense units to remove.")
 @click.option("--low-rank", type=float, default=None, help="Retained singular-value energy E in (0, 1].")
 @click.option("--qat", is_flag=True, help="Finish with quantization-aware training.")
-@click.option("--epochs", type=int, default=3, show_default=True, help="Fine-tuning epochs per step.")
+@click.option("--epochs", type=int, default=30, show_default=True,
+              help="The most fine-tuning epochs of a step; a step stops once held-out accuracy is back "
+                   "within the budget or stops improving.")
+@click.option("--max-drop", type=float, default=1.0, show_default=True,
+              help="Accuracy budget: points of INT8 test accuracy the result may lose against MODEL; "
+                   "over it, the report is written and no model.")
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output .keras file.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
               help="Write a Markdown report here.")
 @click.option("--sensitivity", is_flag=True,
               help="Add per-layer sensitivity to the report: the input model's accuracy with only one layer "
                    "quantized, or pruned at --prune (0.5 without it); two test-set passes per layer.")
-def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, out_path, report_path, sensitivity):
+def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, max_drop, out_path, report_path,
+             sensitivity):
     """Compress a Keras MODEL and write the result to --out (and its INT8 .tflite beside it)."""
     from .compress.steps import CompressOptions, check_options, compress as run
     from .frontends.keras import quiet_tensorflow
 
-    opts = CompressOptions(prune=prune, channels=channels, low_rank=low_rank, qat=qat, epochs=epochs)
+    opts = CompressOptions(prune=prune, channels=channels, low_rank=low_rank, qat=qat, epochs=epochs,
+                           max_drop=max_drop)
     check_options(opts)  # before loading TensorFlow: a typo should fail fast
     if out_path.suffix != ".keras":
         raise OutputError(f"--out must name a .keras file, got {out_path}")
@@ -86,10 +93,13 @@ def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, out_
         original = float_copy(model) if sensitivity else None
         out_model, report, tflite = run(model, x_train, data["y_train"], x_test, y_test, opts, model_path.stem)
         _analyse(report, out_model, tflite, original, x_test, y_test, prune)
-        write_atomic(out_path, lambda p: out_model.save(p))
-    write_atomic(out_path.with_suffix(".tflite"), lambda p: Path(p).write_bytes(tflite))
-    if report_path is not None:
+        if report.over_budget is None:
+            write_atomic(out_path, lambda p: out_model.save(p))
+    if report_path is not None:  # also when over budget: it says why
         write_atomic(report_path, lambda p: Path(p).write_text(report.markdown()))
+    if report.over_budget is not None:
+        raise AccuracyBudgetError(report.over_budget)
+    write_atomic(out_path.with_suffix(".tflite"), lambda p: Path(p).write_bytes(tflite))
     last = report.steps[-1]
     click.echo(f"compressed {model_path} -> {out_path}: float {100 * last.accuracy:.2f}%, "
                f"INT8 {100 * report.int8_accuracy:.2f}%, {last.params:,} params, {last.macs:,} MACs")

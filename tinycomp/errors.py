@@ -21,6 +21,10 @@ class InputDataError(TinycompError):
     """Input, calibration or label data of the wrong shape, dtype or content."""
 
 
+class AccuracyBudgetError(TinycompError):
+    """Compression could not keep accuracy within the budget the user set."""
+
+
 class BoardError(TinycompError):
     """Unknown board, bad board file, or a model that does not fit the board."""
 

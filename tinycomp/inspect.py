@@ -43,5 +43,7 @@ def describe(model_path: Path, calibration: Path | None = None) -> str:
     at = ", ".join(f"{model.plan.places[t][1]:,}" for t in graph.inputs)
     lines += ["", f"memory plan: arena {model.arena_bytes:,} B (the input{'s' if len(graph.inputs) > 1 else ''} "
                   f"included, at offset {at}; outputs go to the caller's buffers), "
-                  f"constants {model.weights_bytes:,} B"]
+                  f"constants {model.weights_bytes:,} B"
+                  + (f", state kept between inferences {model.state_bytes:,} B (outside the arena)"
+                     if model.state_bytes else "")]
     return "\n".join(lines)

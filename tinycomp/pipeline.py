@@ -37,6 +37,7 @@ TORCH_SUFFIXES = (".onnx", ".pt2")  # float PyTorch models: tinycomp[torch]
 class BuildOptions:
     board: str = DEFAULT_BOARD
     calibration: Path | None = None
+    optimize: str = "balanced"  # weights' storage: balanced, size or speed (codegen/ops/sparse.py)
 
 
 def load_model(path: Path, calibration: Path | None = None) -> tuple[Graph, bytes]:
@@ -69,22 +70,25 @@ def _tensor_info(t) -> dict:
             "zero_point": t.zero_point if quantized else None}
 
 
-def manifest(graph: Graph, model: GeneratedModel, board: Board) -> dict:
+def manifest(graph: Graph, model: GeneratedModel, board: Board, optimize: str = "balanced") -> dict:
     inputs = [_tensor_info(graph.tensor(t)) for t in graph.inputs]
     outputs = [_tensor_info(graph.tensor(t)) for t in graph.outputs]
     from .codegen.ops.sparse import compression_summary
-    compression = compression_summary(graph)  # what pruning bought; None if unpruned
+    compression = compression_summary(graph, optimize)  # what pruning bought; None if unpruned
     return {
         "tinycomp_version": __version__,
         "model": graph.name,
         "model_hash": graph.model_hash,
         "board": board.name,
+        "optimize": optimize,
         "inputs": inputs,
         "outputs": outputs,
         # one-input / one-output models also name them singly
         **({"input": inputs[0]} if len(inputs) == 1 else {}),
         **({"output": outputs[0]} if len(outputs) == 1 else {}),
         "arena_bytes": model.arena_bytes,
+        # bytes of state kept between inferences (0: every inference stands alone)
+        "state_bytes": model.state_bytes,
         "weights_bytes": model.weights_bytes,
         "macs": model.macs,
         "layers": list(model.layers),
@@ -98,14 +102,15 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions = BuildOptions(
     inputs = tuple(p for p in (model_path, options.calibration) if p is not None)
     check_out_dir(out_dir, protect=inputs)
     graph, tflite = load_model(model_path, options.calibration)
-    return build_graph(graph, tflite, out_dir, options.board, protect=inputs)
+    return build_graph(graph, tflite, out_dir, options.board, protect=inputs, optimize=options.optimize)
 
 
 def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str,
-                protect: tuple[Path, ...] = ()) -> dict:
+                protect: tuple[Path, ...] = (), optimize: str = "balanced") -> dict:
     board = load_board(board_name)
-    model = generate(graph, board.features)  # e.g. Helium kernels where the core has MVE
-    info = manifest(graph, model, board)
+    # the board's core features choose kernels (Helium where the core has MVE)
+    model = generate(graph, storage=optimize, features=board.features)
+    info = manifest(graph, model, board, optimize)
     with staged_dir(out_dir, protect) as stage:
         model.write(stage / "src")
         (stage / "model.tflite").write_bytes(tflite)
@@ -240,6 +245,11 @@ def run_all(build_dir: Path, samples, port: str | None = None,
                        for k, (s, shape) in enumerate(zip(specs, shapes))])
     raw, counts = [], []
     with get_runner(info["board"], Path(build_dir) / "build", port=port) as runner:
+        if info.get("state_bytes"):
+            # a stateful model (SVDF) sees one sequence per run: the samples in
+            # order, each after the state the previous left (as TFLM keeps its
+            # variable tensors across invokes), from zeros at the start
+            runner.reset_state()
         rows = range(n)
         bar = click.progressbar(rows, label=f"running on {info['board']}", file=sys.stderr,
                                 show_pos=True) if progress else contextlib.nullcontext(rows)

@@ -174,7 +174,8 @@ def sweep(model_path: Path, data: dict, board_name: str, out_dir: Path, settings
     rows = []
     for s in settings:
         opts = CompressOptions(prune=s.prune or None, channels=s.channels or None,
-                               low_rank=s.low_rank if s.low_rank < 1 else None, qat=s.qat, epochs=epochs)
+                               low_rank=s.low_rank if s.low_rank < 1 else None, qat=s.qat, epochs=epochs,
+                               max_drop=None)  # every setting is a point of the table, whatever it costs
         with quiet_tensorflow():
             import keras
             keras.utils.set_random_seed(0)  # each setting starts from the same state

@@ -2,8 +2,6 @@
 one buffer per input and per output in the C API, in the model's order;
 `run` and `validate` with .npz files (arr_0, arr_1, ...)."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from tinycomp.codegen.generate import generate
 from tinycomp.errors import UnsupportedOpError
 from tinycomp.frontends.tflite import parse_tflite
 from tests.support.harness import assert_bit_exact
+from tests.support.cli import tinycomp as _tinycomp
 from tests.support.tflite_builder import (ModelBuilder, random_activation_quant, random_bias, random_int8,
                                           random_weights)
 from tests.support.tflm import run_tflm
@@ -97,11 +96,6 @@ def test_output_that_is_an_input_is_refused():
     b.output(y, x)
     with pytest.raises(UnsupportedOpError, match="output 1.*passed through"):
         generate(parse_tflite(b.build()))
-
-
-def _tinycomp(*args):
-    return subprocess.run([sys.executable, "-m", "tinycomp.cli", *map(str, args)],
-                          capture_output=True, text=True)
 
 
 def _one_line(result, *fragments):

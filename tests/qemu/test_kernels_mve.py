@@ -56,7 +56,7 @@ DW_CASES = [
 
 def _check_mve(tflite: bytes, marker: str) -> None:
     """The case really runs the Helium kernel."""
-    c = generate(parse_tflite(tflite), load_board(BOARD).features).files["tinycomp_model.c"]
+    c = generate(parse_tflite(tflite), features=load_board(BOARD).features).files["tinycomp_model.c"]
     assert marker in c
 
 
@@ -79,7 +79,7 @@ def test_conv_mve(i):
                                activation=ACTIVATIONS[i % 4], with_bias=i % 4 != 3)
     _check_mve(model, "vmladavaq_s8")
     if i >= 8:  # the last two cases take the shared pair window
-        assert "_window2" in generate(parse_tflite(model), load_board(BOARD).features).files["tinycomp_model.c"]
+        assert "_window2" in generate(parse_tflite(model), features=load_board(BOARD).features).files["tinycomp_model.c"]
     assert_bit_exact_on_board(model, _inputs(rng, shape), board=BOARD)
 
 
@@ -106,7 +106,7 @@ def test_left_shift_requantization_mve():
                           scale=0.02, zero_point=-4)
     b.output(y)
     model = b.build()
-    assert "vshlq_s32" in generate(parse_tflite(model), load_board(BOARD).features).files["tinycomp_model.c"]
+    assert "vshlq_s32" in generate(parse_tflite(model), features=load_board(BOARD).features).files["tinycomp_model.c"]
     assert_bit_exact_on_board(model, _inputs(rng, (1, 20)), board=BOARD)
 
 
@@ -159,7 +159,7 @@ def test_conv_with_residual_add_mve(skip_first):
     z = b.add(x, y, 0.09, -20, activation="RELU") if skip_first else b.add(y, x, 0.09, -20, activation="RELU")
     b.output(z)
     model = b.build()
-    c = generate(parse_tflite(model), load_board(BOARD).features)
+    c = generate(parse_tflite(model), features=load_board(BOARD).features)
     assert [r["op"] for r in c.layers] == ["CONV_2D", "CONV_2D+ADD"]
     assert "vqrdmulhq_n_s32" in c.files["tinycomp_model.c"]
     assert_bit_exact_on_board(model, _inputs(rng, (1, 6, 6, 12)), board=BOARD)

@@ -38,10 +38,12 @@ def _as_list(samples) -> list[np.ndarray]:
     return list(samples) if isinstance(samples, (list, tuple)) else [samples]
 
 
-def compile_for_host(tflite_bytes: bytes, extra_flags: tuple[str, ...] = ()) -> HostBuild:
-    """Generate the C and build it; a build of the same sources and flags is reused."""
+def compile_for_host(tflite_bytes: bytes, extra_flags: tuple[str, ...] = (),
+                     storage: str = "balanced") -> HostBuild:
+    """Generate the C (weights stored as build --optimize `storage` says) and
+    build it; a build of the same sources and flags is reused."""
     graph = parse_tflite(tflite_bytes, name="test")
-    model = generate(graph)
+    model = generate(graph, storage=storage)
     digest = hashlib.sha256(repr((sorted(model.files.items()), extra_flags)).encode())
     workdir = BUILD_CACHE / digest.hexdigest()[:16]  # named by content: never stale
     exe = workdir / "build" / "tinycomp_runner"
@@ -93,13 +95,15 @@ def assert_bit_exact_on_board(tflite_bytes: bytes, inputs, board: str = "qemu"):
     from tinycomp.pipeline import build_graph, run_all
 
     graph = parse_tflite(tflite_bytes, name="test")
-    model = generate(graph, load_board(board).features)  # the board's kernels (MVE on an547)
+    model = generate(graph, features=load_board(board).features)  # the board's kernels (MVE on an547)
     digest = hashlib.sha256(repr((sorted(model.files.items()), board)).encode()).hexdigest()[:16]
     out = REPO / ".cache" / "board-builds" / board / digest
     if not (out / "tinycomp.json").exists():
         build_graph(graph, tflite_bytes, out, board)
     arrays = _as_list(inputs)
-    samples = [np.asarray(a, graph.tensor(t).dtype).reshape((len(a), *graph.tensor(t).shape[1:]))
+    # (N, *shape), the batch dimension dropped only where it is 1 (run_all's convention)
+    inner = lambda s: s[1:] if s and s[0] == 1 else s  # noqa: E731
+    samples = [np.asarray(a, graph.tensor(t).dtype).reshape((len(a), *inner(graph.tensor(t).shape)))
                for a, t in zip(arrays, graph.inputs)]
     ours, _ = run_all(out, samples)
     ours = [o.reshape(len(arrays[0]), -1) for o in ours]

@@ -79,6 +79,9 @@ _OPS = {
     "DEPTH_TO_SPACE": (2, "DepthToSpaceOptions"),
     "SPACE_TO_DEPTH": (2, "SpaceToDepthOptions"),
     "RESIZE_NEAREST_NEIGHBOR": (3, "ResizeNearestNeighborOptions"),
+    "SVDF": (3, "SVDFOptions"),
+    "TRANSPOSE_CONV": (3, "TransposeConvOptions"),
+    "BATCH_MATMUL": (4, "BatchMatMulOptions"),
 }
 
 _PADDING = {"SAME": fb.Padding.SAME, "VALID": fb.Padding.VALID}
@@ -296,6 +299,13 @@ class ModelBuilder:
         return self._add_tensor(shape, dtype, scale, zero_point if scale is not None else None,
                                 0, None, name)
 
+    def variable(self, shape, scale, zero_point=0, dtype=np.int16, name=None) -> int:
+        """A variable tensor (isVariable): state an op keeps between invokes,
+        zeros at the start as TFLM initialises it."""
+        idx = self.tensor(shape, scale, zero_point, dtype, name)
+        self._tensor_ts[idx].isVariable = True
+        return idx
+
     def input(self, shape, scale, zero_point=0, dtype=np.int8, name=None) -> int:
         idx = self.tensor(shape, scale, zero_point, dtype, name)
         self.inputs.append(idx)
@@ -454,6 +464,29 @@ class ModelBuilder:
         ins = [x, w] + ([bias] if bias is not None else [-1])
         self.op("FULLY_CONNECTED", ins, [y], fused_activation=activation,
                 keep_num_dims=keep_num_dims)
+        return y
+
+    def svdf(self, x, weights_feature, weights_time, bias, state, rank, scale,
+             zero_point, activation=None) -> int:
+        """SVDF: weights_feature (filters, input), weights_time (filters,
+        memory), bias (filters / rank), state a variable tensor (batch,
+        memory * filters)."""
+        batch = self.tensors[x].shape[0]
+        units = self.tensors[weights_feature].shape[0] // rank
+        y = self._out((batch, units), scale, zero_point)
+        ins = [x, weights_feature, weights_time, -1 if bias is None else bias, state]
+        self.op("SVDF", ins, [y], rank=rank, fused_activation=activation)
+        return y
+
+    def transpose_conv(self, x, w, bias, out_shape, scale, zero_point, stride=1, padding="SAME",
+                       activation=None) -> int:
+        """TRANSPOSE_CONV: w (out_c, kh, kw, in_c); out_shape the NHWC output."""
+        sh, sw = _pair(stride)
+        shape_t = self.const_int32(np.asarray(out_shape, np.int32))
+        y = self._out(tuple(out_shape), scale, zero_point)
+        ins = [shape_t, w, x] + ([bias] if bias is not None else [])
+        self.op("TRANSPOSE_CONV", ins, [y], padding=padding, stride_h=sh, stride_w=sw,
+                fused_activation=activation)
         return y
 
     def _binary(self, name, a, b, scale, zero_point, activation):

@@ -130,7 +130,7 @@ def test_compress_end_to_end(tmp_path, data):
 
     out, report = tmp_path / "c.keras", tmp_path / "r.md"
     r = _run(digits_model().keras_path, "--data", data, "--prune", "0.5", "--channels", "0.25",
-             "--qat", "--epochs", "1", "--sensitivity", "--out", out, "--report", report)
+             "--qat", "--epochs", "1", "--max-drop", "100", "--sensitivity", "--out", out, "--report", report)
     assert r.exit_code == 0, r.output + repr(r.exception)
     assert out.exists() and out.with_suffix(".tflite").exists()
     text = report.read_text()

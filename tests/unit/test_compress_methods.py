@@ -35,10 +35,28 @@ def test_magnitude_pruning_exact_sparsity(env):
 
     d, split, _ = env
     model = _load(env)
-    prune.prune_magnitude(model, split.x_train[:400], split.y_train[:400], 0.6, epochs=1)
+    prune.prune_magnitude(model, split.x_train[:400], split.y_train[:400], 0.6, epochs=1, allocation="uniform")
     for layer in prune.prunable_layers(model):
         kernel = layer.kernel.numpy()
         assert np.count_nonzero(kernel == 0.0) == round(0.6 * kernel.size), layer.name
+
+
+def test_lamp_allocation_prunes_overall_and_protects_small_layers(env):
+    """--prune S removes S of all weights, spread by LAMP score: every layer keeps
+    its largest weight, and the 144-weight first conv is pruned far less than S."""
+    from tinycomp.compress import prune
+
+    d, split, _ = env
+    model = _load(env)
+    spread = prune.prune_magnitude(model, split.x_train[:400], split.y_train[:400], 0.8, epochs=1)
+    layers = prune.prunable_layers(model)
+    kernels = {l.name: l.kernel.numpy() for l in layers}
+    total = sum(k.size for k in kernels.values())
+    assert sum(np.count_nonzero(k == 0.0) for k in kernels.values()) == round(0.8 * total)
+    for name, k in kernels.items():
+        assert np.count_nonzero(k == 0.0) == round(spread[name] * k.size), name
+        assert np.count_nonzero(k) > 0, name
+    assert spread["conv2d"] < 0.5 < max(spread.values())
 
 
 def test_channel_pruning_fewer_macs_and_bit_exact(env):

@@ -11,7 +11,7 @@ from tests.host.test_fully_connected import _fc_model
 
 
 def _c(model: bytes, board: str) -> str:
-    return generate(parse_tflite(model), load_board(board).features).files["tinycomp_model.c"]
+    return generate(parse_tflite(model), features=load_board(board).features).files["tinycomp_model.c"]
 
 
 def test_mve_rows_only_for_mve_cores():
@@ -34,5 +34,5 @@ def test_same_graph_other_weights_layout():
     fc, _ = _fc_model(rng, 1, 20, 5, per_channel=False, activation=None, with_bias=True)
     g = parse_tflite(fc)
     plain = generate(g).weights_bytes
-    mve = generate(g, load_board("qemu-mps3-an547").features).weights_bytes
+    mve = generate(g, features=load_board("qemu-mps3-an547").features).weights_bytes
     assert mve > plain  # 20-byte rows padded to 32, 5 channels to 8

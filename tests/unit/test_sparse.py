@@ -167,3 +167,27 @@ def test_compression_summary_reports_sparsity():
     assert layer["dense_bytes"] == 1024 and layer["stored_bytes"] < 1024 / 3
     dense, _ = _fc(rng, 1, 64, 16, 0.0, True, None, True)
     assert sparse.compression_summary(parse_tflite(dense)) is None
+
+
+def test_storage_aims_follow_the_users_choice():
+    """--optimize size stores a layer sparse only when its constants in all take
+    fewer bytes (never more than balanced); speed only where the cost model says
+    sparse is faster; every aim stays bit-exact."""
+    rng = np.random.default_rng(7)
+    models = [_conv(rng, (8, 8), 16, 24, (3, 3), 1, 1, "SAME", s, None, True) for s in (0.55, 0.8, 0.97)]
+    models += [_fc(rng, 1, 96, 32, s, True, None, True) for s in (0.55, 0.8, 0.97)]
+    for buf, shape in models:
+        graph = parse_tflite(buf)
+        constant_bytes = {aim: generate(graph, storage=aim).weights_bytes for aim in sparse.STORAGE_AIMS}
+        assert constant_bytes["size"] <= constant_bytes["balanced"]
+        est = sparse.choose(graph, graph.nodes[0], "speed")
+        speed_sparse = "_values" in generate(graph, storage="speed").files["tinycomp_weights.c"]
+        assert speed_sparse == (est["sparse_bytes"] is not None and est["model_instructions_sparse"]
+                                < est["model_instructions_dense"] and est["sparse_bytes"] < est["dense_bytes"])
+    buf, shape = models[1]
+    from tests.support.harness import compile_for_host
+    from tests.support.tflm import run_tflm
+    x = _inputs(rng, shape)
+    for aim in sparse.STORAGE_AIMS:
+        ours = compile_for_host(buf, storage=aim).infer(x)
+        assert np.array_equal(ours.reshape(len(x), -1), run_tflm(buf, x).reshape(len(x), -1)), aim

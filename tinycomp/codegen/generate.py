@@ -1,6 +1,7 @@
 """IR -> C sources: one specialised function per layer, a static arena, a C API."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -12,9 +13,10 @@ from ..ir import Graph, Op
 from ..passes.analysis import layer_summaries
 from ..passes.depthwise_as_conv import depthwise_as_conv
 from ..passes.fuse import fuse_residual_adds
-from ..passes.memory import ARENA, OUTPUT, MemoryPlan, plan_memory
+from ..passes.memory import ARENA, OUTPUT, STATE, MemoryPlan, plan_memory, state_tensors
 from .layer import Constant, Layer, c_type
 from .render import c_float, render
+from .ops.sparse import STORAGE_AIMS
 from .table import feature_kernels, kernel_for
 
 # TFLite's TensorType codes, which the firmware's DESCRIBE reply carries
@@ -30,6 +32,11 @@ class GeneratedModel:
     weights_bytes: int
     macs: int
     layers: tuple[dict, ...]
+
+    @property
+    def state_bytes(self) -> int:
+        """Static state outside the arena, kept between inferences."""
+        return sum(self.graph.tensor(t).nbytes for t in state_tensors(self.graph))
 
     @property
     def arena_bytes(self) -> int:
@@ -88,12 +95,12 @@ def _context(layer: Layer, features: frozenset[str]) -> dict:
     return context
 
 
-def _contexts(graph: Graph, features: frozenset[str]) -> tuple[list[Layer], list[dict]]:
+def _contexts(graph: Graph, storage: str, features: frozenset[str]) -> tuple[list[Layer], list[dict]]:
     layers, contexts = [], []
     for node in graph.nodes:
         if node.op.is_alias:
             continue
-        layer = Layer(graph, node)
+        layer = Layer(graph, node, storage=storage)
         context = _context(layer, features)
         layers.append(layer)
         contexts.append(context)
@@ -106,6 +113,8 @@ def _pointer(plan: MemoryPlan, graph: Graph, tensor: int, const: bool) -> str:
     region, offset = plan.places[tensor]
     if region == OUTPUT:
         return output_names(graph)[offset]
+    if region == STATE:
+        return f"tc_state{offset}"
     assert region == ARENA
     ctype = c_type(graph.tensor(tensor).dtype)
     return f"({'const ' if const else ''}{ctype} *)(tc_arena + {offset})"
@@ -134,9 +143,11 @@ def _layer_code(graph: Graph, plan: MemoryPlan, layer: Layer, context: dict) -> 
     ins = [t for t in layer.node.inputs if t >= 0 and not graph.tensor(t).is_const]
     outs = layer.node.outputs
     names = ["out"] if len(outs) == 1 else [f"out{k}" for k in range(len(outs))]  # SPLIT: out0, out1, ...
-    params = ([f"const {c_type(graph.tensor(t).dtype)} *in{i}" for i, t in enumerate(ins)]
+    # a state tensor is an input its layer updates in place: not const
+    params = ([f"{'' if graph.tensor(t).variable else 'const '}{c_type(graph.tensor(t).dtype)} *in{i}"
+               for i, t in enumerate(ins)]
               + [f"{c_type(graph.tensor(t).dtype)} *{name}" for t, name in zip(outs, names)])
-    args = [_pointer(plan, graph, t, True) for t in ins] + [_pointer(plan, graph, t, False) for t in outs]
+    args = [_pointer(plan, graph, t, not graph.tensor(t).variable) for t in ins] + [_pointer(plan, graph, t, False) for t in outs]
     if context.get("scratch_bytes", 0) > 0:
         params.append("int8_t *scratch")
         args.append(f"(tc_arena + {plan.scratch[layer.node.index]})")
@@ -190,19 +201,20 @@ def _inplace_lags(layers: list[Layer], contexts: list[dict]) -> dict[int, dict[i
     return lags
 
 
-def _fusable(graph: Graph, conv, add, features: frozenset[str] = frozenset()) -> bool:
+def _fusable(graph: Graph, conv, add, storage: str = "balanced",
+             features: frozenset[str] = frozenset()) -> bool:
     """A CONV_2D -> ADD pair whose kernels can run as one: the dense blocked
     convolution and the same-shape ADD with its exact shortcuts (contexts
-    computed on throwaway layers)."""
+    computed on throwaway layers, with the storage the build will use)."""
     try:
-        conv_layer, add_layer = Layer(graph, conv), Layer(graph, add)
+        conv_layer, add_layer = Layer(graph, conv, storage=storage), Layer(graph, add, storage=storage)
         # Where feature kernels take the conv (Helium: the MVE GEMM, about 5x
         # fewer instructions than the fused DSP kernel on ResNet-8's blocks),
         # fuse only if they take the ADD too (mve.py: _conv_2d_add_mve)
         conv_rows = [k for k in feature_kernels(conv_layer, features)
-                     if k.context(Layer(graph, conv)) is not None]
+                     if k.context(Layer(graph, conv, storage=storage)) is not None]
         if conv_rows:
-            return any(k.context(Layer(graph, add)) is not None
+            return any(k.context(Layer(graph, add, storage=storage)) is not None
                        for k in feature_kernels(add_layer, features))
         c = kernel_for(conv_layer).context(conv_layer)
         a = kernel_for(add_layer).context(add_layer)
@@ -211,16 +223,20 @@ def _fusable(graph: Graph, conv, add, features: frozenset[str] = frozenset()) ->
     return c.get("template") == "kernels/conv_2d_fast.c.j2" and a.get("template") == "kernels/add_fast.c.j2"
 
 
-def _fuse(graph: Graph, features: frozenset[str] = frozenset()) -> Graph:
-    return fuse_residual_adds(graph, lambda g, conv, add: _fusable(g, conv, add, features))
+def _fuse(graph: Graph, storage: str = "balanced", features: frozenset[str] = frozenset()) -> Graph:
+    return fuse_residual_adds(graph, functools.partial(_fusable, storage=storage, features=features))
 
 
-# Graph -> Graph passes before code generation, in order (the memory plan
-# runs after the kernel contexts, which declare scratch and in-place lags).
-# Fusion comes after the alias check: a fused pair must see the graph's own
-# tensors.
-# Each takes the graph and the target core's features.
-PASSES = (lambda graph, features=frozenset(): depthwise_as_conv(graph), _fuse)
+def passes(storage: str = "balanced", features: frozenset[str] = frozenset()) -> tuple:
+    """Graph -> Graph passes before code generation, in order (the memory plan
+    runs after the kernel contexts, which declare scratch and in-place lags).
+    Fusion comes after the alias check: a fused pair must see the graph's own
+    tensors, and the storage aim and the core's features, which decide the
+    conv's kernel."""
+    return (depthwise_as_conv, functools.partial(_fuse, storage=storage, features=frozenset(features)))
+
+
+PASSES = passes()
 
 
 def _summaries(graph: Graph) -> list[dict]:
@@ -297,15 +313,19 @@ def _check_io(graph: Graph) -> None:
         seen[r] = k
 
 
-def generate(graph: Graph, features: frozenset[str] = frozenset()) -> GeneratedModel:
+def generate(graph: Graph, storage: str = "balanced",
+             features: frozenset[str] = frozenset()) -> GeneratedModel:
     """The C library for `graph`, in memory; .write(dir) puts it on disk.
-    `features` are the target core's (Board.features): with "mve" the Helium
+    storage: build --optimize, the weights' storage aim (ops/sparse.py).
+    features: the target core's (Board.features): with "mve" the Helium
     kernels are chosen where they apply; the default C runs on any core."""
+    if storage not in STORAGE_AIMS:
+        raise ValueError(f"storage must be one of {STORAGE_AIMS}, not {storage!r}")
     _check_aliases(graph)
     _check_io(graph)
-    for graph_pass in PASSES:
-        graph = graph_pass(graph, frozenset(features))
-    layers, contexts = _contexts(graph, frozenset(features))
+    for graph_pass in passes(storage, features):
+        graph = graph_pass(graph)
+    layers, contexts = _contexts(graph, storage, frozenset(features))
     if not layers:
         raise UnsupportedOpError(f"{graph.name}: the model computes nothing (only reshapes)")
     plan = plan_memory(
@@ -321,6 +341,9 @@ def generate(graph: Graph, features: frozenset[str] = frozenset()) -> GeneratedM
     constants: list[Constant] = [k for l in layers for k in l.constants]
     summaries = _summaries(graph)
     inputs, outputs = _io(graph, plan, "input"), _io(graph, plan, "output")
+    states = [{"name": graph.tensor(t).name, "ctype": c_type(graph.tensor(t).dtype),
+               "size": graph.tensor(t).size, "bytes": graph.tensor(t).nbytes,
+               "var": _pointer(plan, graph, t, False)} for t in state_tensors(graph)]
     context = dict(
         version=__version__, model_hash=graph.model_hash, name=graph.name,
         inputs=inputs, outputs=outputs, io_lists=_io_lists(inputs, outputs),
@@ -328,7 +351,7 @@ def generate(graph: Graph, features: frozenset[str] = frozenset()) -> GeneratedM
         functions=functions, calls=calls,
         call_names=[f"{l.node.op.value}{'+ADD' if 'residual_add' in l.node.options else ''} {l.node.name}"
                     for l in layers],
-        constants=constants,
+        constants=constants, states=states, state_bytes=sum(st["bytes"] for st in states),
     )
     files = {name: render(f"{name.replace('tinycomp_', '')}.j2", **context) for name in SOURCES}
     _check_sources(files)

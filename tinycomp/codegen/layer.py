@@ -31,6 +31,7 @@ class Layer:
     graph: Graph
     node: Node
     constants: list[Constant] = field(default_factory=list)
+    storage: str = "balanced"  # build --optimize: how weights are stored (codegen/ops/sparse.py)
 
     @property
     def fn(self) -> str:

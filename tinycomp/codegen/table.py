@@ -16,6 +16,9 @@ from .ops.pooling import average_pool_2d, max_pool_2d, mean
 from .ops.quantize import dequantize, quantize_float, requantize
 from .ops.shape import concatenation, pad, transpose
 from .ops.sparse import conv_2d_auto, fully_connected_auto
+from .ops.svdf import svdf
+from .ops.batch_matmul import batch_matmul
+from .ops.transpose_conv import transpose_conv
 from .ops.mve import add_mve, average_pool_mve, conv_2d_mve, depthwise_mve, fully_connected_mve
 
 I8, I16, U8, F32 = "int8", "int16", "uint8", "float32"
@@ -47,6 +50,10 @@ _INT8: dict[Op, Kernel] = {
     Op.CONCATENATION: Kernel("kernels/concatenation.c.j2", concatenation),
     Op.PAD: Kernel("kernels/pad.c.j2", pad),
     Op.TRANSPOSE: Kernel("kernels/transpose.c.j2", transpose),
+    # int16 state, in place (a variable tensor outside the arena)
+    Op.SVDF: Kernel("kernels/svdf.c.j2", svdf),
+    Op.TRANSPOSE_CONV: Kernel("kernels/transpose_conv.c.j2", transpose_conv),
+    Op.BATCH_MATMUL: Kernel("kernels/batch_matmul.c.j2", batch_matmul),
 }
 
 KERNELS: dict[tuple[Op, str, str], Kernel] = {

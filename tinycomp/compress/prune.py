@@ -51,13 +51,40 @@ def magnitude_mask(kernel: np.ndarray, sparsity: float) -> np.ndarray:
     return keep.reshape(kernel.shape)
 
 
-def apply_masks(layers, sparsity: float) -> None:
+def lamp_sparsities(layers, sparsity: float) -> dict[str, float]:
+    """Per-layer sparsities removing `sparsity` of all prunable weights overall,
+    allotted by LAMP scores (Lee et al., ICLR 2021): a weight's square over the
+    sum of the squares of the weights of its layer at least as large. Each
+    layer's largest weight scores 1, so no layer is emptied, and a small layer,
+    each of whose weights carries more of it, keeps more of them; the first
+    conv of 144 weights is not cut to two taps a filter as a uniform 80% would."""
+    scores = []
+    for layer in layers:
+        w2 = np.sort(np.square(np.asarray(layer.kernel.numpy(), np.float64)).ravel())
+        tail = np.cumsum(w2[::-1])[::-1]  # sum of w2[i:], the weights at least as large
+        scores.append(w2 / np.maximum(tail, np.finfo(np.float64).tiny))
+    flat = np.concatenate(scores)
+    k = int(round(sparsity * flat.size))
+    pruned = np.zeros(flat.size, bool)
+    pruned[np.argsort(flat, kind="stable")[:k]] = True
+    bounds = np.cumsum([0] + [len(sc) for sc in scores])
+    return {layer.name: float(pruned[a:b].sum() / (b - a))
+            for layer, a, b in zip(layers, bounds[:-1], bounds[1:])}
+
+
+def apply_masks(layers, sparsity) -> None:
+    """sparsity: one fraction for every layer, or {layer name: fraction}."""
     for layer in layers:
         w = np.asarray(layer.kernel.numpy())
-        layer.kernel.assign(w * magnitude_mask(w, sparsity))
+        s = sparsity[layer.name] if isinstance(sparsity, dict) else sparsity
+        layer.kernel.assign(w * magnitude_mask(w, s))
 
 
-def make_callback(layers, final_sparsity: float, end_step: int, frequency: int = 1):
+def _scaled(targets, fraction: float):
+    return {k: v * fraction for k, v in targets.items()} if isinstance(targets, dict) else targets * fraction
+
+
+def make_callback(layers, final_sparsity, end_step: int, frequency: int = 1):
     import keras
 
     class PruningCallback(keras.callbacks.Callback):
@@ -72,7 +99,8 @@ def make_callback(layers, final_sparsity: float, end_step: int, frequency: int =
         def on_train_batch_end(self, batch, logs=None):
             self.step += 1
             if self.step % frequency == 0 or self.step >= end_step:
-                self.sparsity = polynomial_sparsity(self.step, end_step, final_sparsity)
+                # per-layer targets follow one schedule: each at the same fraction of its final
+                self.sparsity = _scaled(final_sparsity, polynomial_sparsity(self.step, end_step, 1.0))
             apply_masks(layers, self.sparsity)
 
         def on_train_end(self, logs=None):
@@ -82,25 +110,33 @@ def make_callback(layers, final_sparsity: float, end_step: int, frequency: int =
 
 
 def prune_magnitude(model, x, y, sparsity: float, epochs: int = 4, batch_size: int = 32,
-                    learning_rate: float = 1e-3, layers=None):
-    """Prune conv/dense kernels of `model` in place to `sparsity`, fine-tuning on (x, y).
+                    learning_rate: float = 1e-3, layers=None, allocation: str = "lamp",
+                    recover=None):
+    """Prune conv/dense kernels of `model` in place so that `sparsity` of all
+    their weights are zero, fine-tuning on (x, y).
 
-    The schedule reaches the target after two thirds of the steps; the rest
-    fine-tune at the final sparsity. Returns the model.
-    """
-    import keras
-
+    allocation "lamp" spreads the zeros over layers by LAMP score
+    (lamp_sparsities), "uniform" gives every layer the same sparsity. The
+    schedule raises sparsity over `epochs`; then `recover(model, callbacks)`,
+    if given, fine-tunes with the masks held (until accuracy is back).
+    Returns {layer name: sparsity}."""
     sparsity = check_sparsity(sparsity)
     layers = prunable_layers(model) if layers is None else layers
     if not layers:
         raise ModelError("model has no prunable layer (Conv1D, Conv2D, DepthwiseConv2D or Dense)")
+    if allocation not in ("lamp", "uniform"):
+        raise InputDataError(f"allocation must be 'lamp' or 'uniform', not {allocation!r}")
+    targets = lamp_sparsities(layers, sparsity) if allocation == "lamp" else {l.name: sparsity for l in layers}
     steps = max(1, epochs) * int(np.ceil(len(x) / batch_size))
-    callback = make_callback(layers, sparsity, end_step=max(1, (2 * steps) // 3))
+    callback = make_callback(layers, targets, end_step=max(1, (2 * steps) // 3))
     compile_for_finetune(model, learning_rate)
     model.fit(x, y, batch_size=batch_size, epochs=max(1, epochs), verbose=0, shuffle=True,
               callbacks=[callback])
-    apply_masks(layers, sparsity)
-    return model
+    apply_masks(layers, targets)
+    if recover is not None:
+        recover(model, [callback])
+        apply_masks(layers, targets)
+    return targets
 
 
 def layer_sparsity(model) -> dict[str, float]:

@@ -37,6 +37,7 @@ class Report:
     activation_rows: list[dict] = field(default_factory=list)  # analysis.model_activation_report
     activation_samples: int = 0
     sensitivity: dict | None = None  # sensitivity.layer_sensitivity; None: not computed
+    over_budget: str | None = None  # why the result missed --max-drop (then no model is written)
 
     def add(self, step: Step) -> None:
         self.steps.append(step)
@@ -52,6 +53,8 @@ class Report:
             lines.append(f"| {s.name} | {acc} | {delta} | {s.params:,} | {s.macs:,} | {s.note} |")
         if self.int8_accuracy is not None:
             lines += ["", f"INT8 (converted) test accuracy: {100 * self.int8_accuracy:.2f}%"]
+        if self.over_budget:
+            lines += ["", f"**Over the accuracy budget, no model written:** {self.over_budget}"]
         if self.kl_float_int8 is not None:
             lines += [f"KL divergence, float vs INT8 output distribution: {self.kl_float_int8:.5f} nats"]
         if self.weight_rows:

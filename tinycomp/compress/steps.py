@@ -22,8 +22,9 @@ class CompressOptions:
     channels: float | None = None   # fraction of filters to remove, in (0, 1)
     low_rank: float | None = None   # retained singular-value energy in (0, 1]
     qat: bool = False
-    epochs: int = 3
+    epochs: int = 30                # the most fine-tuning epochs of a step (early stopping ends sooner)
     batch_size: int = 32
+    max_drop: float | None = 1.0    # accuracy budget, points of test accuracy; None: fixed epochs, no check
 
 
 def check_options(opts: CompressOptions) -> None:
@@ -37,6 +38,28 @@ def check_options(opts: CompressOptions) -> None:
         raise InputDataError(f"--low-rank is the retained energy, in (0, 1]; got {opts.low_rank}")
     if opts.epochs < 0:
         raise InputDataError(f"--epochs must be >= 0, got {opts.epochs}")
+    if opts.max_drop is not None and not opts.max_drop >= 0:
+        raise InputDataError(f"--max-drop is in points of accuracy, >= 0; got {opts.max_drop}")
+
+
+PATIENCE = 5          # epochs without a lower held-out loss before a step stops
+HELD_OUT = 0.15       # of the training data, for early stopping
+SCHEDULE_EPOCHS = 8   # pruning raises sparsity over these, then recovers
+
+
+def _held_out(model, x, y) -> tuple[float, float]:
+    """(loss, accuracy) on held-out data."""
+    loss, accuracy = model.evaluate(x, y, verbose=0, batch_size=256)[:2]
+    return float(loss), float(accuracy)
+
+
+def held_out_split(x, y, seed: int = 0):
+    """(x_fit, y_fit, x_val, y_val): a seeded HELD_OUT fraction of the training
+    data that fine-tuning never trains on, so early stopping is honest."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = max(1, int(round(HELD_OUT * len(x))))
+    val, fit = order[:n_val], order[n_val:]
+    return x[fit], y[fit], x[val], y[val]
 
 
 def check_labels(model, y: np.ndarray, what: str = "y_train") -> np.ndarray:
@@ -74,26 +97,49 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
     """Apply the steps of `opts` to a float Keras model; returns (model, Report, int8 .tflite)."""
     from . import channels, lowrank, prune, qat
     from .calibrate import calibrated_model
-    from .graph import count_macs, count_trainable_free_params
+    from .graph import count_macs, count_trainable_free_params, fold_batchnorm
 
     check_options(opts)
     y_train = check_labels(model, y_train, "y_train")
     y_test = check_labels(model, y_test, "y_test")
     if not prune.prunable_layers(model):
         raise ModelError("model has no prunable layer (Conv1D, Conv2D, DepthwiseConv2D or Dense)")
-    report = Report(name)
+    import keras
 
-    def evaluate(m):
+    keras.utils.set_random_seed(0)  # the same data and options give the same model
+    report = Report(name)
+    budgeted = opts.max_drop is not None
+    x_fit, y_fit, x_val, y_val = held_out_split(x_train, y_train) if budgeted else (x_train, y_train, None, None)
+
+    def evaluate(m, x=x_test, y=y_test):
         prune.compile_for_finetune(m)
-        return float(m.evaluate(x_test, y_test, verbose=0, batch_size=256)[1])
+        return float(m.evaluate(x, y, verbose=0, batch_size=256)[1])
 
     def record(step, m, note=""):
         report.add(Step(step, evaluate(m), count_trainable_free_params(m), count_macs(m), note))
 
-    def finetune(m):
+    def finetune(m, callbacks=()):
+        """Until the held-out loss stops improving for PATIENCE epochs, or
+        opts.epochs ran; the best weights are kept. Without a budget:
+        opts.epochs, as before."""
         prune.compile_for_finetune(m)
-        if opts.epochs:
-            m.fit(x_train, y_train, batch_size=opts.batch_size, epochs=opts.epochs, verbose=0, shuffle=True)
+        if not budgeted:
+            if opts.epochs:
+                m.fit(x_fit, y_fit, batch_size=opts.batch_size, epochs=opts.epochs, verbose=0, shuffle=True,
+                      callbacks=list(callbacks))
+            return
+        # Held-out loss decides (a few hundred samples give accuracy in coarse
+        # steps): training goes on while it falls, PATIENCE epochs past the best.
+        best_loss, best_weights, waited = _held_out(m, x_val, y_val)[0], m.get_weights(), 0
+        for _ in range(opts.epochs):
+            m.fit(x_fit, y_fit, batch_size=opts.batch_size, epochs=1, verbose=0, shuffle=True,
+                  callbacks=list(callbacks))
+            loss = _held_out(m, x_val, y_val)[0]
+            best_loss, best_weights, waited = (loss, m.get_weights(), 0) if loss < best_loss else \
+                (best_loss, best_weights, waited + 1)
+            if waited >= PATIENCE:
+                break
+        m.set_weights(best_weights)
 
     record("float (input)", model)
     calib = x_train[:300]
@@ -112,11 +158,18 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
         note = ", ".join(f"{k}: rank {r}" for k, (r, b, a) in ranks.items() if a < b) or "no layer gained"
         record(f"low-rank E={opts.low_rank}", model, note)
     if opts.prune is not None:
-        prune.prune_magnitude(model, x_train, y_train, opts.prune, epochs=max(1, opts.epochs),
-                              batch_size=opts.batch_size)
-        record(f"magnitude pruning S={opts.prune}", model, f"sparsity {prune.global_sparsity(model):.3f}")
+        # BN folded first: the magnitudes ranked are those the device will hold
+        model = fold_batchnorm(model)
+        sparsities = prune.prune_magnitude(model, x_fit, y_fit, opts.prune,
+                                           epochs=max(1, min(opts.epochs, SCHEDULE_EPOCHS)),
+                                           batch_size=opts.batch_size, recover=finetune)
+        spread = ", ".join(f"{k} {v:.2f}" for k, v in sparsities.items())
+        record(f"magnitude pruning S={opts.prune}", model,
+               f"sparsity {prune.global_sparsity(model):.3f} ({spread})")
     if opts.qat:
-        qmodel = qat.qat_train(model, x_train, y_train, epochs=opts.epochs, batch_size=opts.batch_size)
+        # QAT starts from a recovered model: a few epochs, not the whole cap
+        qat_epochs = min(opts.epochs, SCHEDULE_EPOCHS) if budgeted else opts.epochs
+        qmodel = qat.qat_train(model, x_fit, y_fit, epochs=qat_epochs, batch_size=opts.batch_size)
         record("QAT (fake-quant, float eval)", qmodel)
         buf = qat.qat_to_tflite(qmodel)
         out_model = qmodel
@@ -125,6 +178,12 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
         out_model = model
     acc, probs = int8_accuracy(buf, x_test, y_test)
     report.int8_accuracy = acc
+    drop = 100 * (report.steps[0].accuracy - acc)
+    if budgeted and drop > opts.max_drop:
+        report.over_budget = (
+            f"INT8 accuracy {100 * acc:.2f}% is {drop:.2f} points below the input's "
+            f"{100 * report.steps[0].accuracy:.2f}%, over --max-drop {opts.max_drop:g}; "
+            "prune less, allow more --epochs, or raise --max-drop")
     report.kl_float_int8 = analysis.kl_divergence(float_probs, probs)
     rows = analysis.model_weight_report(out_model)
     report.weight_rows, report.totals = rows, analysis.totals(rows)

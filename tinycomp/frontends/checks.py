@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir import Graph, Node
-from ..ir.shapes import check_node_shapes
+from ..ir.shapes import STATE_INPUTS, check_node_shapes
 
 # Far beyond any microcontroller's memory, and small enough that every index
 # and size in generated C fits an int.
@@ -116,7 +116,10 @@ def _check_order(graph: Graph) -> None:
     for t in graph.inputs:
         if graph.tensor(t).is_const:
             raise ModelError(f"{graph.name}: the model's input {graph.tensor(t).name!r} is a constant")
-    done: set[int] = set(graph.inputs)
+    _check_variables(graph, producer)
+    # a variable tensor holds the state of earlier inferences: it is legitimately
+    # read before any layer of this one writes it
+    done: set[int] = set(graph.inputs) | {t for t in range(len(graph.tensors)) if graph.tensor(t).variable}
     for node in graph.nodes:
         for t in node.inputs:
             if t < 0 or graph.tensor(t).is_const or t in done:
@@ -130,6 +133,35 @@ def _check_order(graph: Graph) -> None:
             raise ModelError(f"{graph.name}: {_layer(node)} reads {name!r} before {_layer(producer[t])} "
                              "computes it (layers out of order, or a cycle)")
         done.update(node.outputs)
+
+
+def _check_variables(graph: Graph, producer: dict[int, Node]) -> None:
+    """State tensors live in their own static storage, updated in place by the
+    one layer that reads them (SVDF's activation state): no layer writes one as
+    its output, none is a model input or output, and one layer owns each."""
+    readers: dict[int, list[Node]] = {}
+    for node in graph.nodes:
+        for i, t in enumerate(node.inputs):
+            if t >= 0 and graph.tensor(t).variable:
+                if i not in STATE_INPUTS.get(node.op, ()):
+                    raise UnsupportedOpError(f"{graph.name}: {_layer(node)} reads the variable tensor "
+                                             f"{graph.tensor(t).name!r} as its input {i}; tinycomp supports "
+                                             "state only as SVDF's activation state")
+                readers.setdefault(t, []).append(node)
+    for t, t_obj in enumerate(graph.tensors):
+        if not t_obj.variable:
+            continue
+        if t in producer:
+            raise UnsupportedOpError(f"{graph.name}: {_layer(producer[t])} writes the variable tensor "
+                                     f"{t_obj.name!r}; tinycomp supports state updated in place by its reader")
+        if t in graph.inputs or t in graph.outputs:
+            raise UnsupportedOpError(f"{graph.name}: the variable tensor {t_obj.name!r} is a model input or "
+                                     "output; tinycomp keeps state inside the model")
+        users = readers.get(t, [])
+        if len(users) > 1:
+            raise UnsupportedOpError(f"{graph.name}: the variable tensor {t_obj.name!r} is read by "
+                                     f"{_layer(users[0])} and {_layer(users[1])}; tinycomp supports one "
+                                     "layer per state tensor")
 
 
 def _check_outputs(graph: Graph, producer: set[int]) -> None:

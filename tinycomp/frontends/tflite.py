@@ -73,6 +73,8 @@ _OPTION_TABLES = {
     Op.EXPAND_DIMS: ("ExpandDimsOptions", False), Op.CONCATENATION: ("ConcatenationOptions", True),
     Op.PAD: ("PadOptions", False), Op.SOFTMAX: ("SoftmaxOptions", True),
     Op.HARD_SWISH: ("HardSwishOptions", False), Op.QUANTIZE: ("QuantizeOptions", False),
+    Op.SVDF: ("SVDFOptions", True), Op.TRANSPOSE_CONV: ("TransposeConvOptions", True),
+    Op.BATCH_MATMUL: ("BatchMatMulOptions", False),
 }
 
 
@@ -122,7 +124,13 @@ def _tensor(index: int, t, buffers) -> Tensor:
         except (TypeError, ValueError):
             raise ModelError(f"constant tensor {name!r} holds {len(raw)} bytes, "
                              f"which does not fit its shape {shape} of {dtype}") from None
-    return Tensor(index, name, shape, dtype, _quant(t.quantization), data)
+    variable = bool(getattr(t, "isVariable", False))
+    if variable and data is not None:
+        # TFLM zeroes variable tensors when it allocates them (the zero
+        # point for int8), whatever their buffer holds: so does tinycomp
+        # (tinycomp_reset_state), so the buffer is not a constant.
+        data = None
+    return Tensor(index, name, shape, dtype, _quant(t.quantization), data, variable)
 
 
 def model_hash(data: bytes) -> str:
@@ -246,7 +254,7 @@ def _check_integer_only(graph: Graph) -> None:
             if t.dtype.startswith("float"):
                 raise ModelError(f"{graph.name}: {_layer(node)} has {t.dtype} tensor {t.name!r} "
                                  f"(a float or hybrid model); {_FLOAT_HINT}")
-            if not t.is_const and t.dtype != "int8":
+            if not t.is_const and t.dtype != "int8" and not t.variable:  # state: its kernel checks the type
                 raise UnsupportedOpError(f"{_layer(node)} has a {t.dtype} activation {t.name!r}; "
                                          "tinycomp supports int8 activations (other types only at the "
                                          "model's input and output)")

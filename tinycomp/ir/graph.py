@@ -49,6 +49,9 @@ class Op(enum.Enum):
     DEPTH_TO_SPACE = "DEPTH_TO_SPACE"
     SPACE_TO_DEPTH = "SPACE_TO_DEPTH"
     RESIZE_NEAREST_NEIGHBOR = "RESIZE_NEAREST_NEIGHBOR"
+    SVDF = "SVDF"
+    TRANSPOSE_CONV = "TRANSPOSE_CONV"
+    BATCH_MATMUL = "BATCH_MATMUL"
 
     @property
     def is_alias(self) -> bool:
@@ -77,6 +80,10 @@ class Tensor:
     dtype: str  # numpy dtype name: "int8", "int32", ...
     quant: Quant | None = None
     data: np.ndarray | None = None  # constant tensors only
+    # state kept between inferences (TFLite's isVariable): read before any
+    # layer of the same inference writes it, updated in place by its one
+    # reader, zeros at start and after tinycomp_reset_state()
+    variable: bool = False
 
     @property
     def is_const(self) -> bool:

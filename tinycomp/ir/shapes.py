@@ -287,6 +287,90 @@ def _shape_of(c: _Check) -> None:
 
 
 # op -> (fewest inputs, most inputs, rule); None: any number of inputs
+def _svdf(c: _Check) -> None:
+    """TFLM's PrepareSvdf: input (batch, input_size), weights_feature
+    (filters, input_size), weights_time (filters, memory), bias (filters /
+    rank), state a variable (batch, memory * filters), output (batch, units)."""
+    batch, depth = c.rank(0, 2)
+    filters, wdepth = c.rank(1, 2)
+    tfilters, memory = c.rank(2, 2)
+    c.const(1)
+    c.const(2)
+    rank = c.node.options.get("rank", 0)
+    if not isinstance(rank, (int, np.integer)) or not 1 <= int(rank) <= filters or filters % int(rank):
+        raise c.error(f"rank {rank!r} must be at least 1 and divide the {filters} filters")
+    units = filters // int(rank)
+    if wdepth != depth or tfilters != filters:
+        raise c.error(f"weights_feature {[filters, wdepth]} and weights_time {[tfilters, memory]} do not "
+                      f"fit an input of {depth} values and {filters} filters")
+    if c.has(3):
+        b = c.graph.tensor(c.node.inputs[3])
+        if not b.is_const or b.size != units:
+            raise c.error(f"bias {b.name!r} must be a constant vector of {units}")
+    state = c.graph.tensor(c.node.inputs[4])
+    if not state.variable:
+        raise c.error(f"state {state.name!r} must be a variable tensor (TFLite Micro requires it)")
+    if tuple(state.shape) != (batch, memory * filters):
+        raise c.error(f"state shape {list(state.shape)} is not [{batch}, {memory * filters}] "
+                      "(batch, memory x filters)")
+    c.expect((batch, units), f"{batch} batches and {units} units")
+
+
+def _transpose_conv(c: _Check) -> None:
+    """Inputs: output shape (int32 constant), weights (out_c, kh, kw, in_c),
+    input NHWC, bias (out_c). The output shape is the tensor's own; each
+    input pixel scatters its window into it (TFLM's reference), so any size
+    is well defined, but the batch and channels must follow."""
+    shape = c.const(0)
+    n, _, _, cin = c.rank(2, 4)
+    cout, kh, kw, cin_f = c.rank(1, 4)
+    _weights(c, 0)
+    if cin_f != cin:
+        raise c.error(f"filter {list(c.shape(1))} does not take the input's {cin} channels")
+    if c.node.options.get("padding", "SAME") not in ("SAME", "VALID"):
+        raise c.error(f"padding {c.node.options.get('padding')!r} is not supported")
+    c.int_option("stride_h", 1)
+    c.int_option("stride_w", 1)
+    if c.has(3):
+        b = c.graph.tensor(c.node.inputs[3])
+        if not b.is_const or b.dtype != "int32" or b.size != cout:
+            raise c.error(f"bias {b.name!r} must be a constant int32 vector of {cout}")
+    if [int(v) for v in np.asarray(shape).reshape(-1)] != list(c.out):
+        raise c.error(f"output shape tensor {np.asarray(shape).reshape(-1).tolist()} is not the output's "
+                      f"shape {list(c.out)}")
+    if len(c.out) != 4 or c.out[0] != n or c.out[3] != cout:
+        raise c.error(f"output shape {list(c.out)} must be [{n}, h, w, {cout}]")
+
+
+def batch_matmul_dims(lhs: tuple, rhs: tuple, adj_x: bool, adj_y: bool):
+    """(broadcast batch dims, rows, depth of lhs, depth of rhs, cols) of a
+    BATCH_MATMUL, or None where the batch dimensions do not broadcast."""
+    rank = max(len(lhs), len(rhs))
+    lx, rx = (1,) * (rank - len(lhs)) + tuple(lhs), (1,) * (rank - len(rhs)) + tuple(rhs)
+    batch = []
+    for a, b in zip(lx[:-2], rx[:-2]):
+        if a != b and 1 not in (a, b):
+            return None
+        batch.append(max(a, b))
+    rows, ldepth = (lx[-1], lx[-2]) if adj_x else (lx[-2], lx[-1])
+    rdepth, cols = (rx[-1], rx[-2]) if adj_y else (rx[-2], rx[-1])
+    return tuple(batch), rows, ldepth, rdepth, cols
+
+
+def _batch_matmul(c: _Check) -> None:
+    lhs, rhs = c.shape(0), c.shape(1)
+    if not (2 <= len(lhs) <= 5 and 2 <= len(rhs) <= 5):
+        raise c.error(f"inputs of ranks {len(lhs)} and {len(rhs)}; TFLite Micro takes ranks 2 to 5")
+    dims = batch_matmul_dims(lhs, rhs, bool(c.node.options.get("adj_x", False)),
+                             bool(c.node.options.get("adj_y", False)))
+    if dims is None:
+        raise c.error(f"batch dimensions of {list(lhs)} and {list(rhs)} do not broadcast")
+    batch, rows, ldepth, rdepth, cols = dims
+    if ldepth != rdepth:
+        raise c.error(f"{list(lhs)} and {list(rhs)} do not share the summed dimension ({ldepth} vs {rdepth})")
+    c.expect((*batch, rows, cols), f"inputs {list(lhs)} and {list(rhs)}")
+
+
 RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.CONV_2D: (2, 3, _conv),
     Op.DEPTHWISE_CONV_2D: (2, 3, _depthwise),
@@ -325,13 +409,20 @@ RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.RESIZE_NEAREST_NEIGHBOR: (2, 2, _index_map),
     Op.SHAPE: (1, 1, _shape_of),
     Op.TRANSPOSE: (2, 2, _transpose),
+    Op.SVDF: (5, 5, _svdf),
+    Op.TRANSPOSE_CONV: (3, 4, _transpose_conv),
+    Op.BATCH_MATMUL: (2, 2, _batch_matmul),
 }
 
 # Ops with several outputs (their rule checks each); every other op has one.
 MULTI_OUTPUT = {Op.SPLIT, Op.SPLIT_V}
 
 # Inputs that may be absent (-1): the bias of the ops that have one.
-OPTIONAL_INPUTS = {Op.CONV_2D: {2}, Op.DEPTHWISE_CONV_2D: {2}, Op.FULLY_CONNECTED: {2}}
+OPTIONAL_INPUTS = {Op.CONV_2D: {2}, Op.DEPTHWISE_CONV_2D: {2}, Op.FULLY_CONNECTED: {2}, Op.SVDF: {3}, Op.TRANSPOSE_CONV: {3}}
+
+# The inputs through which an op keeps state between inferences (a variable
+# tensor it updates in place); no other input may be a variable tensor.
+STATE_INPUTS = {Op.SVDF: {4}}
 
 
 def check_node_shapes(graph: Graph, node: Node) -> None:

@@ -14,6 +14,16 @@ def layer_macs(graph: Graph, node: Node) -> int:
         return out.size * kh * kw
     if node.op == Op.FULLY_CONNECTED:  # filter (units, depth)
         return out.size * graph.tensor(node.inputs[1]).shape[1]
+    if node.op == Op.TRANSPOSE_CONV:  # every input value meets every filter tap of its channel
+        cout, kh, kw, _ = graph.tensor(node.inputs[1]).shape
+        return graph.tensor(node.inputs[2]).size * kh * kw * cout
+    if node.op == Op.BATCH_MATMUL:  # one depth-long dot per output value
+        lhs = graph.tensor(node.inputs[0]).shape
+        return out.size * (lhs[-2] if node.options.get("adj_x") else lhs[-1])
+    if node.op == Op.SVDF:  # feature (filters x input) and time (filters x memory) dots per batch row
+        filters, depth = graph.tensor(node.inputs[1]).shape
+        memory = graph.tensor(node.inputs[2]).shape[1]
+        return graph.tensor(node.inputs[0]).shape[0] * filters * (depth + memory)
     return 0
 
 

@@ -29,14 +29,16 @@ from .aliases import storage_roots
 ALIGN = 8
 MAX_SHUFFLES = 64
 
-OUTPUT, ARENA = "output", "arena"
+OUTPUT, ARENA, STATE = "output", "arena", "state"
 
 
 @dataclass(frozen=True)
 class MemoryPlan:
     # tensor index -> (region, where): OUTPUT (the caller's output buffer;
     # where = the output's index) or ARENA (everything else, the model inputs
-    # included; where = byte offset)
+    # included; where = byte offset) or STATE (a variable tensor: its own
+    # static buffer outside the arena, kept between inferences; where = its
+    # number among the graph's variable tensors)
     places: dict[int, tuple[str, int]]
     scratch: dict[int, int]  # node index -> arena offset of its scratch buffer
     arena_bytes: int
@@ -116,6 +118,13 @@ def window_lag(in_shape, out_shape, kernel, stride, pad, dilation=(1, 1),
     return max(0, int((ends * oc - kept * ic).max()))
 
 
+def state_tensors(graph: Graph) -> list[int]:
+    """The variable tensors some layer reads, in tensor order: each gets its
+    own static buffer (checks.py makes sure one layer owns each)."""
+    read = {t for n in graph.nodes for t in n.inputs if t >= 0}
+    return [t for t in sorted(read) if graph.tensor(t).variable]
+
+
 def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
                 inplace: set[int] | frozenset | dict[int, int] = frozenset()) -> MemoryPlan:
     """scratch_bytes: node -> bytes of scratch it needs; inplace: nodes whose
@@ -143,7 +152,7 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
             first.setdefault(find(t), s)
             last[find(t)] = max(last.get(find(t), s), s)
         for t in node.inputs:
-            if t >= 0 and not graph.tensor(t).is_const:
+            if t >= 0 and not graph.tensor(t).is_const and not graph.tensor(t).variable:
                 last[find(t)] = max(last.get(find(t), s), s)
 
     # The model input lives in the arena too, written by the caller before
@@ -269,6 +278,9 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
             scratch[key[1]] = buf.offset
         else:
             places[key] = (ARENA, buf.offset)
+    # State survives every inference: never in the reused arena.
+    for k, t in enumerate(state_tensors(graph)):
+        places[t] = (STATE, k)
     for t, r in root.items():
         places[t] = places[r]
     overlapped = {}

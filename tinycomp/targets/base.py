@@ -87,6 +87,11 @@ class Runner(abc.ABC):
     def infer(self, data: bytes) -> InferResult:
         ...
 
+    @abc.abstractmethod
+    def reset_state(self) -> None:
+        """Zero the model's state (SVDF's activation state, variable tensors):
+        the next inference starts a new sequence, as after power-up."""
+
     def profile(self, data: bytes) -> ProfileResult:
         raise TargetError(f"board {self.board.name} cannot profile layers")
 

@@ -87,6 +87,12 @@ class HostRunner(Runner):
         self.process = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, **CHILD)
 
+    def reset_state(self) -> None:
+        # the state lives in the child's static buffers: a new child starts
+        # from zeros, exactly what tinycomp_reset_state() leaves
+        self.close()
+        self.start()
+
     def describe(self) -> ModelInfo:
         return header_info(self.build_dir / HEADER, self.board.name)
 

@@ -15,6 +15,9 @@ Commands and replies:
   (inputs / outputs: every input's / output's bytes, one after another, in
   the model's order)
   ECHO     0x04  (bytes)      -> the same bytes (link checks, throughput)
+  RESET    0x05  ()           -> ()  zeroes the model's state between
+                                 inferences (tinycomp_reset_state); firmware
+                                 built before it answers UNKNOWN_CMD
   TEST_HANG 0x70, TEST_EXIT 0x71 (code u8): only in test builds
   ERROR    0xFF  <- code u8 | offending cmd u8 | detail u32
 
@@ -41,6 +44,7 @@ class Cmd(IntEnum):
     INFER = 0x02
     PROFILE = 0x03
     ECHO = 0x04
+    RESET = 0x05
     TEST_HANG = 0x70
     TEST_EXIT = 0x71
     ERROR = 0xFF

@@ -127,6 +127,11 @@ class SerialRunner(Runner):
             raise ProtocolError(f"garbled PROFILE reply from {self.board.name}: {exc}") from None
         return ProfileResult(out, total, layers, self.info.counter_unit)
 
+    def reset_state(self) -> None:
+        frame = self._link().request(Cmd.RESET, b"", self._timeout(0))
+        if frame.payload:
+            raise ProtocolError(f"garbled RESET reply from {self.board.name}: {len(frame.payload)} bytes")
+
     def echo(self, data: bytes) -> bytes:
         return self._link().request(Cmd.ECHO, bytes(data), self._timeout(2 * len(data))).payload
 

@@ -105,13 +105,20 @@ def index_expr(loops: list[dict], operand: int, var: str = "i") -> str:
     return " + ".join(terms) or "0"
 
 
-def _binary_common(layer: Layer) -> dict:
+def _int8_operands(layer: Layer):
+    """(a, b, y) of a binary op: int8, not both constant."""
     a, b, y = layer.input(0), layer.input(1), layer.output()
     if a.is_const and b.is_const:
         raise layer.refuse("both operands are constant (fold them before compiling)")
     for t in (a, b, y):
         if t.dtype != "int8":
             raise layer.refuse(f"tensor {t.name!r} is {t.dtype}; only int8 is supported")
+    return a, b, y
+
+
+def _binary_common(layer: Layer) -> dict:
+    a, b, y = _int8_operands(layer)
+    for t in (a, b, y):
         if t.quant is None or t.quant.per_channel:
             raise layer.refuse(f"tensor {t.name!r} needs one (per-tensor) scale and zero point")
     act_min, act_max = fused_activation(layer)
@@ -189,12 +196,7 @@ def mul(layer: Layer) -> dict:
 
 
 def _minmax(layer: Layer, cmp: str) -> dict:
-    a, b, y = layer.input(0), layer.input(1), layer.output()
-    if a.is_const and b.is_const:
-        raise layer.refuse("both operands are constant (fold them before compiling)")
-    for t in (a, b, y):
-        if t.dtype != "int8":
-            raise layer.refuse(f"tensor {t.name!r} is {t.dtype}; only int8 is supported")
+    a, b, y = _int8_operands(layer)
     loops = broadcast_loops(layer, y.shape, [a.shape, b.shape])
     exprs = operand_exprs(layer)
     return {"a": exprs[0], "b": exprs[1], "loops": loops, "cmp": cmp,

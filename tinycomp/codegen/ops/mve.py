@@ -73,7 +73,12 @@ def gemm_context(layer: Layer, rows: np.ndarray, bias: np.ndarray, scales, float
 
 
 def _sparse_wins(layer: Layer) -> bool:
-    est = sparse.choose(layer.graph, layer.node)
+    """Sparse storage over the Helium GEMM: for --optimize size, as the plain
+    kernels decide it (smaller constants); otherwise only where sparse.py's
+    model of the sparse kernel beats the GEMM's instructions."""
+    if layer.storage == "size":
+        return sparse.stores_sparse(layer)
+    est = sparse.choose(layer.graph, layer.node, layer.storage)
     if est is None or est["format"] != sparse.FORMAT:
         return False
     macs = est["model_instructions_dense"] / sparse.COST["dense_mac"][layer.node.op.value]
@@ -83,7 +88,7 @@ def _sparse_wins(layer: Layer) -> bool:
 def fully_connected_mve(layer: Layer) -> dict | None:
     if _sparse_wins(layer):
         return None
-    fully_connected(Layer(layer.graph, layer.node))  # the plain kernel's checks
+    fully_connected(Layer(layer.graph, layer.node, storage=layer.storage))  # the plain kernel's checks
     w = layer.input(1)
     units, depth = w.shape
     bias = folded_bias(layer, w.data, 2, -layer.input().zero_point)
@@ -140,7 +145,7 @@ def requant_vectors(layer: Layer, scales, channels: int, bias: np.ndarray | None
     multiplier, left shift (only when some channel has one) and the right
     shift as VRSHL's negative count. `group` is the padding unit; `order`
     permutes the padded channels (the depthwise kernel's even/odd lanes)."""
-    scratch = Layer(layer.graph, layer.node)  # channel_multipliers' own arrays are not emitted
+    scratch = Layer(layer.graph, layer.node, storage=layer.storage)  # channel_multipliers' own arrays are not emitted
     mult_name, shift_name = channel_multipliers(scratch, scales, channels, float_product=float_product)
     by_name = {c.name: c.values.astype(np.int64) for c in scratch.constants}
     mult, shift = by_name[mult_name], by_name[shift_name]
@@ -168,7 +173,7 @@ DW_LANES = 8  # int16 lanes: output channels per step of the depthwise kernel
 def depthwise_mve(layer: Layer) -> dict | None:
     """DEPTHWISE_CONV_2D, any depth multiplier: eight output channels per
     step (templates/kernels/mve/depthwise_conv_2d.c.j2)."""
-    plain = depthwise_conv_2d(Layer(layer.graph, layer.node))  # the plain kernel's checks and geometry
+    plain = depthwise_conv_2d(Layer(layer.graph, layer.node, storage=layer.storage))  # the plain kernel's checks and geometry
     geo = {k: plain[k] for k in ("batches", "in_h", "in_w", "out_h", "out_w", "k_h", "k_w",
                                  "stride_h", "stride_w", "dil_h", "dil_w", "pad_h", "pad_w",
                                  "y_lo", "y_hi", "x_lo", "x_hi", "has_interior", "has_border",
@@ -205,8 +210,8 @@ def add_mve(layer: Layer) -> dict | None:
     broadcasting ones keep the plain kernel. Every right shift of TFLM's ADD
     is at least 1 bit for the operands (multipliers below one) and is
     checked for the output."""
-    ctx = add(Layer(layer.graph, layer.node)) if layer.node.op.value == "ADD" else \
-        sub(Layer(layer.graph, layer.node))
+    ctx = add(Layer(layer.graph, layer.node, storage=layer.storage)) if layer.node.op.value == "ADD" else \
+        sub(Layer(layer.graph, layer.node, storage=layer.storage))
     loops = ctx["loops"]
     if len(loops) != 1 or loops[0]["strides"] != [1, 1]:
         return None
@@ -234,8 +239,8 @@ def _conv_2d_add_mve(layer: Layer) -> dict | None:
     out may lie exactly on in1 (lag 0)."""
     fused = layer.options["residual_add"]
     conv, node = fused["conv"], fused["add"]
-    ctx = conv_2d_mve(Layer(layer.graph, conv, layer.constants))
-    a = add_mve(Layer(layer.graph, node, layer.constants))
+    ctx = conv_2d_mve(Layer(layer.graph, conv, layer.constants, storage=layer.storage))
+    a = add_mve(Layer(layer.graph, node, layer.constants, storage=layer.storage))
     if ctx is None or a is None or a["sign"] != "+":
         raise layer.refuse("residual ADD folded into a convolution that cannot take it")
     first = node.inputs[0] == conv.outputs[0]  # the conv's value is the ADD's first operand

@@ -108,10 +108,14 @@ def _conv_plan(layer: Layer) -> dict:
             "copy_cols": max(0, min(geo["in_w"], pw - geo["pad_w"]))}
 
 
+STORAGE_AIMS = ("balanced", "size", "speed")  # build --optimize
+
+
 def estimate(op: str, weights: np.ndarray, outputs_per_row: int, pad_bytes: int = 0,
-             max_offset: int = 0) -> dict:
+             max_offset: int = 0, aim: str = "balanced") -> dict:
     """Bytes and modelled instructions of the dense and the sparse layout for
-    one layer, and the choice: sparse only when smaller and not slower."""
+    one layer, and the choice by the user's aim: "balanced" sparse only when
+    smaller and not slower, "size" whenever smaller, "speed" only when faster."""
     rows = weights.shape[0]
     nnz = int(np.count_nonzero(weights))
     counts = np.count_nonzero(weights.reshape(rows, -1), axis=1)
@@ -124,11 +128,15 @@ def estimate(op: str, weights: np.ndarray, outputs_per_row: int, pad_bytes: int 
     sbytes = stream_bytes(rows, nnz, ib)
     scost = (COST["sparse_nz"][ib] * nnz * outputs_per_row
              + COST["sparse_out"][op] * rows * outputs_per_row + COST["pad_byte"] * pad_bytes)
-    smaller, faster = sbytes < dense_bytes, scost <= dense_cost
-    if smaller and faster:
-        fmt, reason = FORMAT, "smaller and not slower"
-    elif not smaller:
+    smaller, not_slower = sbytes < dense_bytes, scost <= dense_cost
+    if not smaller:
         fmt, reason = "dense", "sparse would not be smaller"
+    elif aim == "size":
+        fmt, reason = FORMAT, "smaller (--optimize size)"
+    elif aim == "speed" and scost >= dense_cost:
+        fmt, reason = "dense", "sparse would not be faster (--optimize speed)"
+    elif not_slower:
+        fmt, reason = FORMAT, "smaller and not slower" if aim == "balanced" else "faster (--optimize speed)"
     else:
         fmt, reason = "dense", "sparse would be slower than the dense DSP kernel"
     return {"format": fmt, "reason": reason, "dense_bytes": dense_bytes, "sparse_bytes": sbytes,
@@ -136,10 +144,9 @@ def estimate(op: str, weights: np.ndarray, outputs_per_row: int, pad_bytes: int 
             "model_instructions_dense": int(dense_cost), "model_instructions_sparse": int(scost)}
 
 
-def choose(layer_or_graph, node) -> dict | None:
+def choose(graph, node, aim: str = "balanced") -> dict | None:
     """The estimate for a FULLY_CONNECTED or CONV_2D node with int8 constant
     weights, or None when it has none."""
-    graph = layer_or_graph
     layer = Layer(graph, node)
     op = node.op.value
     if op not in ("FULLY_CONNECTED", "CONV_2D") or len(node.inputs) < 2:
@@ -151,7 +158,7 @@ def choose(layer_or_graph, node) -> dict | None:
         if len(w.shape) != 2:
             return None
         per_row = max(layer.input().size // w.shape[1], 1)
-        return estimate(op, w.data, per_row, 0, w.shape[1] - 1)
+        return estimate(op, w.data, per_row, 0, w.shape[1] - 1, aim)
     if len(w.shape) != 4 or len(layer.input().shape) != 4:
         return None
     try:
@@ -162,11 +169,11 @@ def choose(layer_or_graph, node) -> dict | None:
     n = geo["batches"]
     pad_bytes = n * plan["pad_hw"][0] * plan["pad_hw"][1] * layer.input().shape[3] if plan["pad"] else 0
     return estimate(op, w.data.reshape(w.shape[0], -1), n * geo["out_h"] * geo["out_w"],
-                    pad_bytes, int(plan["offsets"].max(initial=0)))
+                    pad_bytes, int(plan["offsets"].max(initial=0)), aim)
 
 
 def pays(layer: Layer) -> bool:
-    est = choose(layer.graph, layer.node)
+    est = choose(layer.graph, layer.node, layer.storage)
     return est is not None and est["format"] == FORMAT
 
 
@@ -176,14 +183,45 @@ def _requant(layer: Layer, mult_name: str) -> str:
     return "tc_requant" if (values[mult_name] == np.iinfo(np.int32).min).any() else "tc_requant_fast"
 
 
-def fully_connected_auto(layer: Layer) -> dict:
+def _constant_bytes(context_fn, layer: Layer) -> int:
+    scratch = _scratch(layer)
+    context_fn(scratch)
+    return sum(k.values.nbytes for k in scratch.constants)
+
+
+def stores_sparse(layer: Layer) -> bool:
+    """Whether the layer's weights are stored sparse, as the storage aim
+    decides. For --optimize size the weight streams alone do not decide: both
+    layouts are built on scratch layers and the one whose constants (weights,
+    biases, multipliers, shifts, indices: what flash holds) take fewer bytes
+    wins."""
     if not pays(layer):
-        return fully_connected(layer)
+        return False
+    if layer.storage == "size":
+        dense_fn, sparse_fn = _KERNELS[layer.node.op.value]
+        return _constant_bytes(sparse_fn, layer) < _constant_bytes(dense_fn, layer)
+    return True
+
+
+def _auto(layer: Layer) -> dict:
+    dense_fn, sparse_fn = _KERNELS[layer.node.op.value]
+    return sparse_fn(layer) if stores_sparse(layer) else dense_fn(layer)
+
+
+def fully_connected_auto(layer: Layer) -> dict:
+    return _auto(layer)
+
+
+def conv_2d_auto(layer: Layer) -> dict:
+    return _auto(layer)
+
+
+def _fully_connected_sparse(layer: Layer) -> dict:
     fully_connected(_scratch(layer))  # the dense kernel's checks; its arrays are dropped
     w = layer.input(1)
     units, depth = w.shape
     act_min, act_max = fused_activation(layer)
-    ib = choose(layer.graph, layer.node)["idx_bytes"]
+    ib = choose(layer.graph, layer.node, layer.storage)["idx_bytes"]
     offsets = np.broadcast_to(np.arange(depth), (units, depth))
     mult, shift = channel_multipliers(layer, w.quant.scale, units,
                                       float_product=not w.quant.per_channel)
@@ -199,9 +237,7 @@ def fully_connected_auto(layer: Layer) -> dict:
     }
 
 
-def conv_2d_auto(layer: Layer) -> dict:
-    if not pays(layer):
-        return conv_2d(layer)
+def _conv_2d_sparse(layer: Layer) -> dict:
     conv_2d(_scratch(layer))  # the dense kernel's checks of shapes, groups and quantization
     check_io(layer)
     w = layer.input(1)
@@ -210,7 +246,7 @@ def conv_2d_auto(layer: Layer) -> dict:
     check_weights(layer, 0, oc)
     plan = _conv_plan(layer)
     geo = plan["geo"]
-    ib = choose(layer.graph, layer.node)["idx_bytes"]
+    ib = choose(layer.graph, layer.node, layer.storage)["idx_bytes"]
     rows = w.data.reshape(oc, -1)
     mult, shift = channel_multipliers(layer, w.quant.scale, oc)
     ph, pw = plan["pad_hw"]
@@ -229,14 +265,18 @@ def conv_2d_auto(layer: Layer) -> dict:
     }
 
 
+_KERNELS = {"FULLY_CONNECTED": (fully_connected, _fully_connected_sparse),
+            "CONV_2D": (conv_2d, _conv_2d_sparse)}
+
+
 def _scratch(layer: Layer) -> Layer:
     """A fresh Layer for the same node: the dense context runs on it in full
     (its refusals still apply) and the constants it emits are thrown away,
     so they never reach flash."""
-    return Layer(layer.graph, layer.node)
+    return Layer(layer.graph, layer.node, storage=layer.storage)
 
 
-def compression_summary(graph) -> dict | None:
+def compression_summary(graph, aim: str = "balanced") -> dict | None:
     """What pruning bought, for tinycomp.json: per FULLY_CONNECTED / CONV_2D /
     DEPTHWISE_CONV_2D layer its sparsity, the int8 bytes dense storage would
     take, the bytes stored, the format chosen and why (the cost model's
@@ -253,15 +293,16 @@ def compression_summary(graph) -> dict | None:
             continue
         w = np.asarray(t.data)
         zeros = int(w.size - np.count_nonzero(w))
-        est = choose(graph, node) if op != "DEPTHWISE_CONV_2D" else None
-        sparse = est is not None and est["format"] == FORMAT
+        est = choose(graph, node, aim) if op != "DEPTHWISE_CONV_2D" else None
+        sparse = est is not None and stores_sparse(Layer(graph, node, storage=aim))
         entry = {"index": node.index, "name": node.name, "op": op,
                  "weights": int(w.size), "sparsity": round(zeros / max(w.size, 1), 4),
                  "dense_bytes": int(w.size),
                  "stored_bytes": int(est["sparse_bytes"]) if sparse else int(w.size),
                  "format": FORMAT if sparse else "dense"}
         if est is not None:
-            entry["reason"] = est["reason"]
+            entry["reason"] = est["reason"] if sparse or est["format"] != FORMAT else \
+                "its sparse weights are smaller but its constants in all are not (--optimize size)"
             entry["sparse_bytes"] = est["sparse_bytes"]
             entry["model_instructions"] = {"dense_dsp": est.get("model_instructions_dense"),
                                            "sparse": est.get("model_instructions_sparse")}
@@ -280,8 +321,11 @@ def compression_summary(graph) -> dict | None:
         "int8_dense_weight_bytes": dense,
         "stored_weight_bytes": stored,
         "ratio_vs_float32": round(4 * n / max(stored, 1), 2),
-        "choice": "per layer: sparse only when smaller than dense int8 and, by the cost "
-                  "model in tinycomp/codegen/ops/sparse.py (COST), not slower than the dense "
-                  "DSP kernel on Cortex-M4",
+        "choice": {"balanced": "per layer: sparse only when smaller than dense int8 and, by the cost "
+                               "model in tinycomp/codegen/ops/sparse.py (COST), not slower than the dense "
+                               "DSP kernel on Cortex-M4",
+                   "size": "per layer: sparse whenever smaller than dense int8 (--optimize size)",
+                   "speed": "per layer: sparse only when the cost model says it is faster than the dense "
+                            "DSP kernel on Cortex-M4 (--optimize speed)"}[aim],
         "layers": layers,
     }

@@ -1,0 +1,14 @@
+"""TRANSPOSE_CONV int8 in QEMU, bit-exact with TFLM on the Cortex-M4 and M3:
+the host test's first model (12 layers) in one firmware per board."""
+import pytest
+
+from tests.host.test_transpose_conv import samples, transpose_conv_model
+from tests.support.harness import assert_bit_exact_on_board
+
+pytestmark = pytest.mark.qemu
+
+
+@pytest.mark.parametrize("board", ["qemu", "qemu-mps2-an385"])
+def test_transpose_conv_on_board(board):
+    buf = transpose_conv_model(0)
+    assert_bit_exact_on_board(buf, samples(buf, 0, 6), board)
