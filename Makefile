@@ -32,8 +32,9 @@ test: setup
 fuzz: setup
 	TINYCOMP_FUZZ_EXAMPLES=30000 $(PY) -m pytest -q -s tests/host/test_fuzz_models.py
 
+# make bench BOARD=qemu-mps3-an547: one board (default: mps2-an386 and -an385)
 bench: setup
-	$(PY) -m benchmarks.bench
+	$(PY) -m benchmarks.bench $(if $(BOARD),--board $(BOARD))
 
 clean:
 	rm -rf $(VENV) .cache build out demo-out

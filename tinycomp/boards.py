@@ -33,8 +33,21 @@ class Core:
     float_abi: str = "soft"  # -mfloat-abi
     fpu: str | None = None   # -mfpu, None without an FPU
     dsp: bool = False
+    mve: str | None = None   # Helium: "int" (MVE-I) or "float" (MVE-I and MVE-F), None without
     opt: str = "-O2"
     core_hz: int = 0         # SysTick clock (CLKSOURCE = processor clock)
+
+    @property
+    def features(self) -> frozenset[str]:
+        """What the code generator may choose kernels by (codegen/table.py)."""
+        return frozenset(f for f, on in (("dsp", self.dsp), ("mve", self.mve)) if on)
+
+    @property
+    def vector_extension(self) -> str:
+        """For `tinycomp boards`: the SIMD the core offers."""
+        if self.mve:
+            return "Helium (MVE-I)" if self.mve == "int" else "Helium (MVE-I, MVE-F)"
+        return "DSP (32-bit SIMD)" if self.dsp else "none"
 
     def cflags(self) -> tuple[str, ...]:
         flags = [f"-mcpu={self.cpu}", "-mthumb", f"-mfloat-abi={self.float_abi}"]
@@ -122,6 +135,12 @@ class Board:
     def is_embedded(self) -> bool:
         return self.kind in ("qemu", "device")
 
+    @property
+    def features(self) -> frozenset[str]:
+        """Core features kernels are chosen by; none for the host, whose C
+        must compile anywhere."""
+        return self.core.features if self.core else frozenset()
+
 
 def _board_files() -> dict[str, Path]:
     return {p.stem: p for p in sorted(data_dir("boards").glob("*.toml"))}
@@ -200,7 +219,12 @@ def _parse(data: dict[str, Any]) -> Board:
 
 def _core(d: dict[str, Any]) -> Core:
     core = Core(cpu=d["cpu"], float_abi=d.get("float_abi", "soft"), fpu=d.get("fpu"),
-                dsp=bool(d.get("dsp", False)), opt=d.get("opt", "-O2"), core_hz=int(d["core_hz"]))
+                dsp=bool(d.get("dsp", False)), mve=d.get("mve"), opt=d.get("opt", "-O2"),
+                core_hz=int(d["core_hz"]))
+    if core.mve not in (None, "int", "float"):
+        raise ValueError(f"core.mve {core.mve!r} must be \"int\" or \"float\"")
+    if core.mve and not core.dsp:
+        raise ValueError("core.mve needs core.dsp: every Armv8.1-M core with Helium has the DSP extension")
     if core.float_abi not in ("soft", "softfp", "hard"):
         raise ValueError(f"core.float_abi {core.float_abi!r} must be soft, softfp or hard")
     if core.float_abi != "soft" and not core.fpu:

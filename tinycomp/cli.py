@@ -128,14 +128,15 @@ def boards() -> None:
     """List the boards tinycomp builds for, with core, flash and RAM."""
     from .boards import board_names, load_board
 
-    click.echo(f"{'board':<20} {'kind':<7} {'core':<12} {'DSP':<4} {'flash':>9} {'RAM':>9}  aliases")
+    click.echo(f"{'board':<20} {'kind':<7} {'core':<12} {'DSP':<4} {'vector':<22} {'flash':>9} {'RAM':>9}  aliases")
     for name in board_names():
         b = load_board(name)
         core = b.core.cpu if b.core else "host cpu"
         dsp = ("yes" if b.core.dsp else "no") if b.core else "-"
+        vector = b.core.vector_extension if b.core else "-"
         flash = f"{b.memory.flash.size // 1024:,} KB" if b.memory else "-"
         ram = f"{b.memory.ram.size // 1024:,} KB" if b.memory else "-"
-        click.echo(f"{b.name:<20} {b.kind:<7} {core:<12} {dsp:<4} {flash:>9} {ram:>9}  "
+        click.echo(f"{b.name:<20} {b.kind:<7} {core:<12} {dsp:<4} {vector:<22} {flash:>9} {ram:>9}  "
                    f"{', '.join(b.aliases)}")
 
 

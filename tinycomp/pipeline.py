@@ -108,7 +108,8 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions = BuildOptions(
 def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str,
                 protect: tuple[Path, ...] = (), optimize: str = "balanced") -> dict:
     board = load_board(board_name)
-    model = generate(graph, storage=optimize)
+    # the board's core features choose kernels (Helium where the core has MVE)
+    model = generate(graph, storage=optimize, features=board.features)
     info = manifest(graph, model, board, optimize)
     with staged_dir(out_dir, protect) as stage:
         model.write(stage / "src")

@@ -40,3 +40,12 @@ def test_digits_on_every_emulated_board(board, tmp_path):
     assert np.array_equal(y, expected)
     assert np.mean(np.argmax(y, 1) == d.y_test[:40]) > 0.9
     assert len(set(counts)) >= 1 and all(c > 0 for c in counts)
+
+
+@pytest.mark.parametrize("name", MLPERF_NAMES)
+def test_mlperf_model_on_helium_board(name, tmp_path):
+    """The MLPerf Tiny architectures through the Helium kernels (mps3-an547)."""
+    y, expected, counts, info = _build_and_run(mlperf_tflite(name), mlperf_inputs(name, n=2),
+                                               "qemu-mps3-an547", tmp_path / name)
+    assert np.array_equal(y, expected)
+    assert all(c and c > info["macs"] / 8 for c in counts)  # Helium: ~0.25-0.5 instructions per MAC

@@ -9,8 +9,8 @@ from tinycomp.errors import BoardError
 from tinycomp.targets.firmware import uart_divisor
 
 EMULATED = {"qemu-mps2-an385", "qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505",
-            "qemu-netduinoplus2"}
-REAL = {"nucleo-f446re", "nucleo-l4r5zi", "nucleo-f746zg"}
+            "qemu-mps3-an547", "qemu-netduinoplus2"}
+REAL = {"nucleo-f446re", "nucleo-l4r5zi", "nucleo-f746zg", "mps3-an547"}
 
 
 def test_all_boards_present_and_load():
@@ -54,8 +54,13 @@ def test_memory_maps():
     assert an505.uart.base == 0x50200000
     nd = load_board("qemu-netduinoplus2")
     assert nd.uart.base == 0x40011000 and nd.skip_clock_in_emulation and nd.clock_ops
-    for name in REAL | {"qemu-netduinoplus2"}:
+    for name in (REAL - {"mps3-an547"}) | {"qemu-netduinoplus2"}:
         assert load_board(name).memory.flash.base == 0x08000000
+    # the MPS3 AN547 as QEMU models it: ITCM code, DTCM data, secure-alias UART0
+    for name in ("mps3-an547", "qemu-mps3-an547"):
+        m55 = load_board(name)
+        assert (m55.memory.flash.base, m55.memory.ram.base, m55.uart.base) == (0, 0x20000000, 0x59303000)
+        assert m55.core.cpu == "cortex-m55" and m55.features == {"dsp", "mve"}
 
 
 def test_counters():
@@ -125,6 +130,8 @@ machine = "mps2-an386"
     (dict(core="", vt="0x40", uart="cmsdk", counter="icount"), "128-byte aligned"),
     (dict(core="", vt="0", uart="pl011", counter="icount"), "uart.kind 'pl011'"),
     (dict(core="", vt="0", uart="cmsdk", counter="rdtsc"), "counter.kind 'rdtsc'"),
+    (dict(core='mve = "int"', vt="0", uart="cmsdk", counter="icount"), "core.mve needs core.dsp"),
+    (dict(core='dsp = true\nmve = "yes"', vt="0", uart="cmsdk", counter="icount"), "core.mve 'yes'"),
 ])
 def test_bad_board_files(tmp_path, monkeypatch, fields, message):
     text = BASE.format(**fields)
@@ -138,3 +145,11 @@ def test_bad_board_files(tmp_path, monkeypatch, fields, message):
 def test_missing_key(tmp_path, monkeypatch):
     with pytest.raises(BoardError, match="lacks the key 'core'"):
         _load_text(tmp_path, monkeypatch, 'name = "bad"\nkind = "device"\n')
+
+
+def test_helium_board_features():
+    m55 = load_board("qemu-mps3-an547")
+    assert m55.core.mve == "float" and m55.features == {"dsp", "mve"}
+    assert m55.counter.instructions_per_tick == Fraction(125, 4)   # 1e9 / 32 MHz
+    assert m55.core.vector_extension == "Helium (MVE-I, MVE-F)"
+    assert load_board("qemu").features == {"dsp"} and load_board("host").features == set()

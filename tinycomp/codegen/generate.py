@@ -17,7 +17,7 @@ from ..passes.memory import ARENA, OUTPUT, STATE, MemoryPlan, plan_memory, state
 from .layer import Constant, Layer, c_type
 from .render import c_float, render
 from .ops.sparse import STORAGE_AIMS
-from .table import kernel_for
+from .table import feature_kernels, kernel_for
 
 # TFLite's TensorType codes, which the firmware's DESCRIBE reply carries
 TYPE_CODES = {"float32": 0, "int32": 2, "uint8": 3, "int16": 7, "int8": 9}
@@ -82,15 +82,29 @@ def _check_sources(files: dict[str, str]) -> None:
                                  "a template let unescaped text through")
 
 
-def _contexts(graph: Graph, storage: str) -> tuple[list[Layer], list[dict]]:
+def _context(layer: Layer, features: frozenset[str]) -> dict:
+    """The layer's kernel context: the first feature row that takes it, else
+    the plain row; a context may pick a variant of its template."""
+    for kernel in feature_kernels(layer, features):
+        context = kernel.context(layer)
+        if context is not None:
+            context = dict(context)
+            context.setdefault("template", kernel.template)
+            return context
+        layer.constants.clear()  # a row that declines leaves nothing behind
+    kernel = kernel_for(layer)
+    context = dict(kernel.context(layer))
+    context.setdefault("template", kernel.template)
+    return context
+
+
+def _contexts(graph: Graph, storage: str, features: frozenset[str]) -> tuple[list[Layer], list[dict]]:
     layers, contexts = [], []
     for node in graph.nodes:
         if node.op.is_alias:
             continue
         layer = Layer(graph, node, storage=storage)
-        kernel = kernel_for(layer)
-        context = dict(kernel.context(layer))
-        context.setdefault("template", kernel.template)  # a context may pick a variant
+        context = _context(layer, features)
         layers.append(layer)
         contexts.append(context)
     return layers, contexts
@@ -190,12 +204,21 @@ def _inplace_lags(layers: list[Layer], contexts: list[dict]) -> dict[int, dict[i
     return lags
 
 
-def _fusable(graph: Graph, conv, add, storage: str = "balanced") -> bool:
+def _fusable(graph: Graph, conv, add, storage: str = "balanced",
+             features: frozenset[str] = frozenset()) -> bool:
     """A CONV_2D -> ADD pair whose kernels can run as one: the dense blocked
     convolution and the same-shape ADD with its exact shortcuts (contexts
     computed on throwaway layers, with the storage the build will use)."""
     try:
         conv_layer, add_layer = Layer(graph, conv, storage=storage), Layer(graph, add, storage=storage)
+        # Where feature kernels take the conv (Helium: the MVE GEMM, about 5x
+        # fewer instructions than the fused DSP kernel on ResNet-8's blocks),
+        # fuse only if they take the ADD too (mve.py: _conv_2d_add_mve)
+        conv_rows = [k for k in feature_kernels(conv_layer, features)
+                     if k.context(Layer(graph, conv, storage=storage)) is not None]
+        if conv_rows:
+            return any(k.context(Layer(graph, add, storage=storage)) is not None
+                       for k in feature_kernels(add_layer, features))
         c = kernel_for(conv_layer).context(conv_layer)
         a = kernel_for(add_layer).context(add_layer)
     except UnsupportedOpError:
@@ -203,16 +226,17 @@ def _fusable(graph: Graph, conv, add, storage: str = "balanced") -> bool:
     return c.get("template") == "kernels/conv_2d_fast.c.j2" and a.get("template") == "kernels/add_fast.c.j2"
 
 
-def _fuse(graph: Graph, storage: str = "balanced") -> Graph:
-    return fuse_residual_adds(graph, functools.partial(_fusable, storage=storage))
+def _fuse(graph: Graph, storage: str = "balanced", features: frozenset[str] = frozenset()) -> Graph:
+    return fuse_residual_adds(graph, functools.partial(_fusable, storage=storage, features=features))
 
 
-def passes(storage: str = "balanced") -> tuple:
+def passes(storage: str = "balanced", features: frozenset[str] = frozenset()) -> tuple:
     """Graph -> Graph passes before code generation, in order (the memory plan
     runs after the kernel contexts, which declare scratch and in-place lags).
     Fusion comes after the alias check: a fused pair must see the graph's own
-    tensors, and the storage aim, which decides the conv's kernel."""
-    return (depthwise_as_conv, functools.partial(_fuse, storage=storage))
+    tensors, and the storage aim and the core's features, which decide the
+    conv's kernel."""
+    return (depthwise_as_conv, functools.partial(_fuse, storage=storage, features=frozenset(features)))
 
 
 PASSES = passes()
@@ -292,16 +316,19 @@ def _check_io(graph: Graph) -> None:
         seen[r] = k
 
 
-def generate(graph: Graph, storage: str = "balanced") -> GeneratedModel:
+def generate(graph: Graph, storage: str = "balanced",
+             features: frozenset[str] = frozenset()) -> GeneratedModel:
     """The C library for `graph`, in memory; .write(dir) puts it on disk.
-    storage: build --optimize, the weights' storage aim (ops/sparse.py)."""
+    storage: build --optimize, the weights' storage aim (ops/sparse.py).
+    features: the target core's (Board.features): with "mve" the Helium
+    kernels are chosen where they apply; the default C runs on any core."""
     if storage not in STORAGE_AIMS:
         raise ValueError(f"storage must be one of {STORAGE_AIMS}, not {storage!r}")
     _check_aliases(graph)
     _check_io(graph)
-    for graph_pass in passes(storage):
+    for graph_pass in passes(storage, features):
         graph = graph_pass(graph)
-    layers, contexts = _contexts(graph, storage)
+    layers, contexts = _contexts(graph, storage, frozenset(features))
     if not layers:
         raise UnsupportedOpError(f"{graph.name}: the model computes nothing (only reshapes)")
     plan = plan_memory(

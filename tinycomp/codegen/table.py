@@ -21,6 +21,7 @@ from .ops.batch_matmul import batch_matmul
 from .ops.transpose_conv import transpose_conv
 from .ops.int16 import conv_2d16, depthwise_conv_2d16, fully_connected16
 from .ops.int16_act import leaky_relu16, logistic16, relu16, relu6_16, softmax16, tanh16
+from .ops.mve import add_mve, average_pool_mve, conv_2d_mve, depthwise_mve, fully_connected_mve
 
 I8, I16, I32, U8, F32 = "int8", "int16", "int32", "uint8", "float32"
 
@@ -106,6 +107,22 @@ KERNELS: dict[tuple[Op, str, str], Kernel] = {
 }
 
 
+# Rows for a core feature (the board's `core.features`: "dsp", "mve"), tried
+# before the plain row when the board has the feature, in FEATURES order. A
+# feature row's context may return None to hand the layer to the plain row
+# (e.g. sparse weights or a fused residual ADD). DSP code needs no rows of
+# its own: the plain templates hold it under #if __ARM_FEATURE_DSP.
+FEATURES = ("mve",)
+FEATURE_KERNELS: dict[tuple[Op, str, str, str], Kernel] = {
+    (Op.FULLY_CONNECTED, I8, I8, "mve"): Kernel("kernels/mve/fully_connected.c.j2", fully_connected_mve),
+    (Op.CONV_2D, I8, I8, "mve"): Kernel("kernels/mve/conv_2d.c.j2", conv_2d_mve),
+    (Op.DEPTHWISE_CONV_2D, I8, I8, "mve"): Kernel("kernels/mve/depthwise_conv_2d.c.j2", depthwise_mve),
+    (Op.ADD, I8, I8, "mve"): Kernel("kernels/mve/add.c.j2", add_mve),
+    (Op.SUB, I8, I8, "mve"): Kernel("kernels/mve/add.c.j2", add_mve),
+    (Op.AVERAGE_POOL_2D, I8, I8, "mve"): Kernel("kernels/mve/average_pool_2d.c.j2", average_pool_mve),
+}
+
+
 def kernel_key(layer: Layer) -> tuple[Op, str, str]:
     """The row a layer takes: its op, its first activation input's type and
     its output's type."""
@@ -113,7 +130,15 @@ def kernel_key(layer: Layer) -> tuple[Op, str, str]:
     return layer.node.op, (acts[0].dtype if acts else layer.input(0).dtype), layer.output().dtype
 
 
+def feature_kernels(layer: Layer, features: frozenset[str] = frozenset()) -> list[Kernel]:
+    """The feature rows a layer may take on a core with `features`, best first."""
+    key = kernel_key(layer)
+    return [FEATURE_KERNELS[(*key, f)] for f in FEATURES
+            if f in features and (*key, f) in FEATURE_KERNELS]
+
+
 def kernel_for(layer: Layer) -> Kernel:
+    """The plain row (any core)."""
     key = kernel_key(layer)
     kernel = KERNELS.get(key)
     if kernel is None:
