@@ -163,8 +163,9 @@ def main(boards, choice, timing_board, json_path):
             else "the MLPerf Tiny architectures of benchmarks/models.py (seeded weights)")
     click.echo(f"models: {what}")
     results = {}
-    for board in boards:
-        b = load_board(board)
+    for requested in boards:
+        b = load_board(requested)
+        board = b.name  # an alias (qemu, qemu-m55) finds its anchors too
         target = load_board(timing_board)
         timed = b.core is not None and target.core is not None and b.core.cpu == target.core.cpu
         rows = bench_board(board, source, timing_board if timed else None)
