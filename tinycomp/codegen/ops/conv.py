@@ -62,8 +62,9 @@ def check_weights(layer: Layer, axis: int, channels: int):
     return w
 
 
-def geometry(layer: Layer, kh: int, kw: int, channels_out: int) -> dict:
-    """Spatial parameters shared by both ops, checked against the output shape."""
+def window_geometry(layer: Layer, kh: int, kw: int, channels_out: int) -> dict:
+    """Sizes, strides, dilations and leading padding of a window op (conv,
+    depthwise, any activation type), checked against the output shape."""
     opts = layer.options
     n, h, w, _ = layer.input().shape
     padding = opts.get("padding", "SAME")
@@ -78,16 +79,23 @@ def geometry(layer: Layer, kh: int, kw: int, channels_out: int) -> dict:
     if oh < 1 or ow < 1 or tuple(layer.output().shape) != expected:
         raise layer.refuse(f"output shape {tuple(layer.output().shape)} does not match the "
                            f"computed {expected}")
-    ph, pw = _pad_before(h, kh, sh, dh, oh), _pad_before(w, kw, sw, dw, ow)
+    return {"batches": n, "in_h": h, "in_w": w, "out_h": oh, "out_w": ow,
+            "k_h": kh, "k_w": kw, "stride_h": sh, "stride_w": sw, "dil_h": dh, "dil_w": dw,
+            "pad_h": _pad_before(h, kh, sh, dh, oh), "pad_w": _pad_before(w, kw, sw, dw, ow)}
+
+
+def geometry(layer: Layer, kh: int, kw: int, channels_out: int) -> dict:
+    """Spatial parameters shared by both ops, checked against the output shape."""
+    g = window_geometry(layer, kh, kw, channels_out)
+    h, w, oh, ow = g["in_h"], g["in_w"], g["out_h"], g["out_w"]
+    sh, sw, dh, dw, ph, pw = g["stride_h"], g["stride_w"], g["dil_h"], g["dil_w"], g["pad_h"], g["pad_w"]
     ylo, yhi = _inside(oh, h, kh, sh, dh, ph)
     xlo, xhi = _inside(ow, w, kw, sw, dw, pw)
     if ylo == yhi or xlo == xhi:
         ylo = yhi = xlo = xhi = 0
     act_min, act_max = fused_activation(layer)
     return {
-        "batches": n, "in_h": h, "in_w": w, "out_h": oh, "out_w": ow,
-        "k_h": kh, "k_w": kw, "stride_h": sh, "stride_w": sw, "dil_h": dh, "dil_w": dw,
-        "pad_h": ph, "pad_w": pw,
+        **g,
         "y_lo": ylo, "y_hi": yhi, "x_lo": xlo, "x_hi": xhi,
         "has_interior": yhi > ylo,
         "has_border": not (ylo == 0 and yhi == oh and xlo == 0 and xhi == ow),

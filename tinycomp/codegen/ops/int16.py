@@ -22,20 +22,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ir.shapes import conv_out_size
 from ..fixedpoint import f32, quantize_multipliers
 from ..layer import Layer
 from .common import fused_activation
+from .conv import window_geometry
 
 TEMPLATE = "kernels/int16/conv.c.j2"
 # TFLM's 64-bit MultiplyByQuantizedMultiplier assumes |acc| < 2^47 and a
 # shift below 8 (15 - shift must stay a positive shift count).
 ACC64_LIMIT = 1 << 47
-
-
-def _pad_before(size: int, kernel: int, stride: int, dilation: int, out: int) -> int:
-    # the leading half of TFLM's padding; an odd remainder goes after the input
-    return max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0) // 2
 
 
 def check_symmetric_int16(layer: Layer, *tensors) -> None:
@@ -120,22 +115,7 @@ def _context(layer: Layer, geo: dict, w_oc_taps: np.ndarray, weight_scales, chan
 
 
 def _geometry(layer: Layer, kh: int, kw: int, channels: int) -> dict:
-    opts = layer.options
-    n, h, w, cin = layer.input().shape
-    padding = opts.get("padding", "SAME")
-    if padding not in ("SAME", "VALID"):
-        raise layer.refuse(f"padding {padding} is not supported")
-    sh, sw = int(opts.get("stride_h", 1)), int(opts.get("stride_w", 1))
-    dh, dw = int(opts.get("dilation_h_factor", 1) or 1), int(opts.get("dilation_w_factor", 1) or 1)
-    if min(sh, sw, dh, dw) < 1:
-        raise layer.refuse(f"strides {sh}x{sw} and dilations {dh}x{dw} must be positive")
-    oh, ow = conv_out_size(padding, h, kh, sh, dh), conv_out_size(padding, w, kw, sw, dw)
-    if oh < 1 or ow < 1 or tuple(layer.output().shape) != (n, oh, ow, channels):
-        raise layer.refuse(f"output shape {tuple(layer.output().shape)} does not match "
-                           f"the computed {(n, oh, ow, channels)}")
-    return {"batches": n, "in_h": h, "in_w": w, "in_ch": cin, "out_h": oh, "out_w": ow,
-            "k_h": kh, "k_w": kw, "stride_h": sh, "stride_w": sw, "dil_h": dh, "dil_w": dw,
-            "pad_h": _pad_before(h, kh, sh, dh, oh), "pad_w": _pad_before(w, kw, sw, dw, ow)}
+    return {**window_geometry(layer, kh, kw, channels), "in_ch": layer.input().shape[3]}
 
 
 def conv_2d16(layer: Layer) -> dict:
