@@ -161,7 +161,6 @@ def _measure_or_tflm(tflite, split, board, out_dir) -> dict:
 def qat_target(split, board, out, epochs) -> dict:
     from tinycomp.compress import qat
     from tinycomp.compress.calibrate import calibrated_model
-    from tinycomp.sweep import measure
 
     model = loud_mlp(split, epochs=30)
     float_acc = float(np.mean(model.predict(split.x_test, verbose=0).argmax(-1) == split.y_test))
