@@ -32,3 +32,23 @@ def test_fully_connected_random(seed):
                              activation=[None, "RELU", "RELU6", "RELU_N1_TO_1"][seed % 4],
                              with_bias=seed % 3 != 0)
     assert_bit_exact(model, random_int8(rng, (50, *shape)))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_per_tensor_multiplier_over_many_scales(seed):
+    """The per-tensor multiplier is the float32 product of the scales, as TFLM's
+    int8 FC computes it (its 16x8 FC uses double): 40 layers with random
+    scales in one multi-output model, every output equal to TFLM's."""
+    rng = np.random.default_rng(1000 + seed)
+    b = ModelBuilder()
+    s_in = float(rng.uniform(0.001, 0.5))
+    x = b.input((1, 24), s_in, int(rng.integers(-128, 128)))
+    outputs = []
+    for _ in range(40):
+        wq, ws = random_weights(rng, (6, 24), axis=None)
+        ws = np.atleast_1d(ws) * float(rng.uniform(0.3, 3.0))
+        bq, bs = random_bias(rng, 6, s_in, ws)
+        outputs.append(b.fully_connected(x, b.const_int8(wq, scales=ws), b.const_int32(bq, scales=bs),
+                                         float(rng.uniform(0.001, 0.3)), int(rng.integers(-128, 128))))
+    b.output(*outputs)
+    assert_bit_exact(b.build(), [rng.integers(-128, 128, (50, 1, 24), dtype=np.int8)])
