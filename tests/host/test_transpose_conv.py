@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.support.harness import assert_bit_exact
+from tests.support.harness import assert_bit_exact, extreme_samples
 from tests.support.tflite_builder import ModelBuilder, random_activation_quant, random_bias, random_weights
 from tinycomp.errors import ModelError
 from tinycomp.frontends.tflite import parse_tflite
@@ -48,22 +48,10 @@ def transpose_conv_model(seed: int, layers: int = LAYERS) -> bytes:
     return b.build()
 
 
-def samples(buf: bytes, seed: int, count: int) -> list[np.ndarray]:
-    g = parse_tflite(buf)
-    rng = np.random.default_rng(seed)
-    ins = []
-    for t in g.inputs:
-        a = rng.integers(-128, 128, (count, *g.tensor(t).shape)).astype(np.int8)
-        a[0].fill(-128)
-        a[1].fill(127)
-        ins.append(a)
-    return ins
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_transpose_conv_bit_exact(seed):
     buf = transpose_conv_model(seed)
-    assert_bit_exact(buf, samples(buf, seed, 6))
+    assert_bit_exact(buf, extreme_samples(buf, seed, 6))
 
 
 def test_output_shape_tensor_must_match():

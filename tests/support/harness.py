@@ -54,6 +54,20 @@ def compile_for_host(tflite_bytes: bytes, extra_flags: tuple[str, ...] = (),
     return HostBuild(exe, [(t.dtype, t.size) for t in outs])
 
 
+def extreme_samples(tflite_bytes: bytes, seed: int, count: int) -> list[np.ndarray]:
+    """Random int8 samples (count, *shape) for every model input, the first
+    all -128 and the second all 127: the extremes stress accumulators and clamps."""
+    graph = parse_tflite(tflite_bytes)
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for t in graph.inputs:
+        a = rng.integers(-128, 128, (count, *graph.tensor(t).shape)).astype(np.int8)
+        a[0].fill(-128)
+        a[1].fill(127)
+        inputs.append(a)
+    return inputs
+
+
 def bits(a: np.ndarray) -> np.ndarray:
     """Values to compare bit for bit: integers widened, floats as their bits."""
     a = np.asarray(a)
