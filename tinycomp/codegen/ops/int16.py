@@ -118,13 +118,19 @@ def _geometry(layer: Layer, kh: int, kw: int, channels: int) -> dict:
     return {**window_geometry(layer, kh, kw, channels), "in_ch": layer.input().shape[3]}
 
 
-def conv_2d16(layer: Layer) -> dict:
+def _conv_io(layer: Layer, weight_axis: int):
+    """(x, y, output channels, weights) of a 16x8 conv or depthwise: int16 NHWC
+    activations with zero point 0, int8 weights per channel along weight_axis."""
     x, y = layer.input(), layer.output()
     check_symmetric_int16(layer, x, y)
     if len(x.shape) != 4 or len(y.shape) != 4:
         raise layer.refuse("input and output must be 4-D (NHWC)")
     oc = y.shape[3]
-    w = _weights(layer, 4, 0, oc)
+    return x, y, oc, _weights(layer, 4, weight_axis, oc)
+
+
+def conv_2d16(layer: Layer) -> dict:
+    x, y, oc, w = _conv_io(layer, 0)
     o, kh, kw, ci = w.shape
     if o != oc or ci < 1 or x.shape[3] % ci:
         raise layer.refuse(f"filter {list(w.shape)} does not fit input {list(x.shape)} "
@@ -138,12 +144,7 @@ def conv_2d16(layer: Layer) -> dict:
 
 
 def depthwise_conv_2d16(layer: Layer) -> dict:
-    x, y = layer.input(), layer.output()
-    check_symmetric_int16(layer, x, y)
-    if len(x.shape) != 4 or len(y.shape) != 4:
-        raise layer.refuse("input and output must be 4-D (NHWC)")
-    oc = y.shape[3]
-    w = _weights(layer, 4, 3, oc)
+    x, y, oc, w = _conv_io(layer, 3)
     _, kh, kw, wc = w.shape
     mult = int(layer.options.get("depth_multiplier", 1) or 1)
     if wc != oc or w.shape[0] != 1 or x.shape[3] * mult != oc:
