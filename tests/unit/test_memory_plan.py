@@ -266,8 +266,8 @@ def _replay_fused(graph, plan, mem, node, conv, order=None):
 
 
 def _fused(graph):
-    from tinycomp.codegen.generate import PASSES
-    for graph_pass in PASSES:
+    from tinycomp.codegen.generate import passes
+    for graph_pass in passes():
         graph = graph_pass(graph)
     return graph
 

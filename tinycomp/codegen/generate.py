@@ -239,8 +239,6 @@ def passes(storage: str = "balanced", features: frozenset[str] = frozenset()) ->
     return (depthwise_as_conv, functools.partial(_fuse, storage=storage, features=frozenset(features)))
 
 
-PASSES = passes()
-
 
 def _summaries(graph: Graph) -> list[dict]:
     """One row per function called. A fused CONV_2D+ADD is one row (the

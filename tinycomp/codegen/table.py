@@ -15,7 +15,7 @@ from .ops.elementwise import add, maximum, minimum, mul, prelu, sub
 from .ops.pooling import average_pool_2d, max_pool_2d, mean
 from .ops.quantize import dequantize, quantize_float, requantize
 from .ops.shape import concatenation, pad, transpose
-from .ops.sparse import conv_2d_auto, fully_connected_auto
+from .ops.sparse import dense_or_sparse
 from .ops.svdf import svdf
 from .ops.batch_matmul import batch_matmul
 from .ops.transpose_conv import transpose_conv
@@ -31,14 +31,14 @@ DATA_MOVEMENT = (Op.STRIDED_SLICE, Op.SLICE, Op.SPLIT, Op.SPLIT_V, Op.GATHER, Op
 
 # Ops on int8 activations: one row each, (op, int8, int8).
 _INT8: dict[Op, Kernel] = {
-    Op.FULLY_CONNECTED: Kernel("kernels/fully_connected.c.j2", fully_connected_auto),
+    Op.FULLY_CONNECTED: Kernel("kernels/fully_connected.c.j2", dense_or_sparse),
     Op.SOFTMAX: Kernel("kernels/softmax.c.j2", act.softmax),
     Op.LOGISTIC: Kernel("kernels/lut.c.j2", act.logistic),
     Op.TANH: Kernel("kernels/lut.c.j2", act.tanh),
     Op.RELU: Kernel("kernels/lut.c.j2", act.relu),
     Op.RELU6: Kernel("kernels/lut.c.j2", act.relu6),
     Op.HARD_SWISH: Kernel("kernels/lut.c.j2", act.hard_swish),
-    Op.CONV_2D: Kernel("kernels/conv_2d.c.j2", conv_2d_auto),
+    Op.CONV_2D: Kernel("kernels/conv_2d.c.j2", dense_or_sparse),
     Op.DEPTHWISE_CONV_2D: Kernel("kernels/depthwise_conv_2d.c.j2", depthwise_conv_2d),
     Op.ADD: Kernel("kernels/add.c.j2", add),
     Op.MUL: Kernel("kernels/mul.c.j2", mul),

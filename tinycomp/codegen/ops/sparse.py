@@ -203,17 +203,10 @@ def stores_sparse(layer: Layer) -> bool:
     return True
 
 
-def _auto(layer: Layer) -> dict:
+def dense_or_sparse(layer: Layer) -> dict:
+    """FULLY_CONNECTED and CONV_2D: the sparse kernel where stores_sparse says so."""
     dense_fn, sparse_fn = _KERNELS[layer.node.op.value]
     return sparse_fn(layer) if stores_sparse(layer) else dense_fn(layer)
-
-
-def fully_connected_auto(layer: Layer) -> dict:
-    return _auto(layer)
-
-
-def conv_2d_auto(layer: Layer) -> dict:
-    return _auto(layer)
 
 
 def _fully_connected_sparse(layer: Layer) -> dict:
