@@ -109,14 +109,16 @@ ACTIVATION_SAMPLES = 200  # enough for stable SNRs; TFLM runs them one by one
 
 
 def _analyse(report, out_model, tflite, original, x_test, y_test, prune) -> None:
-    """Add activation SNR (always: a few hundred samples) and, when asked for,
+    """Add activation SNR and the noise model's prediction beside what the INT8
+    model measured (always: a few hundred samples) and, when asked for,
     per-layer sensitivity to the report."""
-    from .compress.analysis import model_activation_report
+    from .compress import noise
     from .compress.sensitivity import layer_sensitivity
     from .compress.steps import check_labels
 
     x = x_test[:ACTIVATION_SAMPLES]
-    report.activation_rows = model_activation_report(out_model, tflite, x)
+    y = check_labels(out_model, y_test, "y_test")[:ACTIVATION_SAMPLES]
+    report.activation_rows, report.prediction, report.measured = noise.predicted_and_measured(out_model, tflite, x, y)
     report.activation_samples = len(x)
     if original is not None:
         report.sensitivity = layer_sensitivity(original, x_test, check_labels(original, y_test, "y_test"),

@@ -136,7 +136,8 @@ def test_compress_end_to_end(tmp_path, data):
     text = report.read_text()
     for needed in ("magnitude pruning S=0.5", "channel pruning", "QAT", "SNR", "entropy", "KL divergence",
                    "## Activations", "| conv2d | CONV_2D |", "| dense_10_softmax | SOFTMAX |",
-                   "## Sensitivity", "pruned S=0.5", "| all layers at once |", "Most sensitive:"):
+                   "## Sensitivity", "pruned S=0.5", "| all layers at once |", "Most sensitive:",
+                   "## Predicted against measured", "| accuracy drop, float to INT8 |"):
         assert needed in text, needed
     # The sensitivity rows are the input model's layers, one each.
     sens = text.split("## Sensitivity")[1].split("## Size")[0]

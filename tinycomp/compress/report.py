@@ -17,6 +17,10 @@ def largest_device_drop(rows: list[dict]) -> tuple[dict, float] | None:
     return best
 
 
+def _ratio(predicted: float, measured: float) -> str:
+    return f"{predicted / measured:.2f}x" if measured > 0 else "-"
+
+
 @dataclass
 class Step:
     name: str
@@ -38,6 +42,8 @@ class Report:
     activation_samples: int = 0
     sensitivity: dict | None = None  # sensitivity.layer_sensitivity; None: not computed
     over_budget: str | None = None  # why the result missed --max-drop (then no model is written)
+    prediction: dict | None = None  # noise.predict: the additive-noise model's figures
+    measured: dict | None = None    # noise.measured: the same figures from the INT8 model
 
     def add(self, step: Step) -> None:
         self.steps.append(step)
@@ -72,6 +78,8 @@ class Report:
             lines += ["", f"Short of the rule: {', '.join(short) if short else 'none'}."]
         if self.activation_rows:
             lines += self._activations()
+        if self.prediction is not None and self.measured is not None:
+            lines += self._prediction()
         lines += self._sensitivity()
         if self.totals:
             t = self.totals
@@ -106,6 +114,28 @@ class Report:
             r, lost = drop
             lines += [f"Largest loss on the device: {r['layer']} ({r['op']}), {lost:.1f} dB below the tensor "
                       f"before it (its own rounding: {r['snr_db']:.1f} dB); the INT8 error grows most there."]
+        return lines
+
+    def _prediction(self) -> list[str]:
+        p, m = self.prediction, self.measured
+        measured_db = {r["layer"]: r["device_snr_db"] for r in self.activation_rows}
+        lines = ["", "## Predicted against measured", "",
+                 f"Before the INT8 model runs, the additive-noise model predicts its error: every rounding is "
+                 "noise of variance step²/12 (activations at their tensor's scale, weights at their channel's), "
+                 "carried through the float layers and summed. Measured: the INT8 model on the same "
+                 f"{self.activation_samples} samples (TFLite Micro's kernels, which the build equals bit for bit). "
+                 "Not modelled: clipping, and roundings that are not independent.", "",
+                 "| tensor | predicted SNR dB | measured SNR dB | error dB |", "|---|---|---|---|"]
+        for r in p["layers"]:
+            if r["layer"] in measured_db:
+                got = measured_db[r["layer"]]
+                lines.append(f"| {r['layer']} | {r['snr_db']:.1f} | {got:.1f} | {r['snr_db'] - got:+.1f} |")
+        drop_p = 100 * (p["float_accuracy"] - p["accuracy"])
+        drop_m = 100 * (m["float_accuracy"] - m["accuracy"])
+        lines += ["", "| figure | predicted | measured | error |", "|---|---|---|---|",
+                  f"| accuracy drop, float to INT8 | {drop_p:.2f} pt | {drop_m:.2f} pt | {drop_p - drop_m:+.2f} pt |",
+                  f"| KL divergence of the outputs | {p['kl']:.5f} nats | {m['kl']:.5f} nats | "
+                  f"{_ratio(p['kl'], m['kl'])} |"]
         return lines
 
     def _sensitivity(self) -> list[str]:
