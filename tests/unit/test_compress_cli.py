@@ -130,14 +130,16 @@ def test_compress_end_to_end(tmp_path, data):
 
     out, report = tmp_path / "c.keras", tmp_path / "r.md"
     r = _run(digits_model().keras_path, "--data", data, "--prune", "0.5", "--channels", "0.25",
-             "--qat", "--epochs", "1", "--max-drop", "100", "--sensitivity", "--out", out, "--report", report)
+             "--qat", "--epochs", "1", "--max-drop", "100", "--sensitivity", "--distill", "--out", out,
+             "--report", report)
     assert r.exit_code == 0, r.output + repr(r.exception)
     assert out.exists() and out.with_suffix(".tflite").exists()
     text = report.read_text()
     for needed in ("magnitude pruning S=0.5", "channel pruning", "QAT", "SNR", "entropy", "KL divergence",
                    "## Activations", "| conv2d | CONV_2D |", "| dense_10_softmax | SOFTMAX |",
                    "## Sensitivity", "pruned S=0.5", "| all layers at once |", "Most sensitive:",
-                   "## Predicted against measured", "| accuracy drop, float to INT8 |"):
+                   "## Predicted against measured", "| accuracy drop, float to INT8 |",
+                   "distilled from the input model", "T = 4"):
         assert needed in text, needed
     # The sensitivity rows are the input model's layers, one each.
     sens = text.split("## Sensitivity")[1].split("## Size")[0]

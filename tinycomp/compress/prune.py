@@ -111,14 +111,15 @@ def make_callback(layers, final_sparsity, end_step: int, frequency: int = 1):
 
 def prune_magnitude(model, x, y, sparsity: float, epochs: int = 4, batch_size: int = 32,
                     learning_rate: float = 1e-3, layers=None, allocation: str = "lamp",
-                    recover=None):
+                    recover=None, temperature: float | None = None):
     """Prune conv/dense kernels of `model` in place so that `sparsity` of all
     their weights are zero, fine-tuning on (x, y).
 
     allocation "lamp" spreads the zeros over layers by LAMP score
     (lamp_sparsities), "uniform" gives every layer the same sparsity. The
     schedule raises sparsity over `epochs`; then `recover(model, callbacks)`,
-    if given, fine-tunes with the masks held (until accuracy is back).
+    if given, fine-tunes with the masks held (until accuracy is back). With a
+    temperature, y holds distill.pack rows.
     Returns {layer name: sparsity}."""
     sparsity = check_sparsity(sparsity)
     layers = prunable_layers(model) if layers is None else layers
@@ -129,7 +130,7 @@ def prune_magnitude(model, x, y, sparsity: float, epochs: int = 4, batch_size: i
     targets = lamp_sparsities(layers, sparsity) if allocation == "lamp" else {l.name: sparsity for l in layers}
     steps = max(1, epochs) * int(np.ceil(len(x) / batch_size))
     callback = make_callback(layers, targets, end_step=max(1, (2 * steps) // 3))
-    compile_for_finetune(model, learning_rate)
+    compile_for_finetune(model, learning_rate, temperature)
     model.fit(x, y, batch_size=batch_size, epochs=max(1, epochs), verbose=0, shuffle=True,
               callbacks=[callback])
     apply_masks(layers, targets)
@@ -150,11 +151,18 @@ def global_sparsity(model) -> float:
     return float(sum(np.count_nonzero(k == 0.0) for k in kernels) / total) if total else 0.0
 
 
-def compile_for_finetune(model, learning_rate: float = 1e-3) -> None:
-    """Sparse integer labels and a softmax/logit output are what the classifiers here use."""
+def compile_for_finetune(model, learning_rate: float = 1e-3, temperature: float | None = None) -> None:
+    """Sparse integer labels and a softmax/logit output are what the classifiers here use.
+    With a temperature, the targets are distill.pack rows and the loss is distillation's."""
     import keras
 
     from_logits = _output_activation(model) != "softmax"
+    if temperature is not None:
+        from . import distill
+
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                      loss=distill.loss(temperature, from_logits), metrics=[distill.accuracy])
+        return
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
                   metrics=["accuracy"])

@@ -176,14 +176,16 @@ def quantize_model(model, ranges: dict | None = None):
     return keras.Model(inputs, x, name=model.name)
 
 
-def qat_train(model, x, y, epochs: int = 3, batch_size: int = 32, learning_rate: float = 5e-4):
-    """Quantize `model` and fine-tune it with fake quantization; returns the QAT model."""
+def qat_train(model, x, y, epochs: int = 3, batch_size: int = 32, learning_rate: float = 5e-4,
+              temperature: float | None = None):
+    """Quantize `model` and fine-tune it with fake quantization; returns the QAT model.
+    With a temperature, y holds distill.pack rows."""
     from .prune import compile_for_finetune
 
     qmodel = quantize_model(model)
     # One pass in training mode seeds every EMA range before the weights move.
     qmodel(x[: min(len(x), 256)], training=True)
-    compile_for_finetune(qmodel, learning_rate)
+    compile_for_finetune(qmodel, learning_rate, temperature)
     # Weights pruned earlier must stay exact zeros through QAT, or the sparsity
     # paid for is lost: re-zero them after every step.
     masks = [(l.kernel, l.kernel.numpy() != 0.0) for l in qmodel.layers

@@ -42,6 +42,7 @@ class Report:
     activation_samples: int = 0
     sensitivity: dict | None = None  # sensitivity.layer_sensitivity; None: not computed
     over_budget: str | None = None  # why the result missed --max-drop (then no model is written)
+    distill_temperature: float | None = None  # fine-tuning was taught by the input model at this T
     prediction: dict | None = None  # noise.predict: the additive-noise model's figures
     measured: dict | None = None    # noise.measured: the same figures from the INT8 model
 
@@ -57,6 +58,12 @@ class Report:
             acc = "-" if s.accuracy is None else f"{100 * s.accuracy:.2f}%"
             delta = "-" if s.accuracy is None or first is None else f"{100 * (s.accuracy - first):+.2f} pt"
             lines.append(f"| {s.name} | {acc} | {delta} | {s.params:,} | {s.macs:,} | {s.note} |")
+        if self.distill_temperature is not None:
+            from .distill import ALPHA
+
+            lines += ["", f"Fine-tuning was distilled from the input model: loss = {ALPHA:g} x cross-entropy "
+                      f"to the labels + {1 - ALPHA:g} x T² x cross-entropy to its outputs softened at "
+                      f"T = {self.distill_temperature:g}."]
         if self.int8_accuracy is not None:
             lines += ["", f"INT8 (converted) test accuracy: {100 * self.int8_accuracy:.2f}%"]
         if self.over_budget:

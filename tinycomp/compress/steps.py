@@ -25,6 +25,7 @@ class CompressOptions:
     epochs: int = 30                # the most fine-tuning epochs of a step (early stopping ends sooner)
     batch_size: int = 32
     max_drop: float | None = 1.0    # accuracy budget, points of test accuracy; None: fixed epochs, no check
+    distill: float | None = None    # temperature: the input model teaches every fine-tuning; None: labels only
 
 
 def check_options(opts: CompressOptions) -> None:
@@ -40,6 +41,8 @@ def check_options(opts: CompressOptions) -> None:
         raise InputDataError(f"--epochs must be >= 0, got {opts.epochs}")
     if opts.max_drop is not None and not opts.max_drop >= 0:
         raise InputDataError(f"--max-drop is in points of accuracy, >= 0; got {opts.max_drop}")
+    if opts.distill is not None and not opts.distill > 0:
+        raise InputDataError(f"--temperature must be > 0, got {opts.distill}")
 
 
 PATIENCE = 5          # epochs without a lower held-out loss before a step stops
@@ -93,6 +96,15 @@ def int8_accuracy(buf: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, np.n
     return float(np.mean(probs.argmax(-1) == y)), probs
 
 
+def _taught(teacher, x, y, temperature: float) -> np.ndarray:
+    """Targets for distillation: each label with the teacher's softened output."""
+    from . import distill
+    from .prune import _output_activation
+
+    out = teacher.predict(x, verbose=0, batch_size=256)
+    return distill.pack(y, distill.soften(out, temperature, _output_activation(teacher) != "softmax"))
+
+
 def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, name: str = "model"):
     """Apply the steps of `opts` to a float Keras model; returns (model, Report, int8 .tflite)."""
     from . import channels, lowrank, prune, qat
@@ -107,9 +119,13 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
     import keras
 
     keras.utils.set_random_seed(0)  # the same data and options give the same model
-    report = Report(name)
+    report = Report(name, distill_temperature=opts.distill)
     budgeted = opts.max_drop is not None
     x_fit, y_fit, x_val, y_val = held_out_split(x_train, y_train) if budgeted else (x_train, y_train, None, None)
+    temperature = opts.distill
+    if temperature is not None:  # the teacher is the input model, before any step changes it
+        y_fit, y_val = (_taught(model, x, y, temperature) if x is not None else None
+                        for x, y in ((x_fit, y_fit), (x_val, y_val)))
 
     def evaluate(m, x=x_test, y=y_test):
         prune.compile_for_finetune(m)
@@ -122,7 +138,7 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
         """Until the held-out loss stops improving for PATIENCE epochs, or
         opts.epochs ran; the best weights are kept. Without a budget:
         opts.epochs, as before."""
-        prune.compile_for_finetune(m)
+        prune.compile_for_finetune(m, temperature=temperature)
         if not budgeted:
             if opts.epochs:
                 m.fit(x_fit, y_fit, batch_size=opts.batch_size, epochs=opts.epochs, verbose=0, shuffle=True,
@@ -162,14 +178,16 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
         model = fold_batchnorm(model)
         sparsities = prune.prune_magnitude(model, x_fit, y_fit, opts.prune,
                                            epochs=max(1, min(opts.epochs, SCHEDULE_EPOCHS)),
-                                           batch_size=opts.batch_size, recover=finetune)
+                                           batch_size=opts.batch_size, recover=finetune,
+                                           temperature=temperature)
         spread = ", ".join(f"{k} {v:.2f}" for k, v in sparsities.items())
         record(f"magnitude pruning S={opts.prune}", model,
                f"sparsity {prune.global_sparsity(model):.3f} ({spread})")
     if opts.qat:
         # QAT starts from a recovered model: a few epochs, not the whole cap
         qat_epochs = min(opts.epochs, SCHEDULE_EPOCHS) if budgeted else opts.epochs
-        qmodel = qat.qat_train(model, x_fit, y_fit, epochs=qat_epochs, batch_size=opts.batch_size)
+        qmodel = qat.qat_train(model, x_fit, y_fit, epochs=qat_epochs, batch_size=opts.batch_size,
+                               temperature=temperature)
         record("QAT (fake-quant, float eval)", qmodel)
         buf = qat.qat_to_tflite(qmodel)
         out_model = qmodel
