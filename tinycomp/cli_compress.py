@@ -61,6 +61,10 @@ def load_keras(path: Path):
 @click.option("--max-drop", type=float, default=1.0, show_default=True,
               help="Accuracy budget: points of INT8 test accuracy the result may lose against MODEL; "
                    "over it, the report is written and no model.")
+@click.option("--rounding", type=click.Choice(["nearest", "stochastic", "both"]), default="nearest",
+              show_default=True,
+              help="QAT's weight rounding in training steps: stochastic is unbiased (the expected value is "
+                   "the weight); both trains each and keeps the better on held-out data.")
 @click.option("--distill", is_flag=True,
               help="The input model teaches the compressed one in every fine-tuning: half the loss is the "
                    "labels', half the cross-entropy to its outputs softened at --temperature.")
@@ -72,14 +76,14 @@ def load_keras(path: Path):
 @click.option("--sensitivity", is_flag=True,
               help="Add per-layer sensitivity to the report: the input model's accuracy with only one layer "
                    "quantized, or pruned at --prune (0.5 without it); two test-set passes per layer.")
-def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, max_drop, distill, temperature,
-             out_path, report_path, sensitivity):
+def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, max_drop, rounding, distill,
+             temperature, out_path, report_path, sensitivity):
     """Compress a Keras MODEL and write the result to --out (and its INT8 .tflite beside it)."""
     from .compress.steps import CompressOptions, check_options, compress as run
     from .frontends.keras import quiet_tensorflow
 
     opts = CompressOptions(prune=prune, channels=channels, low_rank=low_rank, qat=qat, epochs=epochs,
-                           max_drop=max_drop, distill=temperature if distill else None)
+                           max_drop=max_drop, rounding=rounding, distill=temperature if distill else None)
     check_options(opts)  # before loading TensorFlow: a typo should fail fast
     if out_path.suffix != ".keras":
         raise OutputError(f"--out must name a .keras file, got {out_path}")

@@ -57,6 +57,15 @@ def test_sparsity_outside_open_interval(tmp_path, data, sparsity):
     _one_clear_line(r, out, "sparsity must be strictly between 0 and 1")
 
 
+@pytest.mark.parametrize("args, text", [
+    (("--rounding", "stochastic"), "--rounding chooses QAT's weight rounding: add --qat"),
+    (("--distill", "--temperature", "0"), "--temperature must be > 0"),
+])
+def test_training_options_checked_before_loading(tmp_path, data, args, text):
+    r, out = _cli(tmp_path, "m.keras", "--data", data, *args)
+    _one_clear_line(r, out, text)
+
+
 def test_data_without_needed_arrays(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, x_train=np.zeros((4, 8, 8, 1), np.float32))
@@ -130,8 +139,8 @@ def test_compress_end_to_end(tmp_path, data):
 
     out, report = tmp_path / "c.keras", tmp_path / "r.md"
     r = _run(digits_model().keras_path, "--data", data, "--prune", "0.5", "--channels", "0.25",
-             "--qat", "--epochs", "1", "--max-drop", "100", "--sensitivity", "--distill", "--out", out,
-             "--report", report)
+             "--qat", "--rounding", "both", "--epochs", "1", "--max-drop", "100", "--sensitivity", "--distill",
+             "--out", out, "--report", report)
     assert r.exit_code == 0, r.output + repr(r.exception)
     assert out.exists() and out.with_suffix(".tflite").exists()
     text = report.read_text()
@@ -139,7 +148,8 @@ def test_compress_end_to_end(tmp_path, data):
                    "## Activations", "| conv2d | CONV_2D |", "| dense_10_softmax | SOFTMAX |",
                    "## Sensitivity", "pruned S=0.5", "| all layers at once |", "Most sensitive:",
                    "## Predicted against measured", "| accuracy drop, float to INT8 |",
-                   "distilled from the input model", "T = 4"):
+                   "distilled from the input model", "T = 4",
+                   "QAT, nearest rounding", "QAT, stochastic rounding", "; kept"):
         assert needed in text, needed
     # The sensitivity rows are the input model's layers, one each.
     sens = text.split("## Sensitivity")[1].split("## Size")[0]

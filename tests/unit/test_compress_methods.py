@@ -163,3 +163,33 @@ def test_all_zero_filter_keeps_a_sane_scale(env):
     biases = [graph.tensor(n.inputs[2]).data for n in graph.nodes
               if n.op.value == "CONV_2D" and len(n.inputs) > 2 and n.inputs[2] >= 0]
     assert biases and all(np.abs(b.astype(np.int64)).max() < 2**30 for b in biases)
+
+
+def test_stochastic_rounding_is_unbiased_in_training_and_nearest_after(env):
+    """--rounding stochastic: each training step rounds every weight to one of its
+    two neighbouring int8 levels, with the expected value the weight itself; an
+    inference call (and so the converter) rounds to nearest, like the device."""
+    from tinycomp.compress import qat
+    from tinycomp.frontends.keras import quiet_tensorflow
+
+    d, split, keras = env
+    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(4)])
+    rng = np.random.default_rng(5)
+    kernel = rng.normal(size=(16, 4)).astype(np.float32)
+    model.layers[0].set_weights([kernel, np.zeros(4, np.float32)])
+    with quiet_tensorflow():
+        qmodel = qat.quantize_model(model, rounding="stochastic")
+        dense = next(l for l in qmodel.layers if type(l).__name__ == "QuantDense")
+        eye = np.eye(16, dtype=np.float32)  # the output rows are the kernel the layer used
+        draws = np.stack([np.asarray(dense(eye, training=True)) for _ in range(2000)])
+        nearest = np.asarray(dense(eye, training=False))
+        copy = qat.quantize_model(model)  # round to nearest throughout
+        plain = next(l for l in copy.layers if type(l).__name__ == "QuantDense")
+    step = np.abs(kernel).max() / 127
+    codes = draws / step
+    assert np.allclose(codes, np.round(codes), atol=1e-3)  # on the grid
+    assert np.all(np.abs(draws - kernel) < step * 1.001)  # one of the two neighbours
+    assert np.all(np.abs(draws.mean(0) - kernel) < step * 0.06)  # unbiased (2000 draws: sd <= 0.011 steps)
+    assert np.allclose(nearest, np.round(kernel / step) * step, atol=1e-6)
+    assert np.allclose(np.asarray(plain(eye, training=True)), nearest, atol=1e-6)
+    assert dense.get_config()["rounding"] == "stochastic"

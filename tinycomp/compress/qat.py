@@ -60,37 +60,60 @@ def _classes():
             return {**super().get_config(), "momentum": self.momentum, "frozen": self.frozen,
                     "init_min": self.init_min, "init_max": self.init_max}
 
-    def quant_kernel(kernel, depthwise=False, per_channel=True):
+    def quant_kernel(kernel, depthwise=False, per_channel=True, stochastic=False):
         # Symmetric per-output-channel with narrow range [-127, 127]: exactly the
         # int8 weight scheme TFLite uses, so training sees the device's weights.
         shape = kernel.shape
         k = tf.reshape(kernel, (*shape[:-2], shape[-2] * shape[-1])) if depthwise else kernel
         if not per_channel:
             bound = tf.maximum(tf.reduce_max(tf.abs(k)), 1e-8)
-            return tf.quantization.fake_quant_with_min_max_vars(k, -bound, bound, num_bits=8, narrow_range=True)
-        axes = list(range(len(k.shape) - 1))
-        bound = tf.reduce_max(tf.abs(k), axis=axes)
-        # A channel pruned to (nearly) all zeros would get a near-zero weight
-        # scale, so its bias scale (input scale x weight scale) would be tiny
-        # and its int32 bias would saturate on conversion. Its weights are zero
-        # either way: give it a scale near the layer's largest instead.
-        bound = tf.maximum(bound, tf.maximum(1e-3 * tf.reduce_max(bound), 1e-8))
-        q = tf.quantization.fake_quant_with_min_max_vars_per_channel(k, -bound, bound, num_bits=8,
-                                                                      narrow_range=True)
+        else:
+            bound = tf.reduce_max(tf.abs(k), axis=list(range(len(k.shape) - 1)))
+            # A channel pruned to (nearly) all zeros would get a near-zero weight
+            # scale, so its bias scale (input scale x weight scale) would be tiny
+            # and its int32 bias would saturate on conversion. Its weights are zero
+            # either way: give it a scale near the layer's largest instead.
+            bound = tf.maximum(bound, tf.maximum(1e-3 * tf.reduce_max(bound), 1e-8))
+        if stochastic:
+            # floor(w/s + u), u uniform in [0, 1): unbiased, E[q] = w, and a new
+            # draw each step; the gradient passes straight through.
+            step = bound / 127.0
+            q = tf.clip_by_value(tf.floor(k / step + tf.random.uniform(tf.shape(k))), -127.0, 127.0) * step
+            q = k + tf.stop_gradient(q - k)
+        elif per_channel:
+            q = tf.quantization.fake_quant_with_min_max_vars_per_channel(k, -bound, bound, num_bits=8,
+                                                                          narrow_range=True)
+        else:
+            q = tf.quantization.fake_quant_with_min_max_vars(k, -bound, bound, num_bits=8, narrow_range=True)
         return tf.reshape(q, shape) if depthwise else q
 
+    class StochasticRounding:
+        """`rounding` "stochastic": training steps round the weights stochastically;
+        inference and conversion always round to nearest, as the converter does."""
+
+        def __init__(self, *args, rounding="nearest", **kwargs):
+            super().__init__(*args, **kwargs)
+            self.rounding = rounding
+
+        def stochastic(self, training):
+            return bool(training) and self.rounding == "stochastic"
+
+        def get_config(self):
+            return {**super().get_config(), "rounding": self.rounding}
+
     @keras.saving.register_keras_serializable(package="tinycomp")
-    class QuantConv2D(keras.layers.Conv2D):
-        def call(self, inputs):
-            out = self.convolution_op(inputs, quant_kernel(self.kernel))
+    class QuantConv2D(StochasticRounding, keras.layers.Conv2D):
+        def call(self, inputs, training=None):
+            out = self.convolution_op(inputs, quant_kernel(self.kernel, stochastic=self.stochastic(training)))
             if self.use_bias:
                 out = out + self.bias
             return self.activation(out) if self.activation is not None else out
 
     @keras.saving.register_keras_serializable(package="tinycomp")
-    class QuantDepthwiseConv2D(keras.layers.DepthwiseConv2D):
-        def call(self, inputs):
-            out = keras.ops.depthwise_conv(inputs, quant_kernel(self.kernel, depthwise=True),
+    class QuantDepthwiseConv2D(StochasticRounding, keras.layers.DepthwiseConv2D):
+        def call(self, inputs, training=None):
+            kernel = quant_kernel(self.kernel, depthwise=True, stochastic=self.stochastic(training))
+            out = keras.ops.depthwise_conv(inputs, kernel,
                                            strides=self.strides, padding=self.padding,
                                            dilation_rate=self.dilation_rate, data_format=self.data_format)
             if self.use_bias:
@@ -98,11 +121,12 @@ def _classes():
             return self.activation(out) if self.activation is not None else out
 
     @keras.saving.register_keras_serializable(package="tinycomp")
-    class QuantDense(keras.layers.Dense):
+    class QuantDense(StochasticRounding, keras.layers.Dense):
         def call(self, inputs, training=None):
             # Per-tensor: the converter transposes a Dense kernel to FULLY_CONNECTED's
             # (out, in) layout and rejects a per-channel axis that would move with it.
-            out = keras.ops.matmul(inputs, quant_kernel(self.kernel, per_channel=False))
+            out = keras.ops.matmul(inputs, quant_kernel(self.kernel, per_channel=False,
+                                                        stochastic=self.stochastic(training)))
             if self.bias is not None:
                 out = out + self.bias
             return self.activation(out) if self.activation is not None else out
@@ -121,11 +145,12 @@ def custom_objects() -> dict:
 _SAME_RANGE = ("MaxPooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape", "Dropout", "ZeroPadding2D")
 
 
-def quantize_model(model, ranges: dict | None = None):
+def quantize_model(model, ranges: dict | None = None, rounding: str = "nearest"):
     """A QAT copy of `model`: BN folded, ReLU fused, weights and activations fake-quantized.
 
     `ranges` maps activation names ("input" or a layer name of the folded model) to
     fixed (min, max); those fake-quants are frozen. Without it every range is learnt.
+    `rounding` is the weights' in training steps: "nearest" or "stochastic".
     """
     import keras
 
@@ -155,7 +180,7 @@ def quantize_model(model, ranges: dict | None = None):
             split = act not in ("linear", "relu", "relu6")  # softmax etc.: quantize the logits first
             cfg.pop("name")
             new = swap[kind].from_config({**cfg, "activation": "linear" if split else act,
-                                          "name": layer.name})
+                                          "name": layer.name, "rounding": rounding})
             x = new(x)
             new.set_weights(weights)
             x = fq(x, layer.name)
@@ -177,12 +202,12 @@ def quantize_model(model, ranges: dict | None = None):
 
 
 def qat_train(model, x, y, epochs: int = 3, batch_size: int = 32, learning_rate: float = 5e-4,
-              temperature: float | None = None):
+              temperature: float | None = None, rounding: str = "nearest"):
     """Quantize `model` and fine-tune it with fake quantization; returns the QAT model.
-    With a temperature, y holds distill.pack rows."""
+    With a temperature, y holds distill.pack rows. `model` itself is not changed."""
     from .prune import compile_for_finetune
 
-    qmodel = quantize_model(model)
+    qmodel = quantize_model(model, rounding=rounding)
     # One pass in training mode seeds every EMA range before the weights move.
     qmodel(x[: min(len(x), 256)], training=True)
     compile_for_finetune(qmodel, learning_rate, temperature)
@@ -203,6 +228,8 @@ def qat_train(model, x, y, epochs: int = 3, batch_size: int = 32, learning_rate:
         callbacks.append(KeepZeros())
     if epochs > 0:
         qmodel.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True, callbacks=callbacks)
+    if temperature is not None:  # distillation's loss is for training: what leaves takes labels
+        compile_for_finetune(qmodel, learning_rate)
     return qmodel
 
 

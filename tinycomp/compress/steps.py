@@ -26,6 +26,7 @@ class CompressOptions:
     batch_size: int = 32
     max_drop: float | None = 1.0    # accuracy budget, points of test accuracy; None: fixed epochs, no check
     distill: float | None = None    # temperature: the input model teaches every fine-tuning; None: labels only
+    rounding: str = "nearest"       # QAT's weight rounding in training: nearest, stochastic or both (keep the better)
 
 
 def check_options(opts: CompressOptions) -> None:
@@ -41,10 +42,15 @@ def check_options(opts: CompressOptions) -> None:
         raise InputDataError(f"--epochs must be >= 0, got {opts.epochs}")
     if opts.max_drop is not None and not opts.max_drop >= 0:
         raise InputDataError(f"--max-drop is in points of accuracy, >= 0; got {opts.max_drop}")
+    if opts.rounding not in ROUNDINGS:
+        raise InputDataError(f"--rounding is one of {', '.join(ROUNDINGS)}; got {opts.rounding!r}")
+    if opts.rounding != "nearest" and not opts.qat:
+        raise InputDataError("--rounding chooses QAT's weight rounding: add --qat")
     if opts.distill is not None and not opts.distill > 0:
         raise InputDataError(f"--temperature must be > 0, got {opts.distill}")
 
 
+ROUNDINGS = {"nearest": ("nearest",), "stochastic": ("stochastic",), "both": ("nearest", "stochastic")}
 PATIENCE = 5          # epochs without a lower held-out loss before a step stops
 HELD_OUT = 0.15       # of the training data, for early stopping
 SCHEDULE_EPOCHS = 8   # pruning raises sparsity over these, then recovers
@@ -122,6 +128,7 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
     report = Report(name, distill_temperature=opts.distill)
     budgeted = opts.max_drop is not None
     x_fit, y_fit, x_val, y_val = held_out_split(x_train, y_train) if budgeted else (x_train, y_train, None, None)
+    labels_fit, labels_val = y_fit, y_val
     temperature = opts.distill
     if temperature is not None:  # the teacher is the input model, before any step changes it
         y_fit, y_val = (_taught(model, x, y, temperature) if x is not None else None
@@ -186,11 +193,25 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
     if opts.qat:
         # QAT starts from a recovered model: a few epochs, not the whole cap
         qat_epochs = min(opts.epochs, SCHEDULE_EPOCHS) if budgeted else opts.epochs
-        qmodel = qat.qat_train(model, x_fit, y_fit, epochs=qat_epochs, batch_size=opts.batch_size,
-                               temperature=temperature)
-        record("QAT (fake-quant, float eval)", qmodel)
-        buf = qat.qat_to_tflite(qmodel)
-        out_model = qmodel
+        tried = []
+        for rounding in ROUNDINGS[opts.rounding]:
+            qmodel = qat.qat_train(model, x_fit, y_fit, epochs=qat_epochs, batch_size=opts.batch_size,
+                                   temperature=temperature, rounding=rounding)
+            buf = qat.qat_to_tflite(qmodel)
+            tried.append((qmodel, buf, rounding))
+        if len(tried) > 1:  # kept: the better INT8 accuracy on data the test set never decides
+            x_pick, y_pick = (x_val, labels_val) if budgeted else (x_fit[:500], labels_fit[:500])
+            picks = [int8_accuracy(buf, x_pick, y_pick)[0] for _, buf, _ in tried]
+            kept = picks.index(max(picks))  # a tie keeps round-to-nearest
+            for i, ((qmodel, buf, rounding), pick) in enumerate(zip(tried, picks)):
+                record(f"QAT, {rounding} rounding (fake-quant, float eval)", qmodel,
+                       f"INT8 test {100 * int8_accuracy(buf, x_test, y_test)[0]:.2f}%, "
+                       f"{'held-out' if budgeted else 'training'} {100 * pick:.2f}%" + ("; kept" if i == kept else ""))
+            tried = [tried[kept]]
+        else:
+            record(f"QAT (fake-quant, float eval{', stochastic rounding' if opts.rounding == 'stochastic' else ''})",
+                   tried[0][0])
+        out_model, buf, _ = tried[0]
     else:
         buf = qat.qat_to_tflite(calibrated_model(model, calib, "minmax")[0])
         out_model = model
