@@ -1,6 +1,8 @@
 """`tinycomp compress`: prune, factorise and quantization-train a Keras model."""
 from __future__ import annotations
 
+import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -70,6 +72,13 @@ def load_keras(path: Path):
                    "labels', half the cross-entropy to its outputs softened at --temperature.")
 @click.option("--temperature", type=float, default=4.0, show_default=True,
               help="Softening temperature T of --distill.")
+@click.option("--budget-bytes", type=int, default=None,
+              help="Search for the most accurate model whose constants (as `build --optimize size` stores "
+                   "them) fit in N bytes.")
+@click.option("--workers", type=int, default=None,
+              help="Search candidates evaluated at once, in local processes [default: the cores here].")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Evaluate the search's candidates on this Ray cluster (pip install 'tinycomp[ray]').")
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output .keras file.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
               help="Write a Markdown report here.")
@@ -77,21 +86,37 @@ def load_keras(path: Path):
               help="Add per-layer sensitivity to the report: the input model's accuracy with only one layer "
                    "quantized, or pruned at --prune (0.5 without it); two test-set passes per layer.")
 def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, max_drop, rounding, distill,
-             temperature, out_path, report_path, sensitivity):
-    """Compress a Keras MODEL and write the result to --out (and its INT8 .tflite beside it)."""
+             temperature, budget_bytes, workers, ray_address, out_path, report_path, sensitivity):
+    """Compress a Keras MODEL and write the result to --out (and its INT8 .tflite beside it).
+
+    With no method named (--prune, --channels, --low-rank, --qat), or with
+    --budget-bytes, search for the smallest model within --max-drop (or the most
+    accurate within --budget-bytes)."""
     from .compress.steps import CompressOptions, check_options, compress as run
     from .frontends.keras import quiet_tensorflow
 
     opts = CompressOptions(prune=prune, channels=channels, low_rank=low_rank, qat=qat, epochs=epochs,
                            max_drop=max_drop, rounding=rounding, distill=temperature if distill else None)
     check_options(opts)  # before loading TensorFlow: a typo should fail fast
+    methods = [f"--{n}" for n, v in (("prune", prune), ("channels", channels), ("low-rank", low_rank),
+                                     ("qat", qat)) if v]
+    searching = budget_bytes is not None or not methods
+    if budget_bytes is not None and methods:
+        raise InputDataError(f"--budget-bytes searches the methods itself; drop {', '.join(methods)}")
+    if budget_bytes is not None and budget_bytes < 1:
+        raise InputDataError(f"--budget-bytes must be a positive number of bytes, got {budget_bytes}")
+    if workers is not None and workers < 1:
+        raise InputDataError(f"--workers must be at least 1, got {workers}")
+    if searching and max_drop is None:
+        raise InputDataError("the search needs an accuracy budget: give --max-drop")
     if out_path.suffix != ".keras":
         raise OutputError(f"--out must name a .keras file, got {out_path}")
     data = load_data(data_path)
     x_train = np.asarray(data["x_train"], np.float32)
     x_test = np.asarray(data.get("x_test", x_train), np.float32)
     y_test = data.get("y_test", data["y_train"])
-    with quiet_tensorflow():
+    # The search's progress line goes to the terminal, which quiet_tensorflow mutes.
+    with open(os.dup(2), "w", closefd=True) as terminal, quiet_tensorflow():
         model = load_keras(model_path)
         expected = tuple(model.inputs[0].shape[1:])
         if tuple(x_train.shape[1:]) != expected:
@@ -100,7 +125,11 @@ def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, max_
         from .compress.sensitivity import float_copy
 
         original = float_copy(model) if sensitivity else None
-        out_model, report, tflite = run(model, x_train, data["y_train"], x_test, y_test, opts, model_path.stem)
+        if searching:
+            out_model, report, tflite = _search(model, model_path, x_train, data["y_train"], x_test, y_test, opts,
+                                                budget_bytes, workers, ray_address, terminal)
+        else:
+            out_model, report, tflite = run(model, x_train, data["y_train"], x_test, y_test, opts, model_path.stem)
         _analyse(report, out_model, tflite, original, x_test, y_test, prune)
         if report.over_budget is None:
             write_atomic(out_path, lambda p: out_model.save(p))
@@ -112,6 +141,40 @@ def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, max_
     last = report.steps[-1]
     click.echo(f"compressed {model_path} -> {out_path}: float {100 * last.accuracy:.2f}%, "
                f"INT8 {100 * report.int8_accuracy:.2f}%, {last.params:,} params, {last.macs:,} MACs")
+
+
+def _search(model, model_path, x_train, y_train, x_test, y_test, opts, budget_bytes, workers, ray_address,
+            terminal):
+    """(model, report, tflite) of the candidate the search chose, its report
+    carrying the table of every candidate."""
+    import keras
+
+    from .compress import search
+    from .compress.qat import custom_objects
+    from .compress.sensitivity import float_copy
+    from .compress.prune import prunable_layers
+    from .compress.steps import check_labels
+    from .compress.tasks import default_workers
+
+    workers = default_workers() if workers is None else workers
+    # The input is checked here, once, not in every worker.
+    y_train, y_test = check_labels(model, y_train, "y_train"), check_labels(model, y_test, "y_test")
+    if not prunable_layers(model):
+        raise ModelError("model has no prunable layer (Conv1D, Conv2D, DepthwiseConv2D or Dense)")
+    rows, chosen = search.search(Path(model_path).read_bytes(), x_train, y_train, x_test, y_test, opts.max_drop,
+                                 budget_bytes, opts.epochs, opts.distill, workers, ray_address, terminal)
+    report = chosen["report"]
+    report.model = model_path.stem
+    report.search = search.table(rows, chosen, opts.max_drop, budget_bytes, search.float_weight_bytes(float_copy(model)))
+    if budget_bytes is not None and report.over_budget is not None:
+        # the dual question: the best accuracy within the bytes is the answer even over --max-drop
+        report.search.append(f"It is over --max-drop {opts.max_drop:g}: {report.over_budget.split(';')[0]}.")
+        report.over_budget = None
+    with tempfile.TemporaryDirectory(prefix="tinycomp-chosen-") as tmp:
+        path = Path(tmp) / "chosen.keras"
+        path.write_bytes(chosen["keras"])
+        out_model = keras.models.load_model(path, compile=False, custom_objects=custom_objects())
+    return out_model, report, chosen["tflite"]
 
 
 ACTIVATION_SAMPLES = 200  # enough for stable SNRs; TFLM runs them one by one

@@ -161,8 +161,8 @@ def test_default_run_skips_sensitivity(tmp_path, data):
     from tests.support.models import digits_model
 
     report = tmp_path / "r.md"
-    r = _run(digits_model().keras_path, "--data", data, "--epochs", "0", "--out", tmp_path / "c.keras",
-             "--report", report)
+    r = _run(digits_model().keras_path, "--data", data, "--prune", "0.5", "--epochs", "0",
+             "--out", tmp_path / "c.keras", "--report", report)
     assert r.exit_code == 0, r.output + repr(r.exception)
     text = report.read_text()
     assert "## Activations" in text and "Not computed: run `tinycomp compress` with `--sensitivity`" in text

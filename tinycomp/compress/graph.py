@@ -22,6 +22,10 @@ def chain_layers(model) -> list:
     layers = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
     if not layers:
         raise ModelError("model has no layers")
+    if isinstance(model, keras.Sequential):
+        # A chain by construction; a loaded one lists each layer's call twice
+        # (Keras builds it again on load), which the check below would refuse.
+        return layers
     previous = model.inputs[0]
     for layer in layers:
         try:

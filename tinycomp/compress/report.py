@@ -42,6 +42,7 @@ class Report:
     activation_samples: int = 0
     sensitivity: dict | None = None  # sensitivity.layer_sensitivity; None: not computed
     over_budget: str | None = None  # why the result missed --max-drop (then no model is written)
+    search: list[str] = field(default_factory=list)  # search.table's lines, when the search chose this model
     distill_temperature: float | None = None  # fine-tuning was taught by the input model at this T
     prediction: dict | None = None  # noise.predict: the additive-noise model's figures
     measured: dict | None = None    # noise.measured: the same figures from the INT8 model
@@ -53,6 +54,7 @@ class Report:
         lines = [f"# Compression report: {self.model}", "", "## Steps", "",
                  "| step | test accuracy | change | parameters | MACs | note |",
                  "|---|---|---|---|---|---|"]
+        lines[1:1] = self.search
         first = self.steps[0].accuracy if self.steps else None
         for s in self.steps:
             acc = "-" if s.accuracy is None else f"{100 * s.accuracy:.2f}%"

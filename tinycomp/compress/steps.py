@@ -26,6 +26,7 @@ class CompressOptions:
     batch_size: int = 32
     max_drop: float | None = 1.0    # accuracy budget, points of test accuracy; None: fixed epochs, no check
     distill: float | None = None    # temperature: the input model teaches every fine-tuning; None: labels only
+    baseline: bool = True           # report plain INT8 (min-max PTQ) of the input as a step; the search needs it once
     rounding: str = "nearest"       # QAT's weight rounding in training: nearest, stochastic or both (keep the better)
 
 
@@ -167,10 +168,11 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
     record("float (input)", model)
     calib = x_train[:300]
     float_probs = model.predict(x_test, verbose=0, batch_size=256)
-    ptq_buf = qat.qat_to_tflite(calibrated_model(model, calib, "minmax")[0])
-    ptq_acc, _ = int8_accuracy(ptq_buf, x_test, y_test)
-    report.add(Step("INT8 post-training (min-max)", ptq_acc, count_trainable_free_params(model),
-                    count_macs(model), "no training"))
+    if opts.baseline:
+        ptq_buf = qat.qat_to_tflite(calibrated_model(model, calib, "minmax")[0])
+        ptq_acc, _ = int8_accuracy(ptq_buf, x_test, y_test)
+        report.add(Step("INT8 post-training (min-max)", ptq_acc, count_trainable_free_params(model),
+                        count_macs(model), "no training"))
     if opts.channels is not None:
         model = channels.prune_channels(model, opts.channels)
         finetune(model)

@@ -1,0 +1,218 @@
+"""`tinycomp compress MODEL --data D` with no method named: find the smallest model
+within the accuracy budget (--max-drop), or the most accurate within a size
+(--budget-bytes).
+
+A candidate is an overall sparsity (spread over layers as `--prune` spreads it)
+and a fraction of filters removed; each is compressed, fine-tuned within the
+budget, converted to INT8 and measured: its INT8 test accuracy (TFLite's
+reference kernels, which the build equals bit for bit) and its stored bytes,
+every constant as `build --optimize size` stores it (weights, sparse indices,
+biases, multipliers, shifts, tables). Candidates are independent seeded tasks
+(tasks.py), so they run in parallel and give the same table anywhere.
+
+The search: the plain INT8 model and a ladder of sparsities; then, twice,
+candidates between the best feasible sparsity and the nearest infeasible one
+(bisection: accuracy falls and size shrinks as sparsity grows); then channel
+pruning on top of the best. The choice is the smallest feasible candidate
+(--max-drop) or the most accurate one within --budget-bytes.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tinycomp.errors import AccuracyBudgetError
+
+LADDER = (0.0, 0.5, 0.7, 0.8, 0.9)
+TOP = 0.97             # the highest sparsity tried
+REFINE_ROUNDS = 2
+CLOSE_ENOUGH = 0.03    # stop refining when feasible and infeasible are this close
+CHANNELS = 0.25        # filters removed in the channel-pruning candidate
+
+
+def stored_bytes(tflite: bytes) -> int:
+    """Every constant byte of the C library `build --optimize size` writes."""
+    from tinycomp.codegen.generate import generate
+    from tinycomp.frontends.tflite import parse_tflite
+
+    return generate(parse_tflite(tflite), storage="size").weights_bytes
+
+
+def label(prune: float, channels: float) -> str:
+    parts = [f"S={prune:g}" if prune else "", f"channels -{channels:.0%}" if channels else ""]
+    return ", ".join(p for p in parts if p) or "INT8 only"
+
+
+def evaluate(keras_model: bytes, x_train, y_train, x_test, y_test, prune: float, channels: float,
+             epochs: int, max_drop: float, distill: float | None) -> dict:
+    """One candidate, from the input model's .keras bytes; a task (tasks.py)."""
+    from tinycomp.cli_compress import load_keras
+    from tinycomp.frontends.keras import quiet_tensorflow
+
+    from .steps import CompressOptions, compress
+
+    opts = CompressOptions(prune=prune or None, channels=channels or None, epochs=epochs, max_drop=max_drop,
+                           distill=distill, baseline=not (prune or channels))  # the plain INT8 row is a candidate
+    with tempfile.TemporaryDirectory(prefix="tinycomp-candidate-") as tmp, quiet_tensorflow():
+        path = Path(tmp) / "model.keras"
+        path.write_bytes(keras_model)
+        model, report, tflite = compress(load_keras(path), x_train, y_train, x_test, y_test, opts, "candidate")
+        out = Path(tmp) / "out.keras"
+        model.save(out)
+        compressed = out.read_bytes()
+    return {"label": label(prune, channels), "prune": prune, "channels": channels, "bytes": stored_bytes(tflite),
+            "accuracy": report.int8_accuracy, "input_accuracy": report.steps[0].accuracy,
+            "tflite": tflite, "keras": compressed, "report": report}
+
+
+class Progress:
+    """Candidates done and the best so far, on one line of stderr."""
+
+    def __init__(self, describe_best, stream=sys.stderr):
+        self.describe_best, self.stream, self.done, self.total = describe_best, stream, 0, 0
+
+    def add(self, n: int) -> None:
+        self.total += n
+        self._show()
+
+    def step(self, rows: list[dict]) -> None:
+        self.done += 1
+        self._show(self.describe_best(rows))
+
+    def _show(self, best: str = "") -> None:
+        width = 20
+        filled = width * self.done // max(self.total, 1)
+        end = "\r" if self.stream.isatty() and self.done < self.total else "\n"
+        self.stream.write(f"search [{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total} candidates"
+                          + (f"; best so far: {best}" if best else "") + end)
+        self.stream.flush()
+
+
+def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float, budget_bytes: int | None = None,
+           epochs: int = 30, distill: float | None = None, workers: int = 1, ray_address: str | None = None,
+           stream=sys.stderr) -> tuple[list[dict], dict]:
+    """Evaluate candidates; returns (rows in the order tried, the chosen row).
+
+    Raises AccuracyBudgetError when no candidate qualifies: none within
+    --max-drop (not even plain INT8), or none within --budget-bytes."""
+    from .tasks import run_tasks
+
+    rows: list[dict] = []
+
+    def feasible(r):
+        if budget_bytes is not None:
+            return r["bytes"] <= budget_bytes
+        return 100 * (r["input_accuracy"] - r["accuracy"]) <= max_drop + 1e-9
+
+    def best(rs):
+        ok = [r for r in rs if feasible(r)]
+        if not ok:
+            return None
+        if budget_bytes is not None:
+            return max(ok, key=lambda r: (r["accuracy"], -r["bytes"]))
+        return min(ok, key=lambda r: (r["bytes"], -r["accuracy"]))
+
+    def describe(rs):
+        b = best(rs)
+        return "" if b is None else f"{b['label']}: {b['bytes']:,} B, {100 * b['accuracy']:.2f}%"
+
+    progress = Progress(describe, stream)
+
+    def run(candidates):
+        tried = {(r["prune"], r["channels"]) for r in rows}
+        todo = [c for c in dict.fromkeys(candidates) if c not in tried]
+        progress.add(len(todo))
+        tasks = [(keras_model, x_train, y_train, x_test, y_test, p, c, epochs, max_drop, distill) for p, c in todo]
+        fresh: list[dict] = []
+
+        def done(_, row):
+            fresh.append(row)
+            progress.step(rows + fresh)
+
+        run_tasks(evaluate, tasks, workers, ray_address, done)
+        rows.extend(sorted(fresh, key=lambda r: todo.index((r["prune"], r["channels"]))))
+
+    run([(s, 0.0) for s in LADDER])
+    if budget_bytes is not None and best(rows) is None:
+        run([(TOP, 0.0)])  # the smallest there is: if it does not fit, nothing will
+    for _ in range(REFINE_ROUNDS):
+        if best(rows) is None and budget_bytes is not None:
+            break
+        lo, hi = _bracket([r for r in rows if r["channels"] == 0.0], feasible, budget_bytes is not None)
+        if hi - lo <= CLOSE_ENOUGH:
+            break
+        k = max(1, min(workers, 3))
+        run([(round(lo + (hi - lo) * (i + 1) / (k + 1), 3), 0.0) for i in range(k)])
+    top = best(rows)
+    if top is not None and top["prune"]:
+        run([(top["prune"], CHANNELS)])
+    chosen = best(rows)
+    if chosen is None:
+        if budget_bytes is not None:
+            small = min(rows, key=lambda r: r["bytes"])
+            raise AccuracyBudgetError(
+                f"no candidate fits --budget-bytes {budget_bytes:,}: the smallest ({small['label']}) stores "
+                f"{small['bytes']:,} B, {small['bytes'] - budget_bytes:,} B over")
+        top_acc = max(rows, key=lambda r: r["accuracy"])
+        raise AccuracyBudgetError(
+            f"no candidate is within --max-drop {max_drop:g}: the best ({top_acc['label']}) reaches "
+            f"{100 * top_acc['accuracy']:.2f}% against the input's {100 * top_acc['input_accuracy']:.2f}%; "
+            "raise --max-drop or allow more --epochs")
+    return rows, chosen
+
+
+def _bracket(rows: list[dict], feasible, feasible_above: bool) -> tuple[float, float]:
+    """(lo, hi): the sparsities between which feasibility changes. Under
+    --max-drop the feasible side is below (accuracy falls with sparsity),
+    under --budget-bytes above (size falls)."""
+    good = sorted(r["prune"] for r in rows if feasible(r))
+    bad = sorted(r["prune"] for r in rows if not feasible(r))
+    if feasible_above:
+        hi = good[0] if good else TOP
+        lower = [s for s in bad if s < hi]
+        return (lower[-1] if lower else 0.0), hi
+    lo = good[-1] if good else 0.0
+    higher = [s for s in bad if s > lo]
+    return lo, (higher[0] if higher else TOP)
+
+
+def pareto_rows(rows: list[dict]) -> list[dict]:
+    """Candidates no other is at least as small and as accurate as (and better in one)."""
+    from tinycomp.sweep import pareto
+
+    return pareto(rows, "bytes")
+
+
+def table(rows: list[dict], chosen: dict, max_drop: float, budget_bytes: int | None, float_bytes: int) -> list[str]:
+    """The report's search section, Markdown lines."""
+    front = {id(r) for r in pareto_rows(rows)}
+    aim = (f"the most accurate within --budget-bytes {budget_bytes:,}" if budget_bytes is not None
+           else f"the smallest within --max-drop {max_drop:g} point(s) of the input's accuracy")
+    lines = ["", "## Search", "",
+             f"No method was named, so tinycomp searched for {aim}. Stored bytes: every constant of the C "
+             "library `build --optimize size` writes (weights, sparse indices, biases, multipliers, shifts, "
+             f"tables), against {float_bytes:,} B of float32 weights and biases. Accuracy: INT8 on the test "
+             "set, TFLite Micro's kernels (the build equals them bit for bit). In the order tried:", "",
+             "| candidate | stored bytes | vs float32 | INT8 accuracy | change | within budget | Pareto |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ok = (r["bytes"] <= budget_bytes if budget_bytes is not None
+              else 100 * (r["input_accuracy"] - r["accuracy"]) <= max_drop + 1e-9)
+        mark = " **(chosen)**" if r is chosen else ""
+        lines.append(f"| {r['label']}{mark} | {r['bytes']:,} | {float_bytes / max(r['bytes'], 1):.1f}x smaller | "
+                     f"{100 * r['accuracy']:.2f}% | {100 * (r['accuracy'] - r['input_accuracy']):+.2f} pt | "
+                     f"{'yes' if ok else 'no'} | {'yes' if id(r) in front else ''} |")
+    lines += ["", f"Chosen: {chosen['label']}, {chosen['bytes']:,} B, {100 * chosen['accuracy']:.2f}%. "
+              "The sections below are its own."]
+    return lines
+
+
+def float_weight_bytes(model) -> int:
+    """Bytes of the float32 kernels and biases of the conv/dense layers, BatchNorm
+    folded as the converter folds it (it adds no weights)."""
+    from .prune import prunable_layers
+
+    return 4 * sum(int(np.prod(w.shape)) for layer in prunable_layers(model) for w in layer.get_weights()[:2])
