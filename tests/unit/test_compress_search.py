@@ -18,13 +18,12 @@ def mlp(tmp_path_factory):
     s = load_digits(2)
     keras.utils.set_random_seed(11)
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+                              keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(s.x_train, s.y_train, epochs=20, batch_size=32, verbose=0)
     root = tmp_path_factory.mktemp("search")
     model.save(root / "mlp.keras")
-    # A few hundred training samples keep every candidate's fine-tuning short.
-    np.savez(root / "d.npz", x_train=s.x_train[:300], y_train=s.y_train[:300], x_test=s.x_test, y_test=s.y_test)
+    np.savez(root / "d.npz", x_train=s.x_train, y_train=s.y_train, x_test=s.x_test, y_test=s.y_test)
     return root, s
 
 
@@ -38,7 +37,7 @@ def test_max_drop_alone_finds_the_smallest_model_within_budget(mlp):
     from tinycomp.compress.search import stored_bytes
 
     root, s = mlp
-    r = tinycomp("compress", root / "mlp.keras", "--data", root / "d.npz", "--epochs", "1", "--workers", "2",
+    r = tinycomp("compress", root / "mlp.keras", "--data", root / "d.npz", "--epochs", "4", "--workers", "2",
                  "--out", root / "small.keras", "--report", root / "r.md")
     assert r.returncode == 0, r.stderr
     assert "candidates; best so far:" in r.stderr  # the progress line
