@@ -196,7 +196,8 @@ class Variables:
             # TFLM's memset of the zero point: every byte its low byte
             zp = like.zero_point if like.quant is not None and like.quant.zero_point else 0
             values = np.full(like.nbytes, zp & 0xFF, np.uint8).view(like.dtype).reshape(like.shape)
-        return Tensor(index, key[1] or f"variable{index}", tuple(like.shape), like.dtype, like.quant,
+        label = "/".join(part for part in key if part) or f"variable{index}"  # container/shared_name
+        return Tensor(index, label, tuple(like.shape), like.dtype, like.quant,
                       None, variable=True, init=np.array(values, dtype=like.dtype))
 
 
