@@ -249,3 +249,33 @@ def test_cli_refuses_in_one_line(tmp_path):
     (tmp_path / "bad.tflite").write_bytes(_model("init_add"))
     result = tinycomp("build", tmp_path / "bad.tflite", "--board", "host", "--out", tmp_path / "o")
     assert_one_line_error(result, "ADD")
+
+
+def test_names_end_at_nul_as_tflm_compares_them():
+    """TFLM compares container and shared_name as C strings: 'v' and
+    'v\\0junk' (a fuzzed file's string) name one variable."""
+    b = ModelBuilder()
+    init = b.subgraph()
+    init.assign_variable(init.var_handle("v\0junk"),
+                         init.const(np.arange(4).reshape(1, 4), np.int8, scales=0.1, zero_points=2))
+    x = b.input((1, 4), 0.1, 2)
+    b.call_once(1)
+    h = b.var_handle("v")
+    r = b.read_variable(h, (1, 4), 0.1, 2)
+    b.assign_variable(h, x)
+    b.output(b.add(x, r, 0.1, 2))
+    buf = b.build()
+    assert parse_tflite(buf).tensors[-1].init.tolist() == [[0, 1, 2, 3]]
+    assert_bit_exact(buf, np.random.default_rng(0).integers(-128, 128, (4, 1, 4)).astype(np.int8))
+
+
+def test_handle_of_several_elements_refused():
+    """TFLM needs a resource handle of one element (found by fuzzing)."""
+    b = ModelBuilder()
+    x = b.input((1, 4), 0.1, 2)
+    h = b.var_handle("v")
+    b._tensor_ts[h].shape = [7]
+    b.assign_variable(h, x)
+    b.output(b.add(x, b.read_variable(h, (1, 4), 0.1, 2), 0.1, 2))
+    with pytest.raises(ModelError, match="not a resource tensor of one element"):
+        parse_tflite(b.build())

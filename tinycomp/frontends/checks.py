@@ -156,10 +156,9 @@ def _check_variables(graph: Graph, producer: dict[int, Node]) -> None:
                                              "state only as SVDF's activation state or a resource variable "
                                              "(READ_VARIABLE, ASSIGN_VARIABLE)")
                 readers.setdefault(t, []).append(node)
-        for i, t in enumerate(node.inputs[:1]):
-            if node.op in RESOURCE_OPS and (t < 0 or not graph.tensor(t).variable):
-                raise ModelError(f"{graph.name}: {_layer(node)} takes {'no tensor' if t < 0 else repr(graph.tensor(t).name)} "
-                                 "as its variable")
+        if node.op in RESOURCE_OPS and node.inputs and (node.inputs[0] < 0
+                                                        or not graph.tensor(node.inputs[0]).variable):
+            raise ModelError(f"{graph.name}: {_layer(node)} takes no variable as its input 0")
     for t, t_obj in enumerate(graph.tensors):
         if not t_obj.variable:
             continue

@@ -37,9 +37,11 @@ VARIABLE_TYPES = ("int8", "int16")
 
 
 def _text(value) -> str:
+    """A name as TFLM compares it: a C string, which ends at the first NUL."""
     if value is None:
         return ""
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return text.split("\0", 1)[0]
 
 
 @dataclass
@@ -79,8 +81,9 @@ class Variables:
         where = f"layer {i} ({opname})"
         if opname == "VAR_HANDLE":
             t, key = self._handle(where, op)
-            if not 0 <= t < len(tensors) or tensors[t].dtype != "resource":
-                raise ModelError(f"{self.name}: {where} makes tensor {t}, which is not a resource tensor")
+            if not 0 <= t < len(tensors) or tensors[t].dtype != "resource" or tensors[t].size != 1:
+                raise ModelError(f"{self.name}: {where} makes tensor {t}, which is not a resource tensor "
+                                 "of one element")
             if t in self.handles:
                 raise ModelError(f"{self.name}: {where} writes the handle {tensors[t].name!r}, "
                                  "which another VAR_HANDLE already made")
@@ -118,6 +121,10 @@ class Variables:
             inner = f"layer {j} ({name}) of subgraph {k}, the initialiser of {where}"
             if name == "VAR_HANDLE":
                 t, key = self._handle(inner, init_op)
+                handle = self.tensor(t, sub_tensors[t]) if 0 <= t < len(sub_tensors) else None
+                if handle is None or handle.dtype != "resource" or handle.size != 1:
+                    raise ModelError(f"{self.name}: {inner} makes tensor {t}, which is not a resource "
+                                     "tensor of one element")
                 handles[t] = key
                 continue
             if name != "ASSIGN_VARIABLE":
