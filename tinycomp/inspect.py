@@ -35,8 +35,9 @@ def describe(model_path: Path, calibration: Path | None = None) -> str:
     nodes = {n.index: n for n in model.graph.nodes}  # fused layers are one row
     for row in model.layers:
         node = nodes[row["index"]]
-        out = graph.tensor(node.outputs[0])
-        region, offset = model.plan.places.get(node.outputs[0], ("-", 0))
+        written = node.outputs[0] if node.outputs else node.inputs[0]  # ASSIGN_VARIABLE: its state
+        out = graph.tensor(written)
+        region, offset = model.plan.places.get(written, ("-", 0))
         where = f"{offset:>12,}" if region == ARENA else f"{region:>12}"
         lines.append(f"{row['index']:>3}  {row['op']:<18} {str(list(out.shape)):<18} "
                      f"{row['macs']:>11,} {row['weights_bytes']:>10,}  {where}  {_quant(out)}")

@@ -138,7 +138,7 @@ def first_differing_layer(graph, tflite: bytes, x, board: str, workdir) -> dict 
     tensor. Returns the first layer whose device output differs, or None.
     x: samples of a one-input model, or one array per input."""
     inputs = list(x) if isinstance(x, (list, tuple)) else [x]
-    steps = [n for n in graph.nodes if not n.op.is_alias]
+    steps = [n for n in graph.nodes if not n.op.is_alias and n.outputs]  # not ASSIGN_VARIABLE
     shapes = [graph.tensor(t).shape for t in graph.inputs]
     _, expected = run_reference_all(tflite, _with_shapes(inputs, shapes), tuple(n.outputs[0] for n in steps))
 

@@ -59,9 +59,27 @@ def _elementwise(rng) -> bytes:
     return b.build()
 
 
+def _stateful(rng) -> bytes:
+    """Two resource variables: one CALL_ONCE starts (read, then assigned the
+    input), one TFLM's zero-point fill starts (read, then assigned a sum)."""
+    b = ModelBuilder()
+    init = b.subgraph()
+    h0 = init.var_handle("last")
+    init.assign_variable(h0, init.const(rng.integers(-128, 128, (1, 6)), np.int8, scales=0.05, zero_points=-3))
+    x = b.input((1, 6), 0.05, -3)
+    b.call_once(1)
+    last, total = b.var_handle("last"), b.var_handle("total")
+    y = b.add(x, b.read_variable(last, (1, 6), 0.05, -3), 0.1, 2)
+    b.assign_variable(last, x)
+    z = b.add(y, b.read_variable(total, (1, 6), 0.1, 2), 0.1, 2)
+    b.assign_variable(total, z)
+    b.output(z)
+    return b.build()
+
+
 def seed_models() -> list[bytes]:
     rng = np.random.default_rng(2026)
-    return [_conv_chain(rng), _residual(rng), _elementwise(rng)]
+    return [_conv_chain(rng), _residual(rng), _elementwise(rng), _stateful(rng)]
 
 
 def _pack(model) -> bytes:

@@ -83,6 +83,14 @@ _OPS = {
     "SVDF": (3, "SVDFOptions"),
     "TRANSPOSE_CONV": (3, "TransposeConvOptions"),
     "BATCH_MATMUL": (4, "BatchMatMulOptions"),
+    # resource variables and the ops that run other subgraphs
+    "VAR_HANDLE": (1, "VarHandleOptions"),
+    "READ_VARIABLE": (1, None),
+    "ASSIGN_VARIABLE": (1, None),
+    "CALL_ONCE": (1, "CallOnceOptions"),
+    "WHILE": (1, "WhileOptions"),
+    "IF": (1, "IfOptions"),
+    "CALL": (1, "CallOptions"),
 }
 
 _PADDING = {"SAME": fb.Padding.SAME, "VALID": fb.Padding.VALID}
@@ -244,14 +252,17 @@ class TensorInfo:
 
 
 class ModelBuilder:
-    """Accumulates one subgraph; ``build()`` serializes it."""
+    """Accumulates one subgraph (the main one, 0); ``subgraph()`` adds
+    others (an init subgraph for CALL_ONCE), ``build()`` serializes all."""
 
-    def __init__(self, description: str = "tinycomp test model"):
+    def __init__(self, description: str = "tinycomp test model", parent: "ModelBuilder | None" = None):
         self.description = description
         self.tensors: list[TensorInfo] = []
         self._tensor_ts: list = []
-        self._buffers: list = [fb.BufferT()]  # buffer 0: the empty sentinel
-        self._opcodes: list[str] = []
+        # the subgraphs of one model share its buffers and operator codes
+        self._buffers: list = parent._buffers if parent else [fb.BufferT()]  # buffer 0: the empty sentinel
+        self._opcodes: list[str] = parent._opcodes if parent else []
+        self._subgraphs: list[ModelBuilder] = []
         self._operators: list = []
         self.inputs: list[int] = []
         self.outputs: list[int] = []
@@ -367,6 +378,8 @@ class ModelBuilder:
                     raise TypeError(f"{name} has no option {key!r}")
                 if isinstance(value, (tuple, np.ndarray)):
                     value = [int(v) for v in value]
+                elif isinstance(value, str):
+                    value = value.encode()
                 setattr(opts, attr, value)
             o.builtinOptionsType = getattr(fb.BuiltinOptions, opt_name)
             o.builtinOptions = opts
@@ -375,19 +388,57 @@ class ModelBuilder:
         self._operators.append(o)
         self.op_names.append(name)
 
-    # ---------------------------------------------------------------- build
+    # ---------------------------------------------------------------- subgraphs, variables
 
-    def model_object(self):
+    def subgraph(self) -> "ModelBuilder":
+        """A new subgraph of this model (index 1, 2, ... in creation order)."""
+        sub = ModelBuilder(self.description, parent=self)
+        self._subgraphs.append(sub)
+        return sub
+
+    def resource(self, name=None) -> int:
+        """A resource tensor (a variable's handle, made by VAR_HANDLE)."""
+        t = fb.TensorT()
+        t.shape, t.type, t.buffer = [], fb.TensorType.RESOURCE, 0
+        idx = len(self.tensors)
+        t.name = name or f"t{idx}"
+        self._tensor_ts.append(t)
+        self.tensors.append(TensorInfo((), np.dtype(np.int32), None, None, 0, None))
+        return idx
+
+    def var_handle(self, shared_name: str, container: str = "") -> int:
+        h = self.resource(f"handle_{shared_name}")
+        self.op("VAR_HANDLE", [], [h], shared_name=shared_name, container=container)
+        return h
+
+    def read_variable(self, handle, shape, scale, zero_point=0, dtype=np.int8) -> int:
+        y = self.tensor(shape, scale, zero_point, dtype)
+        self.op("READ_VARIABLE", [handle], [y])
+        return y
+
+    def assign_variable(self, handle, value) -> None:
+        self.op("ASSIGN_VARIABLE", [handle, value], [])
+
+    def call_once(self, init_index: int) -> None:
+        self.op("CALL_ONCE", [], [], init_subgraph_index=init_index)
+
+    def _subgraph_object(self, name: str):
         sg = fb.SubGraphT()
         sg.tensors = self._tensor_ts
         sg.inputs = list(self.inputs)
         sg.outputs = list(self.outputs)
         sg.operators = self._operators
-        sg.name = "main"
+        sg.name = name
+        return sg
+
+    # ---------------------------------------------------------------- build
+
+    def model_object(self):
         m = fb.ModelT()
         m.version = 3
         m.description = self.description
-        m.subgraphs = [sg]
+        m.subgraphs = [self._subgraph_object("main")] + [
+            sub._subgraph_object(f"init{k + 1}") for k, sub in enumerate(self._subgraphs)]
         m.buffers = self._buffers
         codes = []
         for name in self._opcodes:

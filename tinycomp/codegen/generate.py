@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .. import __version__
 from ..errors import ModelError, OutputError, UnsupportedOpError
 from ..ir import Graph, Op
@@ -314,6 +316,24 @@ def _check_io(graph: Graph) -> None:
         seen[r] = k
 
 
+def _states(graph: Graph, plan: MemoryPlan, constants: list[Constant]) -> list[dict]:
+    """What the C API's templates say about each state buffer. One whose
+    start value is not all zeros (a resource variable's CALL_ONCE value, or
+    TFLM's zero-point fill) gets that value as a constant array, which
+    tinycomp_reset_state() copies in (and the first invoke, through it)."""
+    rows = []
+    for k, t in enumerate(state_tensors(graph)):
+        tensor = graph.tensor(t)
+        ctype = c_type(tensor.dtype)
+        init = None
+        if tensor.init is not None and np.any(tensor.init):
+            init = f"tinycomp_w_state{k}_init"
+            constants.append(Constant(init, ctype, np.asarray(tensor.init, dtype=tensor.dtype).reshape(-1)))
+        rows.append({"name": tensor.name, "ctype": ctype, "size": tensor.size, "bytes": tensor.nbytes,
+                     "var": _pointer(plan, graph, t, False), "init": init})
+    return rows
+
+
 def generate(graph: Graph, storage: str = "balanced",
              features: frozenset[str] = frozenset()) -> GeneratedModel:
     """The C library for `graph`, in memory; .write(dir) puts it on disk.
@@ -342,9 +362,7 @@ def generate(graph: Graph, storage: str = "balanced",
     constants: list[Constant] = [k for l in layers for k in l.constants]
     summaries = _summaries(graph)
     inputs, outputs = _io(graph, plan, "input"), _io(graph, plan, "output")
-    states = [{"name": graph.tensor(t).name, "ctype": c_type(graph.tensor(t).dtype),
-               "size": graph.tensor(t).size, "bytes": graph.tensor(t).nbytes,
-               "var": _pointer(plan, graph, t, False)} for t in state_tensors(graph)]
+    states = _states(graph, plan, constants)
     context = dict(
         version=__version__, model_hash=graph.model_hash, name=graph.name,
         inputs=inputs, outputs=outputs, io_lists=_io_lists(inputs, outputs),
@@ -353,6 +371,7 @@ def generate(graph: Graph, storage: str = "balanced",
         call_names=[f"{l.node.op.value}{'+ADD' if 'residual_add' in l.node.options else ''} {l.node.name}"
                     for l in layers],
         constants=constants, states=states, state_bytes=sum(st["bytes"] for st in states),
+        state_init=any(st["init"] for st in states),
     )
     files = {name: render(f"{name.replace('tinycomp_', '')}.j2", **context) for name in SOURCES}
     _check_sources(files)

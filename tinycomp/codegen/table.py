@@ -17,6 +17,7 @@ from .ops.quantize import dequantize, quantize_float, requantize
 from .ops.shape import concatenation, pad, transpose
 from .ops.sparse import dense_or_sparse
 from .ops.svdf import svdf
+from .ops.variables import assign_variable, read_variable
 from .ops.batch_matmul import batch_matmul
 from .ops.transpose_conv import transpose_conv
 from .ops.int16 import conv_2d16, depthwise_conv_2d16, fully_connected16
@@ -58,6 +59,9 @@ _INT8: dict[Op, Kernel] = {
     Op.SVDF: Kernel("kernels/svdf.c.j2", svdf),
     Op.TRANSPOSE_CONV: Kernel("kernels/transpose_conv.c.j2", transpose_conv),
     Op.BATCH_MATMUL: Kernel("kernels/batch_matmul.c.j2", batch_matmul),
+    # resource variables: copies to and from their state buffer
+    Op.READ_VARIABLE: Kernel("kernels/variable.c.j2", read_variable),
+    Op.ASSIGN_VARIABLE: Kernel("kernels/variable.c.j2", assign_variable),
 }
 
 # TFLite's 16x8 scheme: int16 activations (symmetric), int8 weights, int64
@@ -87,6 +91,8 @@ _INT16: dict[tuple[Op, str, str], Kernel] = {
     (Op.CONCATENATION, I16, I16): Kernel("kernels/concatenation.c.j2", concatenation),
     (Op.PAD, I16, I16): Kernel("kernels/pad.c.j2", pad),
     (Op.TRANSPOSE, I16, I16): Kernel("kernels/transpose.c.j2", transpose),
+    (Op.READ_VARIABLE, I16, I16): Kernel("kernels/variable.c.j2", read_variable),
+    (Op.ASSIGN_VARIABLE, I16, I16): Kernel("kernels/variable.c.j2", assign_variable),
     # not GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH: TFLM has no int16 kernel for them (measured)
     **{(op, I16, I16): Kernel("kernels/gather.c.j2", data_movement) for op in DATA_MOVEMENT
        if op not in (Op.GATHER, Op.DEPTH_TO_SPACE, Op.SPACE_TO_DEPTH)},
@@ -125,9 +131,10 @@ FEATURE_KERNELS: dict[tuple[Op, str, str, str], Kernel] = {
 
 def kernel_key(layer: Layer) -> tuple[Op, str, str]:
     """The row a layer takes: its op, its first activation input's type and
-    its output's type."""
+    its output's type (an op without output, ASSIGN_VARIABLE: the input's)."""
     acts = layer.activation_inputs()
-    return layer.node.op, (acts[0].dtype if acts else layer.input(0).dtype), layer.output().dtype
+    src = acts[0].dtype if acts else layer.input(0).dtype
+    return layer.node.op, src, (layer.output().dtype if layer.node.outputs else src)
 
 
 def feature_kernels(layer: Layer, features: frozenset[str] = frozenset()) -> list[Kernel]:

@@ -15,8 +15,10 @@ import math
 import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir import Graph, Node
+from ..ir import Graph, Node, Op
 from ..ir.shapes import STATE_INPUTS, check_node_shapes
+
+RESOURCE_OPS = (Op.READ_VARIABLE, Op.ASSIGN_VARIABLE)
 
 # Far beyond any microcontroller's memory, and small enough that every index
 # and size in generated C fits an int.
@@ -39,6 +41,9 @@ def _check_tensor(graph: Graph, index: int) -> None:
     t = graph.tensor(index)
     if t.dtype.startswith("type"):
         raise _tensor_error(graph, index, f"has an unknown element type ({t.dtype[4:]})")
+    if t.dtype == "resource":  # the front end gives READ/ASSIGN_VARIABLE the variable's state instead
+        raise _tensor_error(graph, index, "is a resource handle; only READ_VARIABLE and ASSIGN_VARIABLE "
+                                          "may take one, as their input 0")
     if len(t.shape) > MAX_RANK:
         raise _tensor_error(graph, index, f"has rank {len(t.shape)}; at most {MAX_RANK} is supported")
     if any(d < 1 for d in t.shape):
@@ -137,8 +142,10 @@ def _check_order(graph: Graph) -> None:
 
 def _check_variables(graph: Graph, producer: dict[int, Node]) -> None:
     """State tensors live in their own static storage, updated in place by the
-    one layer that reads them (SVDF's activation state): no layer writes one as
-    its output, none is a model input or output, and one layer owns each."""
+    one layer that reads them (SVDF's activation state) or copied to and from
+    by READ_VARIABLE and ASSIGN_VARIABLE (a resource variable, any number of
+    them): no layer writes one as its output, none is a model input or
+    output, and an SVDF owns its state alone."""
     readers: dict[int, list[Node]] = {}
     for node in graph.nodes:
         for i, t in enumerate(node.inputs):
@@ -146,8 +153,12 @@ def _check_variables(graph: Graph, producer: dict[int, Node]) -> None:
                 if i not in STATE_INPUTS.get(node.op, ()):
                     raise UnsupportedOpError(f"{graph.name}: {_layer(node)} reads the variable tensor "
                                              f"{graph.tensor(t).name!r} as its input {i}; tinycomp supports "
-                                             "state only as SVDF's activation state")
+                                             "state only as SVDF's activation state or a resource variable "
+                                             "(READ_VARIABLE, ASSIGN_VARIABLE)")
                 readers.setdefault(t, []).append(node)
+        if node.op in RESOURCE_OPS and node.inputs and (node.inputs[0] < 0
+                                                        or not graph.tensor(node.inputs[0]).variable):
+            raise ModelError(f"{graph.name}: {_layer(node)} takes no variable as its input 0")
     for t, t_obj in enumerate(graph.tensors):
         if not t_obj.variable:
             continue
@@ -158,7 +169,7 @@ def _check_variables(graph: Graph, producer: dict[int, Node]) -> None:
             raise UnsupportedOpError(f"{graph.name}: the variable tensor {t_obj.name!r} is a model input or "
                                      "output; tinycomp keeps state inside the model")
         users = readers.get(t, [])
-        if len(users) > 1:
+        if len(users) > 1 and any(n.op not in RESOURCE_OPS for n in users):
             raise UnsupportedOpError(f"{graph.name}: the variable tensor {t_obj.name!r} is read by "
                                      f"{_layer(users[0])} and {_layer(users[1])}; tinycomp supports one "
                                      "layer per state tensor")

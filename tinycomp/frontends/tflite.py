@@ -17,9 +17,10 @@ from ..errors import ModelError, UnsupportedOpError
 from ..ir import Graph, Node, Op, Quant, Tensor
 from ..passes.fold import fold_constants
 from .checks import check_model
+from .variables import HANDLED, Variables
 
 _DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool",
-           7: "int16", 9: "int8", 10: "float64", 17: "int4"}
+           7: "int16", 9: "int8", 10: "float64", 13: "resource", 17: "int4"}
 _PADDING = {0: "SAME", 1: "VALID"}
 _ACTIVATION = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 _FLOAT_HINT = ("tinycomp compiles integer models (float only at the input and output, "
@@ -157,12 +158,13 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
             model = fb.read_model_from_bytearray(bytearray(data))
     except Exception as exc:  # the flatbuffer reader raises anything on corrupt input
         raise ModelError(f"{name}: corrupt or truncated .tflite file ({type(exc).__name__})") from None
-    if not model.subgraphs or len(model.subgraphs) != 1:
-        raise UnsupportedOpError(f"{name}: tinycomp supports models with exactly one subgraph")
-    sub = model.subgraphs[0]
+    if not model.subgraphs:
+        raise ModelError(f"{name}: the model has no subgraph")
+    sub = model.subgraphs[0]  # the main one; others only as CALL_ONCE's initialisers
     codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     try:
-        tensors = tuple(_tensor(i, t, model.buffers) for i, t in enumerate(sub.tensors or ()))
+        tensors = [_tensor(i, t, model.buffers) for i, t in enumerate(sub.tensors or ())]
+        variables = Variables(model, codes, name, lambda i, t: _tensor(i, t, model.buffers))
         nodes = []
         for i, op in enumerate(sub.operators or ()):
             code = model.operatorCodes[op.opcodeIndex]
@@ -175,15 +177,18 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
                 raise UnsupportedOpError(
                     f"layer {i} ({label!r}) is an Ethos-U custom op: this model was compiled for an "
                     "Arm Ethos-U NPU by Vela; pass tinycomp the model from before Vela")
+            if variables.main_op(i, opname, op, tensors):
+                continue  # VAR_HANDLE, CALL_ONCE: evaluated here
             try:
                 kind = Op(opname)
             except ValueError:
                 raise UnsupportedOpError(
                     f"unsupported op {opname} at layer {i} ({label!r}); tinycomp supports "
-                    + ", ".join(o.value for o in Op)) from None
+                    + ", ".join([o.value for o in Op] + list(HANDLED))) from None
             nodes.append(Node(i, kind, tuple(int(t) for t in (op.inputs if op.inputs is not None else ())), outputs,
                               _options(op, kind, f"layer {i} ({opname}, {label!r})"), label))
-        graph = Graph(tensors, tuple(nodes), tuple(int(t) for t in (sub.inputs if sub.inputs is not None else ())),
+        tensors, nodes = variables.lower(tensors, nodes)
+        graph = Graph(tuple(tensors), tuple(nodes), tuple(int(t) for t in (sub.inputs if sub.inputs is not None else ())),
                       tuple(int(t) for t in (sub.outputs if sub.outputs is not None else ())), name, model_hash(data))
     except (IndexError, TypeError, AttributeError, ValueError, OverflowError):
         raise ModelError(f"{name}: corrupt .tflite file (dangling tensor, buffer or opcode index)") from None
@@ -206,6 +211,7 @@ INT16_OPS = frozenset({
     Op.RESHAPE, Op.SQUEEZE, Op.EXPAND_DIMS, Op.CONCATENATION, Op.PAD, Op.TRANSPOSE,
     Op.STRIDED_SLICE, Op.SLICE, Op.SPLIT, Op.SPLIT_V, Op.PACK, Op.RESIZE_NEAREST_NEIGHBOR,
     Op.LOGISTIC, Op.TANH, Op.RELU, Op.RELU6, Op.LEAKY_RELU, Op.SOFTMAX, Op.MEAN,
+    Op.READ_VARIABLE, Op.ASSIGN_VARIABLE,
 })  # not GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH: TFLM refuses them on int16
 
 

@@ -52,6 +52,10 @@ class Op(enum.Enum):
     SVDF = "SVDF"
     TRANSPOSE_CONV = "TRANSPOSE_CONV"
     BATCH_MATMUL = "BATCH_MATMUL"
+    # resource variables: the front end turns each VAR_HANDLE's variable into
+    # a state tensor (variable=True) and evaluates CALL_ONCE's initialiser
+    READ_VARIABLE = "READ_VARIABLE"  # state -> its output, a copy
+    ASSIGN_VARIABLE = "ASSIGN_VARIABLE"  # (state, value): value -> state; no output
 
     @property
     def is_alias(self) -> bool:
@@ -80,10 +84,13 @@ class Tensor:
     dtype: str  # numpy dtype name: "int8", "int32", ...
     quant: Quant | None = None
     data: np.ndarray | None = None  # constant tensors only
-    # state kept between inferences (TFLite's isVariable): read before any
-    # layer of the same inference writes it, updated in place by its one
-    # reader, zeros at start and after tinycomp_reset_state()
+    # state kept between inferences: TFLite's isVariable (SVDF's state, read
+    # before any layer of the same inference writes it, updated in place by
+    # its one reader) or a resource variable (READ_VARIABLE, ASSIGN_VARIABLE)
     variable: bool = False
+    # a state tensor's value at start and after tinycomp_reset_state(), of its
+    # shape and dtype; None: zeros
+    init: np.ndarray | None = None
 
     @property
     def is_const(self) -> bool:

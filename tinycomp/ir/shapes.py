@@ -371,6 +371,29 @@ def _batch_matmul(c: _Check) -> None:
     c.expect((*batch, rows, cols), f"inputs {list(lhs)} and {list(rhs)}")
 
 
+def _same_variable(c: _Check, value, role: str) -> None:
+    """A resource variable's every use holds the same values: a tensor of its
+    state's type, shape and quantization (TFLM copies bytes, so another
+    quantization would silently change the values' meaning)."""
+    state = c.graph.tensor(c.node.inputs[0])
+    if not state.variable:
+        raise c.error(f"input 0 ({state.name!r}) is not a variable")
+    if (value.dtype, tuple(value.shape)) != (state.dtype, tuple(state.shape)):
+        raise c.error(f"{role} is {value.dtype} {list(value.shape)} but the variable {state.name!r} is "
+                      f"{state.dtype} {list(state.shape)} elsewhere")
+    if value.quant != state.quant:
+        raise c.error(f"{role} has another quantization than the variable {state.name!r} elsewhere "
+                      "(TFLite Micro copies the bytes unchanged)", UnsupportedOpError)
+
+
+def _read_variable(c: _Check) -> None:
+    _same_variable(c, c.graph.tensor(c.node.outputs[0]), "the output")
+
+
+def _assign_variable(c: _Check) -> None:
+    _same_variable(c, c.graph.tensor(c.node.inputs[1]), "the assigned value")
+
+
 RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.CONV_2D: (2, 3, _conv),
     Op.DEPTHWISE_CONV_2D: (2, 3, _depthwise),
@@ -412,17 +435,21 @@ RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.SVDF: (5, 5, _svdf),
     Op.TRANSPOSE_CONV: (3, 4, _transpose_conv),
     Op.BATCH_MATMUL: (2, 2, _batch_matmul),
+    Op.READ_VARIABLE: (1, 1, _read_variable),
+    Op.ASSIGN_VARIABLE: (2, 2, _assign_variable),
 }
 
-# Ops with several outputs (their rule checks each); every other op has one.
+# Ops with several outputs (their rule checks each), and with none; every
+# other op has one.
 MULTI_OUTPUT = {Op.SPLIT, Op.SPLIT_V}
+NO_OUTPUT = {Op.ASSIGN_VARIABLE}
 
 # Inputs that may be absent (-1): the bias of the ops that have one.
 OPTIONAL_INPUTS = {Op.CONV_2D: {2}, Op.DEPTHWISE_CONV_2D: {2}, Op.FULLY_CONNECTED: {2}, Op.SVDF: {3}, Op.TRANSPOSE_CONV: {3}}
 
 # The inputs through which an op keeps state between inferences (a variable
 # tensor it updates in place); no other input may be a variable tensor.
-STATE_INPUTS = {Op.SVDF: {4}}
+STATE_INPUTS = {Op.SVDF: {4}, Op.READ_VARIABLE: {0}, Op.ASSIGN_VARIABLE: {0}}
 
 
 def check_node_shapes(graph: Graph, node: Node) -> None:
@@ -437,6 +464,9 @@ def check_node_shapes(graph: Graph, node: Node) -> None:
     for i, t in enumerate(node.inputs):
         if t < 0 and i not in optional:
             raise c.error(f"input {i} is missing")
-    if len(node.outputs) != 1 and not (node.op in MULTI_OUTPUT and node.outputs):
+    if node.op in NO_OUTPUT:
+        if node.outputs:
+            raise c.error(f"has {len(node.outputs)} outputs; the op has none")
+    elif len(node.outputs) != 1 and not (node.op in MULTI_OUTPUT and node.outputs):
         raise c.error(f"has {len(node.outputs)} outputs; the op has 1")
     rule(c)

@@ -5,6 +5,8 @@ from ..ir import Graph, Node, Op
 
 
 def layer_macs(graph: Graph, node: Node) -> int:
+    if not node.outputs:  # ASSIGN_VARIABLE: a copy
+        return 0
     out = graph.tensor(node.outputs[0])
     if node.op == Op.CONV_2D:  # filter (out_c, kh, kw, in_c)
         kh, kw, cin = graph.tensor(node.inputs[1]).shape[1:]
@@ -32,7 +34,8 @@ def layer_summaries(graph: Graph) -> list[dict]:
     for node in graph.nodes:
         acts = [graph.tensor(t) for t in node.inputs if t >= 0 and not graph.tensor(t).is_const]
         consts = [graph.tensor(t) for t in node.inputs if t >= 0 and graph.tensor(t).is_const]
-        out = graph.tensor(node.outputs[0])
+        # ASSIGN_VARIABLE writes no tensor: its row shows the variable's state
+        out = graph.tensor(node.outputs[0] if node.outputs else node.inputs[0])
         rows.append({
             "index": node.index,
             "name": node.name,

@@ -7,9 +7,29 @@ import numpy as np
 MAX_ARENA = 64 << 20  # far beyond any microcontroller model
 
 
+def _count_variables(model) -> int:
+    """The resource variables of a model as TFLM's MicroResourceVariables
+    tells them apart, by (container, shared_name). The package's own
+    count_resource_variables counts shared names only: a model with one name
+    in two containers then gets too few slots and fails to allocate."""
+    from tflite_micro import runtime
+
+    if not isinstance(model, runtime.schema_fb.ModelT):
+        model = runtime.convert_bytearray_to_object(model)
+    keys = set()
+    for sub in model.subgraphs:
+        for op in sub.operators or ():
+            code = runtime.get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex])
+            if code == runtime.schema_fb.BuiltinOperator.VAR_HANDLE:
+                keys.add((op.builtinOptions.container, op.builtinOptions.sharedName))
+    return len(keys)
+
+
 def interpreter(tflite: bytes, preserve_all: bool = False):
     """A TFLM interpreter; the arena grows until the model fits."""
     from tflite_micro import runtime
+
+    runtime.count_resource_variables = _count_variables  # sizes the variable table only
 
     config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all
               else runtime.InterpreterConfig.kAllocationRecording)
