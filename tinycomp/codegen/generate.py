@@ -342,8 +342,11 @@ def generate(graph: Graph, storage: str = "balanced",
     constants: list[Constant] = [k for l in layers for k in l.constants]
     summaries = _summaries(graph)
     inputs, outputs = _io(graph, plan, "input"), _io(graph, plan, "output")
+    # TFLM fills a variable tensor with zeros, an int8 one with its zero point
+    # (MicroGraph::ResetVariableTensors): the bytes every reset writes
     states = [{"name": graph.tensor(t).name, "ctype": c_type(graph.tensor(t).dtype),
                "size": graph.tensor(t).size, "bytes": graph.tensor(t).nbytes,
+               "fill": graph.tensor(t).zero_point & 0xFF if graph.tensor(t).dtype == "int8" else 0,
                "var": _pointer(plan, graph, t, False)} for t in state_tensors(graph)]
     context = dict(
         version=__version__, model_hash=graph.model_hash, name=graph.name,

@@ -17,6 +17,7 @@ from .ops.quantize import dequantize, quantize_float, requantize
 from .ops.shape import concatenation, pad, transpose
 from .ops.sparse import dense_or_sparse
 from .ops.svdf import svdf
+from .ops.lstm import lstm
 from .ops.batch_matmul import batch_matmul
 from .ops.transpose_conv import transpose_conv
 from .ops.int16 import conv_2d16, depthwise_conv_2d16, fully_connected16
@@ -58,6 +59,8 @@ _INT8: dict[Op, Kernel] = {
     Op.SVDF: Kernel("kernels/svdf.c.j2", svdf),
     Op.TRANSPOSE_CONV: Kernel("kernels/transpose_conv.c.j2", transpose_conv),
     Op.BATCH_MATMUL: Kernel("kernels/batch_matmul.c.j2", batch_matmul),
+    # int8 in and out; int8 hidden and int16 cell state in place
+    Op.UNIDIRECTIONAL_SEQUENCE_LSTM: Kernel("kernels/lstm.c.j2", lstm),
 }
 
 # TFLite's 16x8 scheme: int16 activations (symmetric), int8 weights, int64

@@ -137,7 +137,7 @@ def _check_order(graph: Graph) -> None:
 
 def _check_variables(graph: Graph, producer: dict[int, Node]) -> None:
     """State tensors live in their own static storage, updated in place by the
-    one layer that reads them (SVDF's activation state): no layer writes one as
+    one layer that reads them (SVDF's activation state, LSTM's hidden and cell states): no layer writes one as
     its output, none is a model input or output, and one layer owns each."""
     readers: dict[int, list[Node]] = {}
     for node in graph.nodes:
@@ -146,7 +146,7 @@ def _check_variables(graph: Graph, producer: dict[int, Node]) -> None:
                 if i not in STATE_INPUTS.get(node.op, ()):
                     raise UnsupportedOpError(f"{graph.name}: {_layer(node)} reads the variable tensor "
                                              f"{graph.tensor(t).name!r} as its input {i}; tinycomp supports "
-                                             "state only as SVDF's activation state")
+                                             "state only as SVDF's activation state and LSTM's hidden and cell states")
                 readers.setdefault(t, []).append(node)
     for t, t_obj in enumerate(graph.tensors):
         if not t_obj.variable:

@@ -52,6 +52,7 @@ class Op(enum.Enum):
     SVDF = "SVDF"
     TRANSPOSE_CONV = "TRANSPOSE_CONV"
     BATCH_MATMUL = "BATCH_MATMUL"
+    UNIDIRECTIONAL_SEQUENCE_LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 
     @property
     def is_alias(self) -> bool:
