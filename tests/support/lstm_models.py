@@ -12,7 +12,6 @@ import numpy as np
 
 from .tflite_builder import ModelBuilder
 
-INTER = True
 GATES = ("i", "f", "c", "o")
 
 
@@ -42,8 +41,8 @@ def add_lstm(b: ModelBuilder, rng: np.random.Generator, x: int, cells: int, s_ou
             biases[g] = None
     hidden = b.variable((batch, cells), s_out, zp_out, dtype=np.int8)
     cell = b.variable((batch, cells), 2.0 ** cell_log2, 0, dtype=np.int16)
-    inter = [b.tensor((0,), 2.0 ** -12, 0, dtype=np.int16) for _ in range(4)] if INTER else []
-    inter += [b.tensor((0,), s_out, zp_out, dtype=np.int8)] if INTER else []
+    inter = [b.tensor((0,), 2.0 ** -12, 0, dtype=np.int16) for _ in range(4)]
+    inter += [b.tensor((0,), s_out, zp_out, dtype=np.int8)]
     return b.lstm(x, weights, biases, hidden, cell, s_out, zp_out, time_major=time_major,
                   cell_clip=cell_clip, intermediates=inter)
 
@@ -90,3 +89,20 @@ def lstm_sequence(buf: bytes, seed: int, steps: int) -> list[np.ndarray]:
             a[1].fill(-128)
         ins.append(a)
     return ins
+
+
+def lstm_keyword_model(seed: int = 0, frames: int = 12, features: int = 10, cells: int = 16) -> bytes:
+    """A small keyword spotter: (1, frames, features) -> LSTM (cells) ->
+    RESHAPE -> FULLY_CONNECTED (4) -> SOFTMAX."""
+    from .tflite_builder import random_bias, random_weights
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input((1, frames, features), 0.05, -10, name="mfcc")
+    s_h = 0.008
+    h = add_lstm(b, rng, x, cells, s_h, -3, cell_log2=-11, weight_range=1.5)
+    flat = b.reshape(h, (1, frames * cells))
+    w, ws = random_weights(rng, (4, frames * cells))
+    bq, bs = random_bias(rng, 4, s_h, ws)
+    logits = b.fully_connected(flat, b.const_int8(w, ws, axis=0), b.const_int32(bq, bs), 0.05, 3)
+    b.output(b.softmax(logits))
+    return b.build()
