@@ -64,6 +64,27 @@ def test_edge_cases_exercised():
     assert out.min() == -128 and out.max() == 127
 
 
+def test_state_buffers_in_the_file_are_ignored_as_tflm_does():
+    """TFLM resets variable tensors at allocation whatever their buffers hold
+    (zeros, the int8 hidden state its zero point); so does tinycomp."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as fb
+    from ai_edge_litert.tools import flatbuffer_utils
+    m = flatbuffer_utils.read_model_from_bytearray(bytearray(lstm_model(7, 3)))
+    for t in m.subgraphs[0].tensors:
+        if t.isVariable:
+            dtype = np.int8 if t.type == fb.TensorType.INT8 else np.int16
+            data = fb.BufferT()
+            data.data = np.frombuffer(np.full(int(np.prod(t.shape)), 77, dtype).tobytes(), np.uint8)
+            t.buffer = len(m.buffers)
+            m.buffers.append(data)
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    buf = bytes(b.Output())
+    assert all(not t.is_const for t in parse_tflite(buf).tensors if t.variable)
+    assert_bit_exact(buf, lstm_sequence(buf, 7, 4))
+
+
 C_MAIN = r"""
 #include <stdio.h>
 #include "tinycomp_model.h"

@@ -1,6 +1,6 @@
 """UNIDIRECTIONAL_SEQUENCE_LSTM in TFLite's integer 8x8->16 scheme, as TFLite
 Micro's reference kernel (lstm_eval.h, EvalLstm<int8, int8, int16, int32>)
-computes it. docs/arithmetic.md, section 18e, has the whole recipe.
+computes it. docs/arithmetic.md, section 18f, has the whole recipe.
 
 Per batch row and time step, with h the int8 hidden state and c the int16
 cell state (both variable tensors, updated in place):
