@@ -3,7 +3,8 @@ the 8x8->16 scheme), quantized as the TFLite converter quantizes them: int8
 input and hidden state (the hidden state shares the output's scale and zero
 point), int8 symmetric per-tensor weights, int32 biases of scale input x
 weight scale, an int16 cell state of scale 2^-k, and the five intermediate
-tensors the converter adds (four int16 gate tensors, one int8 hidden). Many
+tensors the converter adds (four int16 gate tensors, one int8 hidden; empty,
+shape (0,): TFLM refuses intermediates that hold bytes). Many
 independent layers in one model (one input and one output each), so one
 compiled build compares many cases."""
 from __future__ import annotations
