@@ -91,6 +91,7 @@ _OPS = {
     "WHILE": (1, "WhileOptions"),
     "IF": (1, "IfOptions"),
     "CALL": (1, "CallOptions"),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": (4, "UnidirectionalSequenceLSTMOptions"),
 }
 
 _PADDING = {"SAME": fb.Padding.SAME, "VALID": fb.Padding.VALID}
@@ -100,6 +101,7 @@ _ACTIVATION = {
     "RELU": fb.ActivationFunctionType.RELU,
     "RELU_N1_TO_1": fb.ActivationFunctionType.RELU_N1_TO_1,
     "RELU6": fb.ActivationFunctionType.RELU6,
+    "TANH": fb.ActivationFunctionType.TANH,
 }
 
 # Output quantization TFLM's kernels require (the converter fixes them too).
@@ -350,7 +352,7 @@ class ModelBuilder:
     # ---------------------------------------------------------------- ops
 
     def op(self, name: str, inputs: Sequence[int], outputs: Sequence[int],
-           **options) -> None:
+           intermediates: Sequence[int] = (), **options) -> None:
         """Add a builtin operator. Options are snake_case versions of the
         schema's fields (stride_w, dilation_h_factor, depth_multiplier,
         keep_num_dims, filter_width, keep_dims, axis, beta, new_shape,
@@ -365,6 +367,8 @@ class ModelBuilder:
         o.opcodeIndex = self._opcodes.index(name)
         o.inputs = [int(i) for i in inputs]
         o.outputs = [int(i) for i in outputs]
+        if intermediates:
+            o.intermediates = [int(i) for i in intermediates]
         if opt_name is not None:
             opts = getattr(fb, opt_name + "T")()
             for key, value in options.items():
@@ -529,6 +533,25 @@ class ModelBuilder:
         y = self._out((batch, units), scale, zero_point)
         ins = [x, weights_feature, weights_time, -1 if bias is None else bias, state]
         self.op("SVDF", ins, [y], rank=rank, fused_activation=activation)
+        return y
+
+    def lstm(self, x, weights, biases, hidden, cell, scale, zero_point, time_major=False,
+             cell_clip=0.0, intermediates=(), activation="TANH", **more) -> int:
+        """UNIDIRECTIONAL_SEQUENCE_LSTM without peephole, projection or layer
+        norm: weights {"ii", "if", "ic", "io", "ri", "rf", "rc", "ro"} (input_to_*
+        (cells, depth), recurrent_to_* (cells, cells); "ii"/"ri" None for
+        CIFG), biases {"i", "f", "c", "o"}, hidden and cell the variable
+        state tensors. x is (batch, time, depth), or (time, batch, depth)
+        when time_major; the output has x's first two dimensions."""
+        d0, d1, _ = self.tensors[x].shape
+        cells = self.tensors[weights["if"]].shape[0]
+        y = self._out((d0, d1, cells), scale, zero_point)
+        opt = lambda v: -1 if v is None else v  # noqa: E731
+        ins = [x, *(opt(weights[k]) for k in ("ii", "if", "ic", "io", "ri", "rf", "rc", "ro")),
+               -1, -1, -1, *(opt(biases[k]) for k in ("i", "f", "c", "o")), -1, -1, hidden, cell,
+               -1, -1, -1, -1]
+        self.op("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [y], intermediates=intermediates,
+                fused_activation=activation, cell_clip=float(cell_clip), time_major=bool(time_major), **more)
         return y
 
     def transpose_conv(self, x, w, bias, out_shape, scale, zero_point, stride=1, padding="SAME",

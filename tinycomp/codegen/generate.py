@@ -320,7 +320,8 @@ def _states(graph: Graph, plan: MemoryPlan, constants: list[Constant]) -> list[d
     """What the C API's templates say about each state buffer. One whose
     start value is not all zeros (a resource variable's CALL_ONCE value, or
     TFLM's zero-point fill) gets that value as a constant array, which
-    tinycomp_reset_state() copies in (and the first invoke, through it)."""
+    tinycomp_reset_state() copies in (and the first invoke, through it); an
+    int8 variable tensor (an LSTM's hidden state) a fill byte, its zero point."""
     rows = []
     for k, t in enumerate(state_tensors(graph)):
         tensor = graph.tensor(t)
@@ -329,8 +330,11 @@ def _states(graph: Graph, plan: MemoryPlan, constants: list[Constant]) -> list[d
         if tensor.init is not None and np.any(tensor.init):
             init = f"tinycomp_w_state{k}_init"
             constants.append(Constant(init, ctype, np.asarray(tensor.init, dtype=tensor.dtype).reshape(-1)))
+        # without one, TFLM fills a variable tensor with zeros, an int8 one with
+        # its zero point (MicroGraph::ResetVariableTensors)
+        fill = tensor.zero_point & 0xFF if tensor.dtype == "int8" and init is None else 0
         rows.append({"name": tensor.name, "ctype": ctype, "size": tensor.size, "bytes": tensor.nbytes,
-                     "var": _pointer(plan, graph, t, False), "init": init})
+                     "var": _pointer(plan, graph, t, False), "init": init, "fill": fill})
     return rows
 
 
@@ -371,7 +375,7 @@ def generate(graph: Graph, storage: str = "balanced",
         call_names=[f"{l.node.op.value}{'+ADD' if 'residual_add' in l.node.options else ''} {l.node.name}"
                     for l in layers],
         constants=constants, states=states, state_bytes=sum(st["bytes"] for st in states),
-        state_init=any(st["init"] for st in states),
+        state_init=any(st["init"] or st["fill"] for st in states),
     )
     files = {name: render(f"{name.replace('tinycomp_', '')}.j2", **context) for name in SOURCES}
     _check_sources(files)

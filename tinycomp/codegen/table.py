@@ -18,6 +18,7 @@ from .ops.shape import concatenation, pad, transpose
 from .ops.sparse import dense_or_sparse
 from .ops.svdf import svdf
 from .ops.variables import assign_variable, read_variable
+from .ops.lstm import lstm
 from .ops.batch_matmul import batch_matmul
 from .ops.transpose_conv import transpose_conv
 from .ops.int16 import conv_2d16, depthwise_conv_2d16, fully_connected16
@@ -62,6 +63,8 @@ _INT8: dict[Op, Kernel] = {
     # resource variables: copies to and from their state buffer
     Op.READ_VARIABLE: Kernel("kernels/variable.c.j2", read_variable),
     Op.ASSIGN_VARIABLE: Kernel("kernels/variable.c.j2", assign_variable),
+    # int8 in and out; int8 hidden and int16 cell state in place
+    Op.UNIDIRECTIONAL_SEQUENCE_LSTM: Kernel("kernels/lstm.c.j2", lstm),
 }
 
 # TFLite's 16x8 scheme: int16 activations (symmetric), int8 weights, int64

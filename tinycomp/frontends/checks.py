@@ -142,10 +142,11 @@ def _check_order(graph: Graph) -> None:
 
 def _check_variables(graph: Graph, producer: dict[int, Node]) -> None:
     """State tensors live in their own static storage, updated in place by the
-    one layer that reads them (SVDF's activation state) or copied to and from
-    by READ_VARIABLE and ASSIGN_VARIABLE (a resource variable, any number of
-    them): no layer writes one as its output, none is a model input or
-    output, and an SVDF owns its state alone."""
+    one layer that reads them (SVDF's activation state, LSTM's hidden and cell
+    states) or copied to and from by READ_VARIABLE and ASSIGN_VARIABLE (a
+    resource variable, any number of them): no layer writes one as its
+    output, none is a model input or output, and an SVDF or LSTM owns its
+    state alone."""
     readers: dict[int, list[Node]] = {}
     for node in graph.nodes:
         for i, t in enumerate(node.inputs):
@@ -153,8 +154,8 @@ def _check_variables(graph: Graph, producer: dict[int, Node]) -> None:
                 if i not in STATE_INPUTS.get(node.op, ()):
                     raise UnsupportedOpError(f"{graph.name}: {_layer(node)} reads the variable tensor "
                                              f"{graph.tensor(t).name!r} as its input {i}; tinycomp supports "
-                                             "state only as SVDF's activation state or a resource variable "
-                                             "(READ_VARIABLE, ASSIGN_VARIABLE)")
+                                             "state only as SVDF's activation state, LSTM's hidden and cell "
+                                             "states or a resource variable (READ_VARIABLE, ASSIGN_VARIABLE)")
                 readers.setdefault(t, []).append(node)
         if node.op in RESOURCE_OPS and node.inputs and (node.inputs[0] < 0
                                                         or not graph.tensor(node.inputs[0]).variable):

@@ -76,6 +76,7 @@ _OPTION_TABLES = {
     Op.HARD_SWISH: ("HardSwishOptions", False), Op.QUANTIZE: ("QuantizeOptions", False),
     Op.SVDF: ("SVDFOptions", True), Op.TRANSPOSE_CONV: ("TransposeConvOptions", True),
     Op.BATCH_MATMUL: ("BatchMatMulOptions", False),
+    Op.UNIDIRECTIONAL_SEQUENCE_LSTM: ("UnidirectionalSequenceLSTMOptions", True),
 }
 
 
@@ -185,8 +186,13 @@ def parse_tflite(data: bytes, name: str = "model") -> Graph:
                 raise UnsupportedOpError(
                     f"unsupported op {opname} at layer {i} ({label!r}); tinycomp supports "
                     + ", ".join([o.value for o in Op] + list(HANDLED))) from None
+            options = _options(op, kind, f"layer {i} ({opname}, {label!r})")
+            if op.intermediates is not None and len(op.intermediates):
+                # the converter's extra tensors of an integer LSTM (gate and
+                # hidden scales); the shape rule checks them
+                options = MappingProxyType({**options, "intermediates": tuple(int(t) for t in op.intermediates)})
             nodes.append(Node(i, kind, tuple(int(t) for t in (op.inputs if op.inputs is not None else ())), outputs,
-                              _options(op, kind, f"layer {i} ({opname}, {label!r})"), label))
+                              options, label))
         tensors, nodes = variables.lower(tensors, nodes)
         graph = Graph(tuple(tensors), tuple(nodes), tuple(int(t) for t in (sub.inputs if sub.inputs is not None else ())),
                       tuple(int(t) for t in (sub.outputs if sub.outputs is not None else ())), name, model_hash(data))

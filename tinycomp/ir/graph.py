@@ -56,6 +56,7 @@ class Op(enum.Enum):
     # a state tensor (variable=True) and evaluates CALL_ONCE's initialiser
     READ_VARIABLE = "READ_VARIABLE"  # state -> its output, a copy
     ASSIGN_VARIABLE = "ASSIGN_VARIABLE"  # (state, value): value -> state; no output
+    UNIDIRECTIONAL_SEQUENCE_LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 
     @property
     def is_alias(self) -> bool:

@@ -392,6 +392,70 @@ def _read_variable(c: _Check) -> None:
 
 def _assign_variable(c: _Check) -> None:
     _same_variable(c, c.graph.tensor(c.node.inputs[1]), "the assigned value")
+# UNIDIRECTIONAL_SEQUENCE_LSTM's 24 inputs (TFLite's lstm_shared.h): input 0,
+# input_to_{input, forget, cell, output} weights 1-4, recurrent_to_* 5-8,
+# peephole cell_to_* 9-11, gate biases 12-15, projection 16-17, the hidden
+# (output) state 18 and the cell state 19 (variables), layer norm 20-23.
+LSTM_INPUT_WEIGHTS, LSTM_RECURRENT_WEIGHTS, LSTM_BIASES = (1, 2, 3, 4), (5, 6, 7, 8), (12, 13, 14, 15)
+LSTM_HIDDEN, LSTM_CELL = 18, 19
+_LSTM_FEATURES = {  # optional inputs of LSTM variants TFLite Micro's integer kernel refuses
+    "CIFG (no input gate)": (1, 5, 12), "peephole connections": (9, 10, 11),
+    "a projection": (16, 17), "layer normalization": (20, 21, 22, 23)}
+
+
+def _lstm(c: _Check) -> None:
+    """TFLM's UnidirectionalSequenceLstmPrepare (lstm_eval_common.cc): the
+    standard LSTM only, int8 activations, int8 weights, int32 biases, an
+    int16 cell state; input (batch, time, depth), or (time, batch, depth)
+    when time_major; output the input's first two dimensions x cells."""
+    for what, inputs in _LSTM_FEATURES.items():
+        cifg = inputs == _LSTM_FEATURES["CIFG (no input gate)"]  # refused when these are absent
+        if any(c.has(i) != cifg for i in inputs):
+            raise c.error(f"{what} is not supported (TFLite Micro's integer LSTM has none)", UnsupportedOpError)
+    opts = c.node.options
+    if opts.get("activation", "TANH") != "TANH":
+        raise c.error(f"cell activation {opts.get('activation')} is not supported; TFLite Micro's "
+                      "integer LSTM computes TANH only", UnsupportedOpError)
+    if opts.get("diagonal_recurrent_tensors"):
+        raise c.error("diagonal recurrent weights are not supported (TFLite Micro needs full matrices)",
+                      UnsupportedOpError)
+    clip = opts.get("cell_clip", 0.0)
+    if not isinstance(clip, (int, float)) or not 0.0 <= clip < float("inf"):
+        raise c.error(f"cell_clip {clip!r} must be 0 (none) or a positive number")
+    d0, d1, depth = c.rank(0, 3)
+    batch = d1 if opts.get("time_major") else d0
+    x = c.graph.tensor(c.node.inputs[0])
+    cells = c.shape(2)[0] if len(c.shape(2)) == 2 else -1
+    for i in LSTM_INPUT_WEIGHTS + LSTM_RECURRENT_WEIGHTS:
+        w = c.graph.tensor(c.node.inputs[i])
+        width = depth if i in LSTM_INPUT_WEIGHTS else cells
+        c.const(i)
+        if tuple(w.shape) != (cells, width) or w.dtype != "int8":
+            raise c.error(f"weights {w.name!r} (input {i}) must be int8 [{cells}, {width}], "
+                          f"not {w.dtype} {list(w.shape)}")
+    for i in LSTM_BIASES:
+        bias = c.graph.tensor(c.node.inputs[i])
+        c.const(i)
+        if tuple(bias.shape) != (cells,) or bias.dtype != "int32":
+            raise c.error(f"bias {bias.name!r} (input {i}) must be int32 [{cells}], not {bias.dtype} "
+                          f"{list(bias.shape)}")
+    hidden, cell = c.graph.tensor(c.node.inputs[LSTM_HIDDEN]), c.graph.tensor(c.node.inputs[LSTM_CELL])
+    for state, dtype in ((hidden, x.dtype), (cell, "int16")):
+        if not state.variable or state.dtype != dtype:
+            raise c.error(f"state {state.name!r} must be a {dtype} variable tensor (TFLite Micro requires it)")
+    if len(hidden.shape) < 2 or hidden.shape[1] != cells or hidden.size != batch * cells or \
+            cell.size != batch * cells:
+        raise c.error(f"states {list(hidden.shape)} and {list(cell.shape)} do not hold [{batch}, {cells}] "
+                      "(batch, cells)")
+    for t in opts.get("intermediates", ()):
+        if not 0 <= t < len(c.graph.tensors):
+            raise c.error(f"intermediate tensor {t} does not exist")
+        if c.graph.tensor(t).nbytes:
+            raise c.error(f"intermediate tensor {c.graph.tensor(t).name!r} has {c.graph.tensor(t).nbytes} "
+                          "bytes; TFLite Micro supports only empty intermediates", UnsupportedOpError)
+    if c.graph.tensor(c.node.outputs[0]).dtype != x.dtype:
+        raise c.error("the output type differs from the input's")
+    c.expect((d0, d1, cells), f"input {[d0, d1, depth]} and {cells} cells")
 
 
 RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
@@ -437,6 +501,7 @@ RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
     Op.BATCH_MATMUL: (2, 2, _batch_matmul),
     Op.READ_VARIABLE: (1, 1, _read_variable),
     Op.ASSIGN_VARIABLE: (2, 2, _assign_variable),
+    Op.UNIDIRECTIONAL_SEQUENCE_LSTM: (24, 24, _lstm),
 }
 
 # Ops with several outputs (their rule checks each), and with none; every
@@ -444,12 +509,15 @@ RULES: dict[Op, tuple[int, int | None, Callable[[_Check], None]]] = {
 MULTI_OUTPUT = {Op.SPLIT, Op.SPLIT_V}
 NO_OUTPUT = {Op.ASSIGN_VARIABLE}
 
-# Inputs that may be absent (-1): the bias of the ops that have one.
-OPTIONAL_INPUTS = {Op.CONV_2D: {2}, Op.DEPTHWISE_CONV_2D: {2}, Op.FULLY_CONNECTED: {2}, Op.SVDF: {3}, Op.TRANSPOSE_CONV: {3}}
+# Inputs that may be absent (-1): the bias of the ops that have one, and the
+# LSTM variants' inputs (refused by name in its rule).
+OPTIONAL_INPUTS = {Op.CONV_2D: {2}, Op.DEPTHWISE_CONV_2D: {2}, Op.FULLY_CONNECTED: {2}, Op.SVDF: {3}, Op.TRANSPOSE_CONV: {3},
+                   Op.UNIDIRECTIONAL_SEQUENCE_LSTM: {i for v in _LSTM_FEATURES.values() for i in v}}
 
 # The inputs through which an op keeps state between inferences (a variable
 # tensor it updates in place); no other input may be a variable tensor.
-STATE_INPUTS = {Op.SVDF: {4}, Op.READ_VARIABLE: {0}, Op.ASSIGN_VARIABLE: {0}}
+STATE_INPUTS = {Op.SVDF: {4}, Op.READ_VARIABLE: {0}, Op.ASSIGN_VARIABLE: {0},
+                Op.UNIDIRECTIONAL_SEQUENCE_LSTM: {LSTM_HIDDEN, LSTM_CELL}}
 
 
 def check_node_shapes(graph: Graph, node: Node) -> None:

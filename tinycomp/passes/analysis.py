@@ -26,6 +26,9 @@ def layer_macs(graph: Graph, node: Node) -> int:
         filters, depth = graph.tensor(node.inputs[1]).shape
         memory = graph.tensor(node.inputs[2]).shape[1]
         return graph.tensor(node.inputs[0]).shape[0] * filters * (depth + memory)
+    if node.op == Op.UNIDIRECTIONAL_SEQUENCE_LSTM:  # 4 gates: input and recurrent dots per step
+        cells, depth = graph.tensor(node.inputs[2]).shape
+        return out.size // cells * 4 * cells * (depth + cells)
     return 0
 
 
