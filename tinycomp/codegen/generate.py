@@ -332,7 +332,7 @@ def _states(graph: Graph, plan: MemoryPlan, constants: list[Constant]) -> list[d
             constants.append(Constant(init, ctype, np.asarray(tensor.init, dtype=tensor.dtype).reshape(-1)))
         # without one, TFLM fills a variable tensor with zeros, an int8 one with
         # its zero point (MicroGraph::ResetVariableTensors)
-        fill = tensor.zero_point & 0xFF if tensor.dtype == "int8" and init is None else 0
+        fill = tensor.zero_point & 0xFF if tensor.dtype == "int8" and tensor.init is None else 0
         rows.append({"name": tensor.name, "ctype": ctype, "size": tensor.size, "bytes": tensor.nbytes,
                      "var": _pointer(plan, graph, t, False), "init": init, "fill": fill})
     return rows
