@@ -292,3 +292,15 @@ def test_tflm_refuses_what_tinycomp_refuses():
     for kind in ("cifg", "peephole", "intermediate with bytes"):
         with pytest.raises(Exception):
             make_interpreter(_variant(kind))
+
+
+def test_keras_lstm_converted_by_tflite_bit_exact():
+    """A Keras (tf_keras) LSTM keyword spotter as the TFLite converter writes
+    it (UNIDIRECTIONAL_SEQUENCE_LSTM, STRIDED_SLICE of the last step, FC,
+    SOFTMAX), 24 utterances in a row: equal to TFLM, state carried."""
+    from tests.support.keras_lstm import keras_lstm_model, utterances
+
+    buf = keras_lstm_model()
+    assert [n.op.value for n in parse_tflite(buf).nodes][0] == "UNIDIRECTIONAL_SEQUENCE_LSTM"
+    ours = assert_bit_exact(buf, utterances(24, 0))
+    assert len(np.unique(ours.reshape(24, -1), axis=0)) > 12

@@ -43,3 +43,10 @@ def test_lstm_keyword_model_on_board(board):
     buf = lstm_keyword_model()
     x = np.random.default_rng(4).integers(-128, 128, (20, 1, 12, 10)).astype(np.int8)
     assert_bit_exact_on_board(buf, x, board)
+
+
+@pytest.mark.parametrize("board", ["qemu", "qemu-mps2-an385"])
+def test_keras_lstm_converted_by_tflite_on_board(board):
+    from tests.support.keras_lstm import keras_lstm_model, utterances
+
+    assert_bit_exact_on_board(keras_lstm_model(), utterances(12, 1), board)
