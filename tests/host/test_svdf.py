@@ -36,6 +36,15 @@ def test_svdf_sequences_bit_exact(seed):
     assert any(len(np.unique(o.reshape(STEPS, -1), axis=0)) > 1 for o in ours)
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_int8_state_svdf_sequences_bit_exact(seed):
+    """The same with an int8 state and int8 time weights (TFLite Micro's other
+    integer SVDF), the state saturating at int8's bounds in some layers."""
+    buf = svdf_model(100 + seed, CASES, np.int8)
+    ours = assert_bit_exact(buf, svdf_sequence(buf, seed, STEPS))
+    assert any(len(np.unique(o.reshape(STEPS, -1), axis=0)) > 1 for o in ours)
+
+
 def _with_state_buffer(buf: bytes, value: int) -> bytes:
     m = flatbuffer_utils.read_model_from_bytearray(bytearray(buf))
     for t in m.subgraphs[0].tensors:
@@ -159,7 +168,11 @@ def _one_svdf(state_dtype=np.int16, state_zp=0, variable=True, bias=True, bias_s
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(state_dtype=np.int8, wt_dtype=np.int8), UnsupportedOpError, "int8 state are not supported"),
+    (dict(state_dtype=np.int8, wt_dtype=np.int16), UnsupportedOpError,
+     "int16 time weights with an int8 state are not supported"),
+    (dict(state_dtype=np.int16, wt_dtype=np.int8), UnsupportedOpError,
+     "int8 time weights with an int16 state are not supported"),
+    (dict(state_dtype=np.int8, wt_dtype=np.int8, state_zp=2), UnsupportedOpError, "int8 state has zero point 2"),
     (dict(state_zp=3), UnsupportedOpError, "zero point 3; it must be 0"),
     (dict(bias=False), UnsupportedOpError, "needs a bias"),
     (dict(bias_scale=0.5), UnsupportedOpError, "bias scale"),

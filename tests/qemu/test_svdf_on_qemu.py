@@ -20,6 +20,12 @@ def test_svdf_sequences_on_board(board):
     assert_bit_exact_on_board(buf, svdf_sequence(buf, 0, 16), board)
 
 
+@pytest.mark.parametrize("board", ["qemu", "qemu-mps2-an385"])
+def test_int8_state_svdf_sequences_on_board(board):
+    buf = svdf_model(100, 14, np.int8)
+    assert_bit_exact_on_board(buf, svdf_sequence(buf, 0, 16), board)
+
+
 def test_reset_command_restarts_the_sequence(tmp_path):
     buf = svdf_model(5, 3)
     build_graph(parse_tflite(buf), buf, tmp_path / "b", "qemu")

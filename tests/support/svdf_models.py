@@ -7,7 +7,10 @@ import numpy as np
 from .tflite_builder import ModelBuilder
 
 
-def _case(b: ModelBuilder, rng: np.random.Generator, edge: str) -> None:
+def _case(b: ModelBuilder, rng: np.random.Generator, edge: str, state=np.int16) -> None:
+    """One SVDF layer; `state` the state's type (int16 with int16 time
+    weights, or int8 with int8 ones: the pairs TFLite Micro runs)."""
+    wide = state == np.int16
     batch = int(rng.integers(1, 3))
     depth = int(rng.integers(1, 24))
     rank = int(rng.integers(1, 4))
@@ -20,19 +23,20 @@ def _case(b: ModelBuilder, rng: np.random.Generator, edge: str) -> None:
     wf = rng.integers(-127, 128, (filters, depth))
     s_wf = float(rng.uniform(0.002, 0.05))
     # feature dots spread about 128 * 70 * sqrt(depth); the state keeps them
-    # within int16 unless the case is about saturating it
+    # within its type unless the case is about saturating it
     spread = 128 * 70 * np.sqrt(depth)
-    ratio = spread / (3e5 if edge == "state_saturates" else rng.uniform(200, 3000))
+    typical = rng.uniform(200, 3000) if wide else rng.uniform(15, 100)
+    ratio = spread / ((3e5 if wide else 3000) if edge == "state_saturates" else typical)
     s_st = s_x * s_wf * ratio
-    wt_max = int(rng.integers(100, 32768))
+    wt_max = int(rng.integers(100, 32768) if wide else rng.integers(10, 128))
     wt = rng.integers(-wt_max, wt_max + 1, (filters, memory))
-    s_wt = float(rng.uniform(1e-5, 1e-3))
-    time_spread = wt_max / 2 * 8000 * np.sqrt(memory * rank)
+    s_wt = float(rng.uniform(1e-5, 1e-3) if wide else rng.uniform(1e-3, 1e-1))
+    time_spread = wt_max / 2 * (8000 if wide else 60) * np.sqrt(memory * rank)
     s_out = s_st * s_wt * time_spread / (400 if edge == "out_saturates" else rng.uniform(30, 90))
     bias_scale = float(np.float32(np.float32(s_st) * np.float32(s_wt)))
     bias = rng.integers(-int(time_spread), int(time_spread) + 1, units)
-    st = b.variable((batch, memory * filters), s_st)
-    y = b.svdf(x, b.const_int8(wf, s_wf), b.const(wt, np.int16, s_wt),
+    st = b.variable((batch, memory * filters), s_st, 0, state)
+    y = b.svdf(x, b.const_int8(wf, s_wf), b.const(wt, state, s_wt),
                b.const_int32(bias, bias_scale), st, rank, s_out, int(rng.integers(-30, 31)),
                activation=str(rng.choice(["NONE", "RELU"])))
     b.output(y)
@@ -41,11 +45,11 @@ def _case(b: ModelBuilder, rng: np.random.Generator, edge: str) -> None:
 EDGES = ("", "", "", "zp_min", "zp_max", "state_saturates", "out_saturates")
 
 
-def svdf_model(seed: int, cases: int) -> bytes:
+def svdf_model(seed: int, cases: int, state=np.int16) -> bytes:
     rng = np.random.default_rng(seed)
     b = ModelBuilder()
     for k in range(cases):
-        _case(b, rng, EDGES[k % len(EDGES)])
+        _case(b, rng, EDGES[k % len(EDGES)], state)
     return b.build()
 
 

@@ -1,5 +1,6 @@
-"""SVDF, int8 input and output with an int16 activation state, as TFLite
-Micro's integer reference (EvalIntegerSvdfReference) computes it.
+"""SVDF, int8 input and output with an int16 activation state and int16 time
+weights, or an int8 state and int8 time weights, as TFLite Micro's integer
+reference (EvalIntegerSvdfReference) computes it.
 
 Per inference, per batch row b:
 1. the whole state (batch, filters, memory) moves one place towards the
@@ -7,7 +8,7 @@ Per inference, per batch row b:
    previous row's last slot, which step 2 overwrites);
 2. each filter f's feature dot sum_c wf[f, c] * (x[b, c] - zp_in) is
    requantized by scale_in * scale_wf / scale_state (float32 products, as
-   C++ computes them), clamped to int16 and written to the newest slot,
+   C++ computes them), clamped to the state's type and written to the newest slot,
    state[b, f, memory - 1];
 3. each unit u sums bias[u] and, for its `rank` filters, the time dot
    sum_m wt[f, m] * state[b, f, m]; that is requantized by
@@ -27,14 +28,15 @@ from ..layer import Layer
 
 def svdf(layer: Layer) -> dict:
     x, wf, wt, state, out = layer.input(0), layer.input(1), layer.input(2), layer.input(4), layer.output()
-    if state.dtype != "int16" or wt.dtype != "int16":
-        raise layer.refuse(f"{wt.dtype} time weights and {state.dtype} state are not supported "
-                           "(tinycomp compiles int16 time weights with an int16 state)")
+    if (wt.dtype, state.dtype) not in (("int16", "int16"), ("int8", "int8")):
+        # TFLite Micro runs these two pairs (a mixed pair crashes its interpreter)
+        raise layer.refuse(f"{wt.dtype} time weights with an {state.dtype} state are not supported "
+                           "(TFLite Micro runs int16 with int16, or int8 with int8)")
     if wf.dtype != "int8" or wf.quant is None or wf.quant.per_channel or wt.quant is None \
             or wt.quant.per_channel:
-        raise layer.refuse("weights must be int8 (feature) and int16 (time), quantized per tensor")
+        raise layer.refuse(f"weights must be int8 (feature) and {wt.dtype} (time), quantized per tensor")
     if state.zero_point != 0:
-        raise layer.refuse(f"the int16 state has zero point {state.zero_point}; it must be 0")
+        raise layer.refuse(f"the {state.dtype} state has zero point {state.zero_point}; it must be 0")
     if not layer.has_input(3):
         # TFLM reads the bias scale unconditionally in its integer Prepare
         raise layer.refuse("the integer SVDF needs a bias (TFLite Micro reads its scale)")
@@ -62,7 +64,9 @@ def svdf(layer: Layer) -> dict:
         "units": units, "state_size": batch * filters * memory,
         "wf": layer.const("wf", w, "int8_t"),
         "fbias": layer.const("fbias", feature_bias, "int32_t"),
-        "wt": layer.const("wt", wt.data, "int16_t"),
+        "wt": layer.const("wt", wt.data, f"{wt.dtype}_t"),
+        "state_t": f"{state.dtype}_t", "wt_t": f"{wt.dtype}_t",
+        "state_min": int(np.iinfo(state.dtype).min), "state_max": int(np.iinfo(state.dtype).max),
         "bias": layer.const("bias", bias.data, "int32_t"),
         "m1": m1, "s1": s1, "m2": m2, "s2": s2, "zp_out": out.zero_point,
     }
