@@ -84,7 +84,7 @@ def test_a_candidate_is_the_same_in_a_worker_process(mlp):
 
     root, s = mlp
     task = ((root / "mlp.keras").read_bytes(), s.x_train[:200], s.y_train[:200], s.x_test[:100], s.y_test[:100],
-            0.6, 0.0, 1, 1.0, None)
+            0.6, 0.0, "lamp", 1, 1.0, None)
     here = evaluate(*task)
     there = run_tasks(evaluate, [task, task], workers=2)
     for row in there:
