@@ -6,7 +6,8 @@ import pytest
 
 from tests.support.cli import assert_one_line_error, tinycomp
 
-pytestmark = pytest.mark.tf
+# One xdist worker runs them all: each search already keeps two processes busy.
+pytestmark = [pytest.mark.tf, pytest.mark.xdist_group("search")]
 
 
 @pytest.fixture(scope="module")
