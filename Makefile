@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	fi
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test,torch]'
+	$(VENV)/bin/pip install -q -e '.[test,torch,ray]'
 	# tf_keras converts an LSTM to the fused op (Keras 3 does not); it asks for
 	# `tensorflow` by name, which tensorflow-cpu already is: no deps
 	$(VENV)/bin/pip install -q --no-deps 'tf-keras==2.21.0'

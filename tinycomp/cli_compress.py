@@ -63,6 +63,9 @@ def load_keras(path: Path):
 @click.option("--max-drop", type=float, default=1.0, show_default=True,
               help="Accuracy budget: points of INT8 test accuracy the result may lose against MODEL; "
                    "over it, the report is written and no model.")
+@click.option("--allocation", type=click.Choice(["lamp", "fisher", "uniform"]), default="lamp", show_default=True,
+              help="How --prune's zeros spread over layers: by LAMP score (small layers keep more), by "
+                   "second-order saliency F·w²/2 (the Fisher diagonal), or the same sparsity everywhere.")
 @click.option("--rounding", type=click.Choice(["nearest", "stochastic", "both"]), default="nearest",
               show_default=True,
               help="QAT's weight rounding in training steps: stochastic is unbiased (the expected value is "
@@ -85,7 +88,7 @@ def load_keras(path: Path):
 @click.option("--sensitivity", is_flag=True,
               help="Add per-layer sensitivity to the report: the input model's accuracy with only one layer "
                    "quantized, or pruned at --prune (0.5 without it); two test-set passes per layer.")
-def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, max_drop, rounding, distill,
+def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, max_drop, allocation, rounding, distill,
              temperature, budget_bytes, workers, ray_address, out_path, report_path, sensitivity):
     """Compress a Keras MODEL and write the result to --out (and its INT8 .tflite beside it).
 
@@ -96,7 +99,8 @@ def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, max_
     from .frontends.keras import quiet_tensorflow
 
     opts = CompressOptions(prune=prune, channels=channels, low_rank=low_rank, qat=qat, epochs=epochs,
-                           max_drop=max_drop, rounding=rounding, distill=temperature if distill else None)
+                           max_drop=max_drop, allocation=allocation, rounding=rounding,
+                           distill=temperature if distill else None)
     check_options(opts)  # before loading TensorFlow: a typo should fail fast
     methods = [f"--{n}" for n, v in (("prune", prune), ("channels", channels), ("low-rank", low_rank),
                                      ("qat", qat)) if v]

@@ -149,11 +149,13 @@ def test_compress_end_to_end(tmp_path, data):
                    "## Sensitivity", "pruned S=0.5", "| all layers at once |", "Most sensitive:",
                    "## Predicted against measured", "| accuracy drop, float to INT8 |",
                    "distilled from the input model", "T = 4",
-                   "QAT, nearest rounding", "QAT, stochastic rounding", "; kept"):
+                   "QAT, nearest rounding", "QAT, stochastic rounding", "; kept",
+                   "| layer | Fisher trace | INT8: predicted Δloss |"):
         assert needed in text, needed
     # The sensitivity rows are the input model's layers, one each.
-    sens = text.split("## Sensitivity")[1].split("## Size")[0]
+    sens, fisher = text.split("## Sensitivity")[1].split("## Size")[0].split("Second-order prediction")
     assert sum(sens.count(f"| {n} |") for n in ("conv2d", "depthwise_conv2d", "conv2d_1", "dense_10")) == 4
+    assert sum(fisher.count(f"| {n} |") for n in ("conv2d", "depthwise_conv2d", "conv2d_1", "dense_10")) == 4
 
 
 @pytest.mark.tf

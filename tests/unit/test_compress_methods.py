@@ -193,3 +193,45 @@ def test_stochastic_rounding_is_unbiased_in_training_and_nearest_after(env):
     assert np.allclose(nearest, np.round(kernel / step) * step, atol=1e-6)
     assert np.allclose(np.asarray(plain(eye, training=True)), nearest, atol=1e-6)
     assert dense.get_config()["rounding"] == "stochastic"
+
+
+def test_fisher_diagonal_is_the_mean_squared_per_sample_gradient(env):
+    """For softmax regression the per-sample gradient of the cross-entropy
+    w.r.t. the kernel is x (p - onehot(y))^T: the Fisher diagonal is the mean
+    of its square, not the square of the batch's mean."""
+    from tinycomp.compress.sensitivity import fisher_diagonal
+
+    _, _, keras = env
+    rng = np.random.default_rng(2)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="softmax")])
+    model.layers[0].set_weights([rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)])
+    x = rng.normal(size=(40, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    w, b = model.layers[0].get_weights()
+    z = x @ w + b
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    g = x[:, :, None] * (p - np.eye(3)[y])[:, None, :]
+    fisher = fisher_diagonal(model, x, y)[model.layers[0].name]
+    np.testing.assert_allclose(fisher, np.mean(g * g, axis=0), rtol=1e-4, atol=1e-9)
+
+
+def test_fisher_allocation_protects_the_sensitive_layer():
+    """Second-order saliency F w^2 / 2 ranks weights across layers: a layer the
+    loss is sensitive to keeps its weights, the overall count is exact, and no
+    layer goes beyond MAX_LAYER_SPARSITY."""
+    from types import SimpleNamespace
+
+    from tinycomp.compress import prune
+
+    rng = np.random.default_rng(4)
+
+    def layer(name, n):
+        w = rng.normal(size=n)
+        return SimpleNamespace(name=name, kernel=SimpleNamespace(numpy=lambda w=w: w))
+
+    layers = [layer("a", 100), layer("b", 300), layer("c", 600)]
+    fisher = {"a": np.full(100, 1e3), "b": np.ones(300), "c": np.full(600, 1e-3)}
+    spread = prune.fisher_sparsities(layers, fisher, 0.6)
+    assert spread["a"] == 0.0 and spread["c"] == pytest.approx(prune.MAX_LAYER_SPARSITY, abs=0.01)
+    assert sum(spread[l.name] * n for l, n in zip(layers, (100, 300, 600))) == pytest.approx(600, abs=1)

@@ -6,7 +6,8 @@ import pytest
 
 from tests.support.cli import assert_one_line_error, tinycomp
 
-pytestmark = pytest.mark.tf
+# One xdist worker runs them all: each search already keeps two processes busy.
+pytestmark = [pytest.mark.tf, pytest.mark.xdist_group("search")]
 
 
 @pytest.fixture(scope="module")
@@ -78,16 +79,17 @@ def test_budget_too_small_says_by_how_much(mlp, tmp_path):
     assert not (tmp_path / "none.keras").exists()
 
 
-def test_a_candidate_is_the_same_in_a_worker_process(mlp):
+def test_a_candidate_is_the_same_in_a_worker_process_and_on_ray(mlp):
     from tinycomp.compress.search import evaluate
     from tinycomp.compress.tasks import run_tasks
 
     root, s = mlp
     task = ((root / "mlp.keras").read_bytes(), s.x_train[:200], s.y_train[:200], s.x_test[:100], s.y_test[:100],
-            0.6, 0.0, 1, 1.0, None)
+            0.6, 0.0, "lamp", 1, 1.0, None)
     here = evaluate(*task)
     there = run_tasks(evaluate, [task, task], workers=2)
-    for row in there:
+    on_ray = run_tasks(evaluate, [task], ray_address="local")  # a local Ray cluster, started and stopped
+    for row in there + on_ray:
         assert (row["bytes"], row["accuracy"], row["tflite"]) == (here["bytes"], here["accuracy"], here["tflite"])
 
 

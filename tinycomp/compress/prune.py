@@ -72,6 +72,34 @@ def lamp_sparsities(layers, sparsity: float) -> dict[str, float]:
             for layer, a, b in zip(layers, bounds[:-1], bounds[1:])}
 
 
+MAX_LAYER_SPARSITY = 0.97  # Fisher allocation: no layer loses more (it must still compute something)
+
+
+def fisher_sparsities(layers, fisher: dict[str, np.ndarray], sparsity: float) -> dict[str, float]:
+    """Per-layer sparsities removing `sparsity` of all prunable weights overall,
+    the weights ranked across layers by their Optimal Brain Damage saliency
+    F w^2 / 2: the loss a weight's removal costs to second order, with F the
+    Fisher diagonal (the mean squared gradient of the loss per weight). A layer
+    the loss is sensitive to keeps more weights whatever its size; no layer
+    goes beyond MAX_LAYER_SPARSITY."""
+    scores, caps = [], []
+    for layer in layers:
+        w = np.asarray(layer.kernel.numpy(), np.float64).ravel()
+        scores.append(0.5 * np.asarray(fisher[layer.name], np.float64).ravel() * w * w)
+        caps.append(int(MAX_LAYER_SPARSITY * w.size))
+    flat = np.concatenate(scores)
+    owner = np.concatenate([np.full(len(sc), i) for i, sc in enumerate(scores)])
+    k = int(round(sparsity * flat.size))
+    counts = np.zeros(len(layers), int)
+    for i in owner[np.argsort(flat, kind="stable")]:  # least salient first, skipping full layers
+        if k == 0:
+            break
+        if counts[i] < caps[i]:
+            counts[i] += 1
+            k -= 1
+    return {layer.name: float(counts[i] / len(scores[i])) for i, layer in enumerate(layers)}
+
+
 def apply_masks(layers, sparsity) -> None:
     """sparsity: one fraction for every layer, or {layer name: fraction}."""
     for layer in layers:
@@ -109,6 +137,9 @@ def make_callback(layers, final_sparsity, end_step: int, frequency: int = 1):
     return PruningCallback()
 
 
+ALLOCATIONS = ("lamp", "fisher", "uniform")
+
+
 def prune_magnitude(model, x, y, sparsity: float, epochs: int = 4, batch_size: int = 32,
                     learning_rate: float = 1e-3, layers=None, allocation: str = "lamp",
                     recover=None, temperature: float | None = None):
@@ -116,7 +147,8 @@ def prune_magnitude(model, x, y, sparsity: float, epochs: int = 4, batch_size: i
     their weights are zero, fine-tuning on (x, y).
 
     allocation "lamp" spreads the zeros over layers by LAMP score
-    (lamp_sparsities), "uniform" gives every layer the same sparsity. The
+    (lamp_sparsities), "fisher" by second-order saliency (fisher_sparsities),
+    "uniform" gives every layer the same sparsity. The
     schedule raises sparsity over `epochs`; then `recover(model, callbacks)`,
     if given, fine-tunes with the masks held (until accuracy is back). With a
     temperature, y holds distill.pack rows.
@@ -125,9 +157,17 @@ def prune_magnitude(model, x, y, sparsity: float, epochs: int = 4, batch_size: i
     layers = prunable_layers(model) if layers is None else layers
     if not layers:
         raise ModelError("model has no prunable layer (Conv1D, Conv2D, DepthwiseConv2D or Dense)")
-    if allocation not in ("lamp", "uniform"):
-        raise InputDataError(f"allocation must be 'lamp' or 'uniform', not {allocation!r}")
-    targets = lamp_sparsities(layers, sparsity) if allocation == "lamp" else {l.name: sparsity for l in layers}
+    if allocation not in ALLOCATIONS:
+        raise InputDataError(f"allocation must be one of {', '.join(ALLOCATIONS)}, not {allocation!r}")
+    if allocation == "fisher":
+        from .sensitivity import fisher_diagonal
+
+        labels = y[:, 0] if np.ndim(y) == 2 else y  # distillation's packed targets start with the label
+        targets = fisher_sparsities(layers, fisher_diagonal(model, x, labels, layers), sparsity)
+    elif allocation == "lamp":
+        targets = lamp_sparsities(layers, sparsity)
+    else:
+        targets = {l.name: sparsity for l in layers}
     steps = max(1, epochs) * int(np.ceil(len(x) / batch_size))
     callback = make_callback(layers, targets, end_step=max(1, (2 * steps) // 3))
     compile_for_finetune(model, learning_rate, temperature)

@@ -177,6 +177,16 @@ class Report:
 
         for r in s["rows"]:
             lines.append(f"| {r['layer']} | {r['weights']:,} | {cells(r['int8'])} | {cells(r['pruned'])} |")
+        if s["rows"] and "fisher" in s["rows"][0]:
+            lines += ["", "Second-order prediction of the same changes, from the Fisher diagonal F (the mean "
+                      "squared gradient of the loss per weight, one sample at a time): the loss increase "
+                      "F·Δw²/2 summed over the layer's weights, Δw the rounding to int8 or the pruned "
+                      "weights themselves. `--allocation fisher` spreads `--prune` by this saliency.", "",
+                      "| layer | Fisher trace | INT8: predicted Δloss | pruned: predicted Δloss |",
+                      "|---|---|---|---|"]
+            for r in s["rows"]:
+                f = r["fisher"]
+                lines.append(f"| {r['layer']} | {f['fisher_trace']:.4g} | {f['int8']:.3g} | {f['pruned']:.3g} |")
         n = sum(r["weights"] for r in s["rows"])
         lines.append(f"| all layers at once | {n:,} | {cells(s['all_int8'])} | {cells(s['all_pruned'])} |")
         if s["rows"]:

@@ -10,10 +10,12 @@ every constant as `build --optimize size` stores it (weights, sparse indices,
 biases, multipliers, shifts, tables). Candidates are independent seeded tasks
 (tasks.py), so they run in parallel and give the same table anywhere.
 
-The search: the plain INT8 model and a ladder of sparsities; then, twice,
-candidates between the best feasible sparsity and the nearest infeasible one
-(bisection: accuracy falls and size shrinks as sparsity grows); then channel
-pruning on top of the best. The choice is the smallest feasible candidate
+The search: the plain INT8 model and a ladder of sparsities (spread over
+layers by LAMP score); then, twice, candidates between the best feasible
+sparsity and the nearest infeasible one (bisection: accuracy falls and size
+shrinks as sparsity grows); then, at the best sparsity, the zeros spread by
+second-order saliency instead (prune.fisher_sparsities: measured per-layer
+sensitivity decides), and channel pruning on top. The choice is the smallest feasible candidate
 (--max-drop) or the most accurate one within --budget-bytes.
 """
 from __future__ import annotations
@@ -41,13 +43,14 @@ def stored_bytes(tflite: bytes) -> int:
     return generate(parse_tflite(tflite), storage="size").weights_bytes
 
 
-def label(prune: float, channels: float) -> str:
-    parts = [f"S={prune:g}" if prune else "", f"channels -{channels:.0%}" if channels else ""]
+def label(prune: float, channels: float, allocation: str = "lamp") -> str:
+    parts = [f"S={prune:g}" + (f" ({allocation})" if prune and allocation != "lamp" else "") if prune else "",
+             f"channels -{channels:.0%}" if channels else ""]
     return ", ".join(p for p in parts if p) or "INT8 only"
 
 
 def evaluate(keras_model: bytes, x_train, y_train, x_test, y_test, prune: float, channels: float,
-             epochs: int, max_drop: float, distill: float | None) -> dict:
+             allocation: str, epochs: int, max_drop: float, distill: float | None) -> dict:
     """One candidate, from the input model's .keras bytes; a task (tasks.py)."""
     from tinycomp.cli_compress import load_keras
     from tinycomp.frontends.keras import quiet_tensorflow
@@ -55,7 +58,7 @@ def evaluate(keras_model: bytes, x_train, y_train, x_test, y_test, prune: float,
     from .steps import CompressOptions, compress
 
     opts = CompressOptions(prune=prune or None, channels=channels or None, epochs=epochs, max_drop=max_drop,
-                           distill=distill, baseline=not (prune or channels))  # the plain INT8 row is a candidate
+                           allocation=allocation, distill=distill, baseline=not (prune or channels))  # the plain INT8 row is a candidate
     with tempfile.TemporaryDirectory(prefix="tinycomp-candidate-") as tmp, quiet_tensorflow():
         path = Path(tmp) / "model.keras"
         path.write_bytes(keras_model)
@@ -63,7 +66,8 @@ def evaluate(keras_model: bytes, x_train, y_train, x_test, y_test, prune: float,
         out = Path(tmp) / "out.keras"
         model.save(out)
         compressed = out.read_bytes()
-    return {"label": label(prune, channels), "prune": prune, "channels": channels, "bytes": stored_bytes(tflite),
+    return {"label": label(prune, channels, allocation), "prune": prune, "channels": channels,
+            "allocation": allocation, "bytes": stored_bytes(tflite),
             "accuracy": report.int8_accuracy, "input_accuracy": report.steps[0].accuracy,
             "tflite": tflite, "keras": compressed, "report": report}
 
@@ -122,10 +126,13 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
     progress = Progress(describe, stream)
 
     def run(candidates):
-        tried = {(r["prune"], r["channels"]) for r in rows}
+        """candidates: (sparsity, channel fraction[, allocation])"""
+        candidates = [(*c, "lamp")[:3] for c in candidates]
+        tried = {(r["prune"], r["channels"], r["allocation"]) for r in rows}
         todo = [c for c in dict.fromkeys(candidates) if c not in tried]
         progress.add(len(todo))
-        tasks = [(keras_model, x_train, y_train, x_test, y_test, p, c, epochs, max_drop, distill) for p, c in todo]
+        tasks = [(keras_model, x_train, y_train, x_test, y_test, p, c, a, epochs, max_drop, distill)
+                 for p, c, a in todo]
         fresh: list[dict] = []
 
         def done(_, row):
@@ -133,7 +140,7 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
             progress.step(rows + fresh)
 
         run_tasks(evaluate, tasks, workers, ray_address, done)
-        rows.extend(sorted(fresh, key=lambda r: todo.index((r["prune"], r["channels"]))))
+        rows.extend(sorted(fresh, key=lambda r: todo.index((r["prune"], r["channels"], r["allocation"]))))
 
     run([(s, 0.0) for s in LADDER])
     if budget_bytes is not None and best(rows) is None:
@@ -141,14 +148,16 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
     for _ in range(REFINE_ROUNDS):
         if best(rows) is None and budget_bytes is not None:
             break
-        lo, hi = _bracket([r for r in rows if r["channels"] == 0.0], feasible, budget_bytes is not None)
+        lo, hi = _bracket([r for r in rows if r["channels"] == 0.0 and r["allocation"] == "lamp"], feasible,
+                          budget_bytes is not None)
         if hi - lo <= CLOSE_ENOUGH:
             break
         k = max(1, min(workers, 3))
         run([(round(lo + (hi - lo) * (i + 1) / (k + 1), 3), 0.0) for i in range(k)])
     top = best(rows)
     if top is not None and top["prune"]:
-        run([(top["prune"], CHANNELS)])
+        # the same sparsity spread by second-order saliency, and channel pruning on top
+        run([(top["prune"], 0.0, "fisher"), (top["prune"], CHANNELS)])
     chosen = best(rows)
     if chosen is None:
         if budget_bytes is not None:

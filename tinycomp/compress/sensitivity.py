@@ -102,6 +102,10 @@ def layer_sensitivity(model, x: np.ndarray, y: np.ndarray | None = None, sparsit
         return result
 
     all_int8, all_pruned = everything(quantized), everything(pruned)
+    if y is not None:  # the second-order prediction beside each measured row
+        costs = fisher_costs(base, x, y, sparsity, bits)
+        for row in rows:
+            row["fisher"] = costs[row["layer"]]
     rows.sort(key=lambda r: damage(r, float_acc), reverse=True)
     return {"sparsity": sparsity, "float_accuracy": float_acc, "rows": rows,
             "all_int8": all_int8, "all_pruned": all_pruned}
@@ -114,3 +118,56 @@ def damage(row: dict, float_acc: float | None) -> tuple:
         return (err,)
     lost = max(float_acc - row["int8"]["accuracy"], float_acc - row["pruned"]["accuracy"])
     return (round(lost, 9), err)
+
+
+FISHER_SAMPLES = 256
+
+
+def fisher_diagonal(model, x: np.ndarray, y: np.ndarray, layers=None) -> dict[str, np.ndarray]:
+    """The empirical Fisher diagonal of each prunable kernel: the mean over
+    samples of the squared gradient of the loss, one sample at a time (a
+    batch's gradient squared would understate it). Near a minimum it
+    approximates the Hessian's diagonal, so F w^2 / 2 is what zeroing w costs
+    in loss, and F (dw)^2 / 2 what rounding it by dw costs."""
+    import keras
+    import tensorflow as tf
+
+    from .prune import _output_activation, prunable_layers
+
+    layers = prunable_layers(model) if layers is None else layers
+    from_logits = _output_activation(model) != "softmax"
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+    kernels = [l.kernel for l in layers]
+    total = [np.zeros(k.shape, np.float64) for k in kernels]
+    n = min(len(x), FISHER_SAMPLES)
+
+    @tf.function
+    def grads(xi, yi):
+        with tf.GradientTape() as tape:
+            value = loss(yi, model(xi, training=False))
+        return tape.gradient(value, kernels)
+
+    for i in range(n):
+        for t, g in zip(total, grads(tf.constant(x[i:i + 1], tf.float32), tf.constant(y[i:i + 1]))):
+            t += np.square(np.asarray(g, np.float64))
+    return {l.name: t / n for l, t in zip(layers, total)}
+
+
+def fisher_costs(model, x: np.ndarray, y: np.ndarray, sparsity: float, bits: int = 8) -> dict[str, dict]:
+    """Per layer, the loss increase the second-order model predicts for its
+    weights rounded to int8 (F (dw)^2 / 2 summed) and for it magnitude-pruned
+    to `sparsity` (F w^2 / 2 over the pruned weights)."""
+    from .prune import magnitude_mask, prunable_layers
+
+    layers = prunable_layers(model)
+    fisher = fisher_diagonal(model, x, y, layers)
+    costs = {}
+    for layer in layers:
+        w = np.asarray(layer.kernel.numpy(), np.float64)
+        f = fisher[layer.name]
+        dw = analysis.fake_quant_kernel(type(layer).__name__, w.astype(np.float32), bits) - w
+        pruned = ~magnitude_mask(w, sparsity)
+        costs[layer.name] = {"int8": float(0.5 * np.sum(f * dw * dw)),
+                             "pruned": float(0.5 * np.sum(f * w * w * pruned)),
+                             "fisher_trace": float(np.sum(f))}
+    return costs

@@ -27,10 +27,12 @@ class CompressOptions:
     max_drop: float | None = 1.0    # accuracy budget, points of test accuracy; None: fixed epochs, no check
     distill: float | None = None    # temperature: the input model teaches every fine-tuning; None: labels only
     baseline: bool = True           # report plain INT8 (min-max PTQ) of the input as a step; the search needs it once
+    allocation: str = "lamp"        # how --prune's zeros spread over layers (prune.ALLOCATIONS)
     rounding: str = "nearest"       # QAT's weight rounding in training: nearest, stochastic or both (keep the better)
 
 
 def check_options(opts: CompressOptions) -> None:
+    from . import prune
     from .prune import check_sparsity
 
     if opts.prune is not None:
@@ -43,6 +45,8 @@ def check_options(opts: CompressOptions) -> None:
         raise InputDataError(f"--epochs must be >= 0, got {opts.epochs}")
     if opts.max_drop is not None and not opts.max_drop >= 0:
         raise InputDataError(f"--max-drop is in points of accuracy, >= 0; got {opts.max_drop}")
+    if opts.allocation not in prune.ALLOCATIONS:
+        raise InputDataError(f"--allocation is one of {', '.join(prune.ALLOCATIONS)}; got {opts.allocation!r}")
     if opts.rounding not in ROUNDINGS:
         raise InputDataError(f"--rounding is one of {', '.join(ROUNDINGS)}; got {opts.rounding!r}")
     if opts.rounding != "nearest" and not opts.qat:
@@ -188,9 +192,10 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
         sparsities = prune.prune_magnitude(model, x_fit, y_fit, opts.prune,
                                            epochs=max(1, min(opts.epochs, SCHEDULE_EPOCHS)),
                                            batch_size=opts.batch_size, recover=finetune,
-                                           temperature=temperature)
+                                           temperature=temperature, allocation=opts.allocation)
         spread = ", ".join(f"{k} {v:.2f}" for k, v in sparsities.items())
-        record(f"magnitude pruning S={opts.prune}", model,
+        record(f"magnitude pruning S={opts.prune}" + (f" ({opts.allocation})" if opts.allocation != "lamp" else ""),
+               model,
                f"sparsity {prune.global_sparsity(model):.3f} ({spread})")
     if opts.qat:
         # QAT starts from a recovered model: a few epochs, not the whole cap

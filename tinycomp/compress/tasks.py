@@ -51,13 +51,21 @@ def _on_ray(fn: Callable, tasks: Sequence[tuple], address: str, done) -> list:
         import ray
     except ImportError:
         raise InputDataError("--ray needs Ray: pip install 'tinycomp[ray]'") from None
-    if not ray.is_initialized():
+    joined = not ray.is_initialized()
+    if joined:
         try:
             ray.init(address=address, log_to_driver=False, include_dashboard=False)
         except Exception as exc:  # an unreachable address, a version mismatch
             raise InputDataError(f"cannot join the Ray cluster at {address}: {' '.join(str(exc).split())[:200]}") \
                 from None
-    remote = ray.remote(fn)
+    try:
+        return _gather(ray, ray.remote(fn), tasks, done)
+    finally:
+        if joined:
+            ray.shutdown()  # leave the cluster (a "local" one stops with it)
+
+
+def _gather(ray, remote, tasks: Sequence[tuple], done) -> list:
     refs = [remote.remote(*t) for t in tasks]
     index = {ref: i for i, ref in enumerate(refs)}
     results, pending = [None] * len(refs), list(refs)
