@@ -6,14 +6,14 @@ keyword-spotting model through `tinycomp build` and `run`, and the models
 refused in one line."""
 from __future__ import annotations
 
-import subprocess
 
 import numpy as np
 import pytest
 
 from tests.support.cli import assert_one_line_error, tinycomp
 from tests.support.harness import assert_bit_exact
-from tests.support.lstm_models import add_lstm, lstm_keyword_model, lstm_model, lstm_sequence
+from tests.support.lstm_models import add_lstm, lstm_keyword_model, lstm_model
+from tests.support.stateful import check_c_api_reset, sequence
 from tests.support.tflite_builder import ModelBuilder
 from tests.support.tflm import make_interpreter, run_tflm
 from tinycomp.codegen.generate import generate
@@ -30,7 +30,7 @@ def test_lstm_sequences_bit_exact(seed):
     clip, gates driven into saturation, input zero point -128), 6 invokes in
     a row each: every output compared, so the carried state is too."""
     buf = lstm_model(seed, CASES)
-    ins = lstm_sequence(buf, seed, STEPS)
+    ins = sequence(buf, seed, STEPS)
     ours = assert_bit_exact(buf, ins)
     # the state matters: one input's outputs are not all equal
     assert sum(len(np.unique(o.reshape(STEPS, -1), axis=0)) > 1 for o in ours) >= CASES // 2
@@ -50,7 +50,7 @@ def test_edge_cases_exercised():
     sits at the clip; saturating gates reach the int8 limits."""
     b = _one_lstm(cell_clip=0.05, weight_range=8.0, bias_range=6.0)
     buf = b.build()
-    ins = lstm_sequence(buf, 5, 8)
+    ins = sequence(buf, 5, 8)
     out = assert_bit_exact(buf, ins)
     it = make_interpreter(buf, preserve_all=True)
     it.set_input(ins[0][2], 0)
@@ -60,7 +60,7 @@ def test_edge_cases_exercised():
     assert cell.dtype == np.int16 and np.abs(cell).max() == qclip
     assert np.abs(out.astype(int) - 9).max() <= 8  # |h| <= tanh(0.05) / 0.007
     buf = _one_lstm(weight_range=8.0, bias_range=6.0).build()
-    out = assert_bit_exact(buf, lstm_sequence(buf, 5, 8))
+    out = assert_bit_exact(buf, sequence(buf, 5, 8))
     assert out.min() == -128 and out.max() == 127
 
 
@@ -82,32 +82,7 @@ def test_state_buffers_in_the_file_are_ignored_as_tflm_does():
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     buf = bytes(b.Output())
     assert all(not t.is_const for t in parse_tflite(buf).tensors if t.variable)
-    assert_bit_exact(buf, lstm_sequence(buf, 7, 4))
-
-
-C_MAIN = r"""
-#include <stdio.h>
-#include "tinycomp_model.h"
-/* 2 x N inferences: N, reset, the same N again; prints every output byte */
-int main(void)
-{
-    static TINYCOMP_INPUT_TYPE x[TINYCOMP_INPUT_SIZE];
-    static TINYCOMP_OUTPUT_TYPE y[TINYCOMP_OUTPUT_SIZE];
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < %(n)d; i++) {
-            for (int k = 0; k < TINYCOMP_INPUT_SIZE; k++)
-                x[k] = (TINYCOMP_INPUT_TYPE)((k * 37 + i * 11) %% 256 - 128);
-            tinycomp_invoke(x, y);
-            for (int k = 0; k < TINYCOMP_OUTPUT_SIZE; k++)
-                printf("%%d ", y[k]);
-            printf("\n");
-        }
-        tinycomp_reset_state();
-    }
-    printf("state %%d\n", TINYCOMP_STATE_BYTES);
-    return 0;
-}
-"""
+    assert_bit_exact(buf, sequence(buf, 7, 4))
 
 
 def test_reset_state_in_the_c_api(tmp_path):
@@ -118,24 +93,7 @@ def test_reset_state_in_the_c_api(tmp_path):
     reset; without a reset the state carries on (TFLM's outputs differ)."""
     n = 5
     buf = _one_lstm(batch=1, steps=2, depth=5, cells=6).build()
-    model = generate(parse_tflite(buf))
-    assert model.state_bytes == 6 + 6 * 2
-    src = model.write(tmp_path / "src")
-    (src / "main.c").write_text(C_MAIN % {"n": n})
-    exe = tmp_path / "a.out"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-O2", "-I", str(src), str(src / "main.c"),
-                    str(src / "tinycomp_model.c"), str(src / "tinycomp_weights.c"), "-o", str(exe)],
-                   check=True)
-    lines = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
-    assert lines[-1] == "state 18"
-    got = np.array([[int(v) for v in line.split()] for line in lines[:-1]])
-    first, again = got[:n], got[n:]
-    assert np.array_equal(first, again)
-    xs = np.array([[(k * 37 + i * 11) % 256 - 128 for k in range(10)] for i in range(n)],
-                  np.int8).reshape(n, 1, 2, 5)
-    ref = run_tflm(buf, np.concatenate([xs, xs]))
-    assert np.array_equal(first, ref[:n].reshape(n, -1))
-    assert not np.array_equal(ref[:n], ref[n:])  # TFLM without a reset carries the state on
+    first, xs = check_c_api_reset(buf, n, tmp_path, state_bytes=6 + 6 * 2)
     it = make_interpreter(buf)
     for x in xs:
         it.set_input(x, 0)
@@ -154,7 +112,7 @@ def test_run_starts_each_run_from_the_initial_state(tmp_path):
     buf = lstm_model(11, 3)
     info = build_graph(parse_tflite(buf, name="lstm"), buf, tmp_path / "out", "host")
     assert info["state_bytes"] > 0
-    ins = lstm_sequence(buf, 11, 5)
+    ins = sequence(buf, 11, 5)
     one, _ = run_all(tmp_path / "out", ins)
     two, _ = run_all(tmp_path / "out", ins)
     for a, b_, r in zip(one, two, run_tflm(buf, ins)):

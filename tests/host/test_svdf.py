@@ -5,7 +5,6 @@ TFLM's variable tensor does across invokes. Also the state's C API
 refused in one line."""
 from __future__ import annotations
 
-import subprocess
 
 import flatbuffers
 import numpy as np
@@ -14,7 +13,8 @@ from ai_edge_litert import schema_py_generated as fb
 from ai_edge_litert.tools import flatbuffer_utils
 
 from tests.support.harness import assert_bit_exact
-from tests.support.svdf_models import svdf_model, svdf_sequence
+from tests.support.stateful import check_c_api_reset, sequence
+from tests.support.svdf_models import svdf_model
 from tests.support.tflite_builder import ModelBuilder
 from tests.support.tflm import run_tflm
 from tinycomp.codegen.generate import generate
@@ -30,7 +30,7 @@ def test_svdf_sequences_bit_exact(seed):
     input zero points at both ends, state and output saturating) in one
     build, 16 consecutive samples each, every output compared."""
     buf = svdf_model(seed, CASES)
-    ins = svdf_sequence(buf, seed, STEPS)
+    ins = sequence(buf, seed, STEPS)
     ours = assert_bit_exact(buf, ins)
     # the state matters: the outputs of one input are not all equal
     assert any(len(np.unique(o.reshape(STEPS, -1), axis=0)) > 1 for o in ours)
@@ -41,7 +41,7 @@ def test_int8_state_svdf_sequences_bit_exact(seed):
     """The same with an int8 state and int8 time weights (TFLite Micro's other
     integer SVDF), the state saturating at int8's bounds in some layers."""
     buf = svdf_model(100 + seed, CASES, np.int8)
-    ours = assert_bit_exact(buf, svdf_sequence(buf, seed, STEPS))
+    ours = assert_bit_exact(buf, sequence(buf, seed, STEPS))
     assert any(len(np.unique(o.reshape(STEPS, -1), axis=0)) > 1 for o in ours)
 
 
@@ -62,33 +62,7 @@ def test_state_buffer_in_the_file_is_ignored_as_tflm_does():
     """TFLM zeroes a variable tensor at allocation whatever its buffer holds."""
     buf = _with_state_buffer(svdf_model(7, 3), 3000)
     assert all(not t.is_const for t in parse_tflite(buf).tensors if t.variable)
-    assert_bit_exact(buf, svdf_sequence(buf, 7, 6))
-
-
-C_MAIN = r"""
-#include <stdio.h>
-#include <string.h>
-#include "tinycomp_model.h"
-/* 2 x N inferences: N, reset, the same N again; prints every output byte */
-int main(void)
-{
-    static TINYCOMP_INPUT_TYPE x[TINYCOMP_INPUT_SIZE];
-    static TINYCOMP_OUTPUT_TYPE y[TINYCOMP_OUTPUT_SIZE];
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < %(n)d; i++) {
-            for (int k = 0; k < TINYCOMP_INPUT_SIZE; k++)
-                x[k] = (TINYCOMP_INPUT_TYPE)((k * 37 + i * 11) %% 256 - 128);
-            tinycomp_invoke(x, y);
-            for (int k = 0; k < TINYCOMP_OUTPUT_SIZE; k++)
-                printf("%%d ", y[k]);
-            printf("\n");
-        }
-        tinycomp_reset_state();
-    }
-    printf("state %%d\n", TINYCOMP_STATE_BYTES);
-    return 0;
-}
-"""
+    assert_bit_exact(buf, sequence(buf, 7, 6))
 
 
 def test_reset_state_in_the_c_api(tmp_path):
@@ -105,23 +79,7 @@ def test_reset_state_in_the_c_api(tmp_path):
                st, 2, 0.002, 5)
     b.output(y)
     buf = b.build()
-    model = generate(parse_tflite(buf))
-    assert model.state_bytes == 4 * 3 * 2
-    src = model.write(tmp_path / "src")
-    (src / "main.c").write_text(C_MAIN % {"n": n})
-    exe = tmp_path / "a.out"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-O2", "-I", str(src), str(src / "main.c"),
-                    str(src / "tinycomp_model.c"), str(src / "tinycomp_weights.c"), "-o", str(exe)],
-                   check=True)
-    lines = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
-    assert lines[-1] == "state 24"
-    got = np.array([[int(v) for v in line.split()] for line in lines[:-1]])
-    first, again = got[:n], got[n:]
-    assert np.array_equal(first, again)
-    xs = np.array([[[(k * 37 + i * 11) % 256 - 128 for k in range(5)]] for i in range(n)], np.int8)
-    ref = run_tflm(buf, np.concatenate([xs, xs]))
-    assert np.array_equal(first, ref[:n].reshape(n, -1))
-    assert not np.array_equal(ref[:n], ref[n:])  # TFLM without a reset carries the state on
+    check_c_api_reset(buf, n, tmp_path, state_bytes=4 * 3 * 2)
 
 
 def test_run_starts_each_run_from_zero_state(tmp_path):
@@ -136,7 +94,7 @@ def test_run_starts_each_run_from_zero_state(tmp_path):
     graph = parse_tflite(buf, name="svdf")
     info = build_graph(graph, buf, tmp_path / "out", "host")
     assert info["state_bytes"] > 0
-    ins = svdf_sequence(buf, 11, 8)
+    ins = sequence(buf, 11, 8)
     one, _ = run_all(tmp_path / "out", ins)
     two, _ = run_all(tmp_path / "out", ins)
     ref = run_tflm(buf, ins)

@@ -4,11 +4,9 @@ state starts from zeros again, without restarting the board."""
 import numpy as np
 import pytest
 
-from tinycomp.frontends.tflite import parse_tflite
-from tinycomp.pipeline import build_graph
-from tinycomp.targets import get_runner
 from tests.support.harness import assert_bit_exact_on_board
-from tests.support.svdf_models import svdf_model, svdf_sequence
+from tests.support.stateful import check_reset_command, sequence
+from tests.support.svdf_models import svdf_model
 
 pytestmark = pytest.mark.qemu
 
@@ -17,27 +15,17 @@ pytestmark = pytest.mark.qemu
 def test_svdf_sequences_on_board(board):
     """The host test's first model (14 SVDF layers, 16 steps) on the board."""
     buf = svdf_model(0, 14)
-    assert_bit_exact_on_board(buf, svdf_sequence(buf, 0, 16), board)
+    assert_bit_exact_on_board(buf, sequence(buf, 0, 16), board)
 
 
 @pytest.mark.parametrize("board", ["qemu", "qemu-mps2-an385"])
 def test_int8_state_svdf_sequences_on_board(board):
     buf = svdf_model(100, 14, np.int8)
-    assert_bit_exact_on_board(buf, svdf_sequence(buf, 0, 16), board)
+    assert_bit_exact_on_board(buf, sequence(buf, 0, 16), board)
 
 
 def test_reset_command_restarts_the_sequence(tmp_path):
-    buf = svdf_model(5, 3)
-    build_graph(parse_tflite(buf), buf, tmp_path / "b", "qemu")
-    ins = svdf_sequence(buf, 5, 4)
-    samples = [b"".join(np.ascontiguousarray(a[i]).tobytes() for a in ins) for i in range(4)]
-    with get_runner("qemu", tmp_path / "b" / "build") as runner:
-        first = [runner.infer(s).output for s in samples]
-        carried = [runner.infer(s).output for s in samples]
-        runner.reset_state()
-        again = [runner.infer(s).output for s in samples]
-    assert again == first
-    assert carried != first  # without RESET the state carries on
+    check_reset_command(svdf_model(5, 3), 5, tmp_path)
 
 
 @pytest.mark.parametrize("board", ["qemu", "qemu-mps2-an385"])

@@ -77,21 +77,6 @@ def lstm_model(seed: int, cases: int) -> bytes:
     return b.build()
 
 
-def lstm_sequence(buf: bytes, seed: int, steps: int) -> list[np.ndarray]:
-    """`steps` consecutive samples per input (extremes first)."""
-    from tinycomp.frontends.tflite import parse_tflite
-    g = parse_tflite(buf, name="lstm")
-    rng = np.random.default_rng(seed + 1000)
-    ins = []
-    for t in g.inputs:
-        a = rng.integers(-128, 128, (steps, *g.tensor(t).shape), dtype=np.int64).astype(np.int8)
-        a[0].fill(127)
-        if steps > 1:
-            a[1].fill(-128)
-        ins.append(a)
-    return ins
-
-
 def lstm_keyword_model(seed: int = 0, frames: int = 12, features: int = 10, cells: int = 16) -> bytes:
     """A small keyword spotter: (1, frames, features) -> LSTM (cells) ->
     RESHAPE -> FULLY_CONNECTED (4) -> SOFTMAX."""

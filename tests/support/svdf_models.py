@@ -53,20 +53,6 @@ def svdf_model(seed: int, cases: int, state=np.int16) -> bytes:
     return b.build()
 
 
-def svdf_sequence(buf: bytes, seed: int, steps: int) -> list[np.ndarray]:
-    """`steps` consecutive samples per input (extremes first)."""
-    from tinycomp.frontends.tflite import parse_tflite
-    g = parse_tflite(buf, name="svdf")
-    rng = np.random.default_rng(seed + 1000)
-    ins = []
-    for t in g.inputs:
-        a = rng.integers(-128, 128, (steps, *g.tensor(t).shape), dtype=np.int64).astype(np.int8)
-        a[0].fill(127)
-        a[1].fill(-128)
-        ins.append(a)
-    return ins
-
-
 def svdf_keyword_model(seed: int = 0) -> bytes:
     """A small streaming keyword spotter in the shape of TFLite Micro's SVDF
     examples: 40 features a frame -> SVDF (32 filters, rank 1, memory 10) ->
