@@ -7,7 +7,7 @@ import numpy as np
 from ...passes.memory import window_lag
 from ...reference.gemmlowp import multiply_by_quantized_multiplier
 from ..layer import Layer
-from .common import channel_multipliers, folded_bias
+from .common import channel_multipliers, folded_bias, int4_weights
 from .conv import biases, check_io, check_weights, geometry
 
 # Output channels accumulated together by the depthwise kernel: small enough
@@ -39,7 +39,8 @@ def depthwise_conv_2d(layer: Layer) -> dict:
         **geo, **biases(layer, geo, per_channel),
         "in_c": c, "out_c": oc, "depth_mult": mult_depth,
         "block": block, "full_blocks": oc // block, "tail": oc % block,
-        "weights": layer.const("weights", w.data, "int8_t"),
+        "int4": w.dtype == "int4",
+        "weights": int4_weights(layer, w.data) if w.dtype == "int4" else layer.const("weights", w.data, "int8_t"),
         "mult": mult, "shift": shift,
         # pixels are produced in row-major order, each from a window read
         # before the next pixel: the output may trail the dying input by a
@@ -48,6 +49,12 @@ def depthwise_conv_2d(layer: Layer) -> dict:
                                   (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
                                   (geo["dil_h"], geo["dil_w"])),
     }
+    if w.dtype == "int4":
+        # The packed nibbles are read in place by the generic loop on every
+        # core: the DSP and 3x3 kernels' weight layouts (int16 channel
+        # pairs, doubled) would store 4x the INT4 bytes.
+        ctx.update(dsp=False, dw3=False, plain3=False)
+        return ctx
     ctx.update(_dsp(layer, geo, per_channel, mult, shift))
     # cores without DSP: 3x3 layers share one plain function too
     # (depthwise_conv_2d_plain3.c.j2; its geometry fields are int16)
