@@ -183,7 +183,7 @@ def _check_int4(graph: Graph) -> None:
                                          + ", ".join(op.value for op in INT4_WEIGHTS))
             x = graph.tensor(node.inputs[0])
             if x.dtype != "int8":
-                raise UnsupportedOpError(f"{where} has INT4 weights {w.name!r} with a {x.dtype} input; "
+                raise UnsupportedOpError(f"{where} has INT4 weights {w.name!r} with input type {x.dtype}; "
                                          "tinycomp's INT4 kernels take int8 activations")
             if node.op == Op.FULLY_CONNECTED and w.quant is not None and w.quant.per_channel:
                 raise UnsupportedOpError(f"{where} has per-channel INT4 weights {w.name!r}; TFLite Micro's "
