@@ -152,3 +152,27 @@ def test_int4_weights_with_a_zero_point_refused():
     b.output(b.fully_connected(x, w, None, 0.1, 0))
     with pytest.raises(UnsupportedOpError, match="symmetric"):
         parse_tflite(b.build())
+
+
+@pytest.fixture
+def sparse_wherever_smaller(monkeypatch):
+    """The cost model's dense INT4 kernels made infinitely slow: every layer
+    whose sparse stream is smaller takes the sparse kernel."""
+    from tinycomp.codegen.ops import sparse
+    monkeypatch.setitem(sparse.COST, "int4_dense_mac", {"CONV_2D": 1e9, "FULLY_CONNECTED": 1e9})
+
+
+def test_sparse_int4_equal_tflm_and_packed(sparse_wherever_smaller):
+    """Pruned INT4 layers stored offset-sparse with their values packed two per
+    byte: equal to TFLM, and each stream is the packed size."""
+    from tinycomp.codegen.ops.sparse import compression_summary
+    model = int4_model(5, sparsity=0.85)
+    graph = parse_tflite(model)
+    summary = compression_summary(graph)
+    sparse_layers = [l for l in summary["layers"] if l["format"] == "offset-sparse"]
+    assert len(sparse_layers) >= 8 and all(l["bits"] == 4 for l in summary["layers"])
+    for layer in sparse_layers:
+        assert layer["stored_bytes"] < layer["dense_bytes"] == (layer["weights"] + 1) // 2
+    files = generate(graph).files
+    assert files["tinycomp_weights.c"].count("_values[") == len(sparse_layers)
+    assert_bit_exact(model, int4_inputs(5, model, count=8))

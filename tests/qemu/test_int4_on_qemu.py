@@ -14,3 +14,17 @@ pytestmark = pytest.mark.qemu
 def test_int4_layers_on_board(board, seed):
     model = int4_model(seed)
     assert_bit_exact_on_board(model, int4_inputs(seed, model, count=6), board=board)
+
+
+@pytest.mark.parametrize("board", ["qemu", "qemu-mps2-an385"])
+def test_sparse_int4_on_board(board, monkeypatch):
+    """Pruned INT4 layers through the offset-sparse kernels (values packed two
+    per byte): the cost model's dense INT4 kernels made infinitely slow, so
+    every layer whose stream is smaller is stored sparse."""
+    from tinycomp.codegen.generate import generate
+    from tinycomp.codegen.ops import sparse
+    from tinycomp.frontends.tflite import parse_tflite
+    monkeypatch.setitem(sparse.COST, "int4_dense_mac", {"CONV_2D": 1e9, "FULLY_CONNECTED": 1e9})
+    model = int4_model(13, sparsity=0.85)
+    assert generate(parse_tflite(model)).files["tinycomp_weights.c"].count("_values[") >= 8
+    assert_bit_exact_on_board(model, int4_inputs(13, model, count=6), board=board)

@@ -8,7 +8,8 @@ that every code path of the INT4 kernels runs: the blocked GEMM's in-place
 padding, dilation) and its shared pair window (stride < kernel width), a
 grouped convolution (the generic loop), depthwise with multipliers 1, 2, 3
 and a single input channel, FC rows read in place (depth % 8 == 0) and
-copied (other depths, several rows per inference), and one layer of each
+copied (other depths, several rows per inference), one row longer than
+255, and one layer of each
 op whose weights are only -8 and 7.
 """
 from __future__ import annotations
@@ -24,12 +25,17 @@ def _extreme(rng, shape) -> np.ndarray:
     return np.where(rng.random(shape) < 0.5, -8, 7).astype(np.int8)
 
 
-def int4_model(seed: int, int8: bool = False) -> bytes:
+def int4_model(seed: int, int8: bool = False, sparsity: float = 0.0) -> bytes:
     """The seed's model; int8=True writes the same weight values as INT8
-    tensors (the reference for the packed size)."""
+    tensors (the reference for the packed size); sparsity > 0 zeroes that
+    share of the weights (pruned layers, for the sparse kernels)."""
     rng = np.random.default_rng(seed)
     b = ModelBuilder()
-    const = b.const_int8 if int8 else b.const_int4
+
+    def const(values, scales, axis):
+        if sparsity:
+            values = np.where(rng.random(values.shape) < sparsity, 0, values).astype(np.int8)
+        return (b.const_int8 if int8 else b.const_int4)(values, scales, axis=axis)
     c1 = 8
     odd = int(rng.choice([3, 5, 7]))
     x1 = b.input((1, int(rng.integers(6, 10)), 2 * int(rng.integers(3, 6)), c1), *random_activation_quant(rng))
@@ -100,6 +106,7 @@ def int4_model(seed: int, int8: bool = False) -> bytes:
     fc(x1, 16, int(rng.integers(1, 10)))                            # rows of whole words, in place
     fc(x2, b.info(x2).shape[2] * odd, int(rng.integers(1, 10)))     # odd depth, several rows, copied
     fc(x1, 8 * b.info(x1).shape[2], 5, extreme=True, with_bias=False)
+    fc(x1, int(np.prod(b.info(x1).shape)), 3)                        # one long row (> 255: 2-byte offsets when sparse)
     b.output(*outs)
     return b.build()
 
