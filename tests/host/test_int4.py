@@ -16,7 +16,7 @@ from tinycomp.frontends.tflite import parse_tflite
 def test_int4_layers_equal_tflm(seed):
     """17 layers per model (every INT4 kernel path, see tests/support/int4_models.py)."""
     model = int4_model(seed)
-    assert_bit_exact(model, int4_inputs(seed, model, count=8))
+    assert_bit_exact(model, int4_inputs(seed, model, count=16))
 
 
 def test_unpacked_as_tflm_reads_them():
@@ -175,4 +175,4 @@ def test_sparse_int4_equal_tflm_and_packed(sparse_wherever_smaller):
         assert layer["stored_bytes"] < layer["dense_bytes"] == (layer["weights"] + 1) // 2
     files = generate(graph).files
     assert files["tinycomp_weights.c"].count("_values[") == len(sparse_layers)
-    assert_bit_exact(model, int4_inputs(5, model, count=8))
+    assert_bit_exact(model, int4_inputs(5, model, count=16))

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.qemu
 @pytest.mark.parametrize("board, seed", [("qemu", 10), ("qemu", 11), ("qemu-mps2-an385", 12)])
 def test_int4_layers_on_board(board, seed):
     model = int4_model(seed)
-    assert_bit_exact_on_board(model, int4_inputs(seed, model, count=6), board=board)
+    assert_bit_exact_on_board(model, int4_inputs(seed, model, count=12), board=board)
 
 
 @pytest.mark.parametrize("board", ["qemu", "qemu-mps2-an385"])
@@ -27,4 +27,4 @@ def test_sparse_int4_on_board(board, monkeypatch):
     monkeypatch.setitem(sparse.COST, "int4_dense_mac", {"CONV_2D": 1e9, "FULLY_CONNECTED": 1e9})
     model = int4_model(13, sparsity=0.85)
     assert generate(parse_tflite(model)).files["tinycomp_weights.c"].count("_values[") >= 8
-    assert_bit_exact_on_board(model, int4_inputs(13, model, count=6), board=board)
+    assert_bit_exact_on_board(model, int4_inputs(13, model, count=12), board=board)

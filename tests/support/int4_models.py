@@ -9,7 +9,7 @@ padding, dilation) and its shared pair window (stride < kernel width), a
 grouped convolution (the generic loop), depthwise with multipliers 1, 2, 3
 and a single input channel, FC rows read in place (depth % 8 == 0) and
 copied (other depths, several rows per inference), one row longer than
-255, and one layer of each
+255, a residual ADD fused into its convolution, and one layer of each
 op whose weights are only -8 and 7.
 """
 from __future__ import annotations
@@ -48,7 +48,8 @@ def int4_model(seed: int, int8: bool = False, sparsity: float = 0.0) -> bytes:
         n_act[0] += 1
         return ACTIVATIONS[(seed + n_act[0]) % 4]
 
-    def conv(x, cout, kh, kw, cin_f, stride=1, padding="SAME", dilation=1, per_channel=True, extreme=False):
+    def conv(x, cout, kh, kw, cin_f, stride=1, padding="SAME", dilation=1, per_channel=True, extreme=False,
+             output=True):
         s_in = b.info(x).scale
         shape = (cout, kh, kw, cin_f)
         wq, ws = random_int4_weights(rng, shape, axis=0 if per_channel else None)
@@ -58,7 +59,9 @@ def int4_model(seed: int, int8: bool = False, sparsity: float = 0.0) -> bytes:
         y = b.conv2d(x, const(wq, ws, axis=0), b.const_int32(bq, scales=bs),
                      *random_activation_quant(rng, scale_range=(0.01, 1.0)), stride=stride,
                      padding=padding, activation=act(), dilation=dilation)
-        outs.append(y)
+        if output:
+            outs.append(y)
+        return y
 
     def depthwise(x, m, kh, kw, stride=1, padding="SAME", dilation=1, per_channel=True, extreme=False):
         s_in, cin = b.info(x).scale, b.info(x).shape[3]
@@ -94,6 +97,9 @@ def int4_model(seed: int, int8: bool = False, sparsity: float = 0.0) -> bytes:
     conv(x2, cout(), 3, 3, odd, stride=int(rng.integers(1, 3)))     # odd taps, odd channels
     conv(x2, 7, 2, 3, odd, padding="VALID", extreme=True)
     conv(x3, cout(), 3, 3, 1, per_channel=False)
+    # residual block: the conv's requantization folded into the ADD (passes/fuse.py)
+    y = conv(x1, c1, 3, 3, c1, output=False)
+    outs.append(b.add(y, x1, *random_activation_quant(rng, scale_range=(0.01, 1.0))))
     # grouped CONV_2D (the generic loop): 2 groups of 4 channels
     conv(x1, 2 * int(rng.integers(1, 5)), 3, 3, 4, per_channel=bool(seed % 2))
     # DEPTHWISE_CONV_2D
