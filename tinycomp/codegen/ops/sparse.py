@@ -60,10 +60,10 @@ COST = {
     "pad_byte": 0.0,  # folded into sparse_out above
     "dense_mac": {"CONV_2D": 1.5, "FULLY_CONNECTED": 1.53},
     # INT4 (estimated, not fitted): the dense GEMM unpacks nibbles (measured
-    # 1.59 and 1.93 per MAC on a 3x3x32 conv and a 512 -> 64 FC); the sparse
+    # 1.59 and 1.71 per MAC on a 3x3x32 conv and a 512 -> 64 FC); the sparse
     # kernel adds a bitfield extract per nonzero and a load per two.
     "int4_sparse_nz": {1: 5.8, 2: 7.8},
-    "int4_dense_mac": {"CONV_2D": 1.6, "FULLY_CONNECTED": 1.9},
+    "int4_dense_mac": {"CONV_2D": 1.6, "FULLY_CONNECTED": 1.7},
 }
 
 
