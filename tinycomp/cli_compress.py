@@ -55,6 +55,9 @@ def load_keras(path: Path):
 @click.option("--channels", type=float, default=None, help="Fraction of conv filters / dense units to remove.")
 @click.option("--low-rank", type=float, default=None, help="Retained singular-value energy E in (0, 1].")
 @click.option("--qat", is_flag=True, help="Finish with quantization-aware training.")
+@click.option("--weight-bits", type=click.Choice(["8", "4"]), default="8", show_default=True,
+              help="4: write the CONV_2D, DEPTHWISE_CONV_2D and per-tensor FULLY_CONNECTED filters as "
+                   "packed INT4 in the .tflite (with --qat trained on 16 levels, else rounded).")
 @click.option("--epochs", type=int, default=30, show_default=True,
               help="The most fine-tuning epochs of a step; a step stops once held-out accuracy is back "
                    "within the budget or stops improving.")
@@ -67,14 +70,14 @@ def load_keras(path: Path):
 @click.option("--sensitivity", is_flag=True,
               help="Add per-layer sensitivity to the report: the input model's accuracy with only one layer "
                    "quantized, or pruned at --prune (0.5 without it); two test-set passes per layer.")
-def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, max_drop, out_path, report_path,
-             sensitivity):
+def compress(model_path, data_path, prune, channels, low_rank, qat, weight_bits, epochs, max_drop, out_path,
+             report_path, sensitivity):
     """Compress a Keras MODEL and write the result to --out (and its INT8 .tflite beside it)."""
     from .compress.steps import CompressOptions, check_options, compress as run
     from .frontends.keras import quiet_tensorflow
 
     opts = CompressOptions(prune=prune, channels=channels, low_rank=low_rank, qat=qat, epochs=epochs,
-                           max_drop=max_drop)
+                           max_drop=max_drop, weight_bits=int(weight_bits))
     check_options(opts)  # before loading TensorFlow: a typo should fail fast
     if out_path.suffix != ".keras":
         raise OutputError(f"--out must name a .keras file, got {out_path}")

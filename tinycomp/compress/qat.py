@@ -60,11 +60,21 @@ def _classes():
             return {**super().get_config(), "momentum": self.momentum, "frozen": self.frozen,
                     "init_min": self.init_min, "init_max": self.init_max}
 
-    def quant_kernel(kernel, depthwise=False, per_channel=True):
+    def quant_kernel(kernel, depthwise=False, per_channel=True, bits=8):
         # Symmetric per-output-channel with narrow range [-127, 127]: exactly the
         # int8 weight scheme TFLite uses, so training sees the device's weights.
+        # bits=4: the 16 levels -8..7 of scale bound / 7 (range [-8s, 7s], zero
+        # exact), which compress/int4.py writes as INT4 after conversion.
         shape = kernel.shape
         k = tf.reshape(kernel, (*shape[:-2], shape[-2] * shape[-1])) if depthwise else kernel
+        if bits == 4:
+            axes = list(range(len(k.shape) - 1)) if per_channel else None
+            bound = tf.reduce_max(tf.abs(k), axis=axes)
+            bound = tf.maximum(bound, tf.maximum(1e-3 * tf.reduce_max(bound), 1e-8))
+            lo, hi = -bound * (8.0 / 7.0), bound
+            q = (tf.quantization.fake_quant_with_min_max_vars_per_channel(k, lo, hi, num_bits=4)
+                 if per_channel else tf.quantization.fake_quant_with_min_max_vars(k, lo, hi, num_bits=4))
+            return tf.reshape(q, shape) if depthwise else q
         if not per_channel:
             bound = tf.maximum(tf.reduce_max(tf.abs(k)), 1e-8)
             return tf.quantization.fake_quant_with_min_max_vars(k, -bound, bound, num_bits=8, narrow_range=True)
@@ -79,18 +89,28 @@ def _classes():
                                                                       narrow_range=True)
         return tf.reshape(q, shape) if depthwise else q
 
+    class WeightBits:
+        """weight_bits (8 or 4) of the fake-quantized kernel, kept in the config."""
+
+        def __init__(self, *args, weight_bits=8, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.weight_bits = int(weight_bits)
+
+        def get_config(self):
+            return {**super().get_config(), "weight_bits": self.weight_bits}
+
     @keras.saving.register_keras_serializable(package="tinycomp")
-    class QuantConv2D(keras.layers.Conv2D):
+    class QuantConv2D(WeightBits, keras.layers.Conv2D):
         def call(self, inputs):
-            out = self.convolution_op(inputs, quant_kernel(self.kernel))
+            out = self.convolution_op(inputs, quant_kernel(self.kernel, bits=self.weight_bits))
             if self.use_bias:
                 out = out + self.bias
             return self.activation(out) if self.activation is not None else out
 
     @keras.saving.register_keras_serializable(package="tinycomp")
-    class QuantDepthwiseConv2D(keras.layers.DepthwiseConv2D):
+    class QuantDepthwiseConv2D(WeightBits, keras.layers.DepthwiseConv2D):
         def call(self, inputs):
-            out = keras.ops.depthwise_conv(inputs, quant_kernel(self.kernel, depthwise=True),
+            out = keras.ops.depthwise_conv(inputs, quant_kernel(self.kernel, depthwise=True, bits=self.weight_bits),
                                            strides=self.strides, padding=self.padding,
                                            dilation_rate=self.dilation_rate, data_format=self.data_format)
             if self.use_bias:
@@ -98,11 +118,11 @@ def _classes():
             return self.activation(out) if self.activation is not None else out
 
     @keras.saving.register_keras_serializable(package="tinycomp")
-    class QuantDense(keras.layers.Dense):
+    class QuantDense(WeightBits, keras.layers.Dense):
         def call(self, inputs, training=None):
             # Per-tensor: the converter transposes a Dense kernel to FULLY_CONNECTED's
             # (out, in) layout and rejects a per-channel axis that would move with it.
-            out = keras.ops.matmul(inputs, quant_kernel(self.kernel, per_channel=False))
+            out = keras.ops.matmul(inputs, quant_kernel(self.kernel, per_channel=False, bits=self.weight_bits))
             if self.bias is not None:
                 out = out + self.bias
             return self.activation(out) if self.activation is not None else out
@@ -121,11 +141,12 @@ def custom_objects() -> dict:
 _SAME_RANGE = ("MaxPooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape", "Dropout", "ZeroPadding2D")
 
 
-def quantize_model(model, ranges: dict | None = None):
+def quantize_model(model, ranges: dict | None = None, weight_bits: int = 8):
     """A QAT copy of `model`: BN folded, ReLU fused, weights and activations fake-quantized.
 
     `ranges` maps activation names ("input" or a layer name of the folded model) to
     fixed (min, max); those fake-quants are frozen. Without it every range is learnt.
+    weight_bits 4: every kernel fake-quantized to 16 levels (INT4 after conversion).
     """
     import keras
 
@@ -155,7 +176,7 @@ def quantize_model(model, ranges: dict | None = None):
             split = act not in ("linear", "relu", "relu6")  # softmax etc.: quantize the logits first
             cfg.pop("name")
             new = swap[kind].from_config({**cfg, "activation": "linear" if split else act,
-                                          "name": layer.name})
+                                          "name": layer.name, "weight_bits": weight_bits})
             x = new(x)
             new.set_weights(weights)
             x = fq(x, layer.name)
@@ -176,11 +197,12 @@ def quantize_model(model, ranges: dict | None = None):
     return keras.Model(inputs, x, name=model.name)
 
 
-def qat_train(model, x, y, epochs: int = 3, batch_size: int = 32, learning_rate: float = 5e-4):
+def qat_train(model, x, y, epochs: int = 3, batch_size: int = 32, learning_rate: float = 5e-4,
+              weight_bits: int = 8):
     """Quantize `model` and fine-tune it with fake quantization; returns the QAT model."""
     from .prune import compile_for_finetune
 
-    qmodel = quantize_model(model)
+    qmodel = quantize_model(model, weight_bits=weight_bits)
     # One pass in training mode seeds every EMA range before the weights move.
     qmodel(x[: min(len(x), 256)], training=True)
     compile_for_finetune(qmodel, learning_rate)
@@ -240,8 +262,12 @@ def qat_to_tflite(qmodel) -> bytes:
 
 
 def float_tensors(buf: bytes) -> list[str]:
-    """Names of float32 activation tensors in a .tflite (empty for a full-integer model)."""
-    from ai_edge_litert.interpreter import Interpreter
+    """Names of float32 tensors in a .tflite (empty for a full-integer model),
+    from the flatbuffer: LiteRT's interpreter cannot load every model TFLM
+    runs (INT4 filters make DEPTHWISE_CONV_2D version 7, which it lacks)."""
+    from ai_edge_litert.tools import flatbuffer_utils as fb
 
-    interp = Interpreter(model_content=buf)
-    return [t["name"] for t in interp.get_tensor_details() if t["dtype"] == np.float32]
+    sub = fb.read_model_from_bytearray(bytearray(buf)).subgraphs[0]
+    names = [t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name)
+             for t in sub.tensors or () if t.type == 0]  # FLOAT32
+    return names

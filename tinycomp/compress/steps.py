@@ -25,6 +25,7 @@ class CompressOptions:
     epochs: int = 30                # the most fine-tuning epochs of a step (early stopping ends sooner)
     batch_size: int = 32
     max_drop: float | None = 1.0    # accuracy budget, points of test accuracy; None: fixed epochs, no check
+    weight_bits: int = 8            # 4: INT4 filters in the .tflite (compress/int4.py)
 
 
 def check_options(opts: CompressOptions) -> None:
@@ -38,6 +39,8 @@ def check_options(opts: CompressOptions) -> None:
         raise InputDataError(f"--low-rank is the retained energy, in (0, 1]; got {opts.low_rank}")
     if opts.epochs < 0:
         raise InputDataError(f"--epochs must be >= 0, got {opts.epochs}")
+    if opts.weight_bits not in (4, 8):
+        raise InputDataError(f"--weight-bits is 8 or 4, got {opts.weight_bits}")
     if opts.max_drop is not None and not opts.max_drop >= 0:
         raise InputDataError(f"--max-drop is in points of accuracy, >= 0; got {opts.max_drop}")
 
@@ -75,7 +78,12 @@ def check_labels(model, y: np.ndarray, what: str = "y_train") -> np.ndarray:
 
 
 def int8_accuracy(buf: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Top-1 of an int8 .tflite with the reference kernels (what TFLM computes)."""
+    """Top-1 of an int8 .tflite with the reference kernels (what TFLM computes).
+    A model with INT4 filters runs in TFLM itself (LiteRT lacks its op versions)."""
+    from .int4 import int4_layers
+
+    if int4_layers(buf):
+        return _tflm_accuracy(buf, x, y)
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     interp = Interpreter(model_content=buf, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
@@ -90,6 +98,18 @@ def int8_accuracy(buf: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, np.n
         interp.invoke()
         probs.append((interp.get_tensor(out["index"])[0].astype(np.float32) - oz) * os_)
     probs = np.array(probs)
+    return float(np.mean(probs.argmax(-1) == y)), probs
+
+
+def _tflm_accuracy(buf: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    from tinycomp.frontends.tflite import parse_tflite
+    from tinycomp.reference.tflm import run_all
+
+    graph = parse_tflite(buf)
+    inp, out = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
+    q = np.clip(np.round(np.asarray(x, np.float64) / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
+    outs, _ = run_all(buf, [q.reshape((len(x), *inp.shape))])
+    probs = (outs[0].reshape(len(x), -1).astype(np.float32) - out.zero_point) * out.scale
     return float(np.mean(probs.argmax(-1) == y)), probs
 
 
@@ -169,13 +189,21 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
     if opts.qat:
         # QAT starts from a recovered model: a few epochs, not the whole cap
         qat_epochs = min(opts.epochs, SCHEDULE_EPOCHS) if budgeted else opts.epochs
-        qmodel = qat.qat_train(model, x_fit, y_fit, epochs=qat_epochs, batch_size=opts.batch_size)
-        record("QAT (fake-quant, float eval)", qmodel)
+        qmodel = qat.qat_train(model, x_fit, y_fit, epochs=qat_epochs, batch_size=opts.batch_size,
+                               weight_bits=opts.weight_bits)
+        record("QAT (fake-quant, float eval)" + (", INT4 weights" if opts.weight_bits == 4 else ""), qmodel)
         buf = qat.qat_to_tflite(qmodel)
         out_model = qmodel
     else:
         buf = qat.qat_to_tflite(calibrated_model(model, calib, "minmax")[0])
         out_model = model
+    if opts.weight_bits == 4:
+        # the filters as INT4: exact for QAT's 16 levels, rounded without QAT
+        from .int4 import int4_layers, to_int4
+
+        buf, rewritten = to_int4(buf)  # what the converter left int8
+        rounded = {name for name, exact in rewritten if not exact}
+        report.int4_layers = [(name, name not in rounded) for name in int4_layers(buf)]
     acc, probs = int8_accuracy(buf, x_test, y_test)
     report.int8_accuracy = acc
     drop = 100 * (report.steps[0].accuracy - acc)
