@@ -10,7 +10,8 @@ from tests.support.int4_models import int4_inputs, int4_model
 pytestmark = pytest.mark.qemu
 
 
-@pytest.mark.parametrize("board, seed", [("qemu", 10), ("qemu", 11), ("qemu-mps2-an385", 12)])
+@pytest.mark.parametrize("board, seed", [("qemu", 10), ("qemu", 11), ("qemu-mps2-an385", 12),
+                                         ("qemu-mps3-an547", 14)])  # Helium board: INT4 takes the plain rows
 def test_int4_layers_on_board(board, seed):
     model = int4_model(seed)
     assert_bit_exact_on_board(model, int4_inputs(seed, model, count=12), board=board)
