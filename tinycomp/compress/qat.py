@@ -9,8 +9,6 @@ ranges chosen offline, which is how calibrate.py imposes its range choices.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from tinycomp.errors import ModelError
 
 from .graph import chain_layers, clone_layer, fold_batchnorm, input_shape

@@ -68,8 +68,9 @@ def _int4(layer: Layer, ctx: dict, geo: dict, w_oc_taps: np.ndarray, mult: str, 
     ctx.update(_dsp(layer, geo, w_oc_taps, mult, shift, int4=True))
     ctx["plain3"] = False
     oc, taps = w_oc_taps.shape
+    ctx["int4_words"] = None
     if ctx["dsp"]:
-        words = -(-taps // 2)
+        words = ctx["int4_words"] = -(-taps // 2)
         ctx["int4_at"] = (f"tc_nib({ctx['dsp_weights']}[(({{c}}) >> 2) * {words} + (({{t}}) >> 1)], "
                           "2 * (({c}) & 3) + 1 - (({t}) & 1))")
     else:
