@@ -88,3 +88,15 @@ def test_per_channel_fc_and_unknown_layer_refused():
     buf, _ = _model(rng, grid=True)
     with pytest.raises(ModelError, match="named 'nope'"):
         to_int4(buf, ["nope"])
+
+
+def test_report_names_int4_layers_and_rounding():
+    """What `compress --weight-bits 4` reports (steps.py fills int4_layers)."""
+    from tinycomp.compress.report import Report
+
+    r = Report("m")
+    r.int4_layers, r.int8_accuracy = [("conv", True), ("dense", False)], 0.5
+    text = r.markdown()
+    assert "INT4 weights (TFLite's packed INT4, int8 activations) in 2 layers: `conv`, `dense` (rounded from int8)" \
+        in text
+    assert "INT8 activations, INT4 weights (converted) test accuracy: 50.00%" in text
