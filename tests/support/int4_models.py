@@ -9,7 +9,8 @@ padding, dilation) and its shared pair window (stride < kernel width), a
 grouped convolution (the generic loop), depthwise with multipliers 1, 2, 3
 and a single input channel, FC rows read in place (depth % 8 == 0) and
 copied (other depths, several rows per inference), one row longer than
-255, a residual ADD fused into its convolution, and one layer of each
+255, a residual ADD fused into its convolution, a shared pair window
+whose rows end half a weight word short, and one layer of each
 op whose weights are only -8 and 7.
 """
 from __future__ import annotations
@@ -113,6 +114,12 @@ def int4_model(seed: int, int8: bool = False, sparsity: float = 0.0) -> bytes:
     fc(x2, b.info(x2).shape[2] * odd, int(rng.integers(1, 10)))     # odd depth, several rows, copied
     fc(x1, 8 * b.info(x1).shape[2], 5, extreme=True, with_bias=False)
     fc(x1, int(np.prod(b.info(x1).shape)), 3)                        # one long row (> 255: 2-byte offsets when sparse)
+    # 4 channels: the shared pair window's rows end half a weight word short
+    # (36 taps; pixel 1's row is read 4 bytes past them), and a 1x1 conv of
+    # half a word copied
+    x4 = b.input((1, int(rng.integers(3, 7)), 2 * int(rng.integers(2, 5)), 4), *random_activation_quant(rng))
+    conv(x4, cout(), 3, 3, 4)
+    conv(x4, cout(), 1, 1, 4, per_channel=False)
     b.output(*outs)
     return b.build()
 
