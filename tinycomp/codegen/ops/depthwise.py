@@ -64,15 +64,14 @@ def _int4(layer: Layer, ctx: dict, geo: dict, w_oc_taps: np.ndarray, mult: str, 
     group of 4 channels, one word per two taps, byte b holding channel b's
     weight of the even tap in its top nibble and of the odd tap in its
     bottom nibble; the plain loop of cores without DSP then reads that
-    layout too (int4_at). Otherwise TFLite's own packing (tc_int4)."""
+    layout too (int4_words). Otherwise TFLite's own packing (int4_at: an
+    element by tc_int4)."""
     ctx.update(_dsp(layer, geo, w_oc_taps, mult, shift, int4=True))
     ctx["plain3"] = False
     oc, taps = w_oc_taps.shape
-    ctx["int4_words"] = None
+    ctx["int4_words"], ctx["int4_at"] = None, None
     if ctx["dsp"]:
-        words = ctx["int4_words"] = -(-taps // 2)
-        ctx["int4_at"] = (f"tc_nib({ctx['dsp_weights']}[(({{c}}) >> 2) * {words} + (({{t}}) >> 1)], "
-                          "2 * (({c}) & 3) + 1 - (({t}) & 1))")
+        ctx["int4_words"] = -(-taps // 2)  # words per group of 4 channels
     else:
         name = int4_weights(layer, w_oc_taps.T)  # (taps, oc): the file's (1, kh, kw, oc) order
         ctx["int4_at"] = f"tc_int4({name}, ({{t}}) * {oc} + ({{c}}))"
