@@ -230,6 +230,25 @@ def random_bias(rng: np.random.Generator, n: int, input_scale: float,
     return q, bias_scales(input_scale, ws)
 
 
+def pack_int4(values: np.ndarray) -> np.ndarray:
+    """TFLite's packed INT4 buffer bytes (uint8) of int values in [-8, 7]."""
+    v = np.asarray(values, np.int64).reshape(-1) & 0xF
+    if v.size % 2:
+        v = np.append(v, 0)
+    return (v[0::2] | (v[1::2] << 4)).astype(np.uint8)
+
+
+def random_int4_weights(rng: np.random.Generator, shape, axis: int | None = 0,
+                        scale_range=(1e-3, 0.05)) -> tuple[np.ndarray, np.ndarray]:
+    """int4 weights in [-8, 7] (the extremes included, as a 16-level quantizer
+    gives them) and float32 scales, one per channel along axis (None: one)."""
+    shape = tuple(shape)
+    n = 1 if axis is None else shape[axis]
+    lo, hi = np.log(scale_range[0]), np.log(scale_range[1])
+    scales = np.exp(rng.uniform(lo, hi, size=n)).astype(np.float32)
+    return rng.integers(-8, 8, size=shape).astype(np.int8), scales
+
+
 # --------------------------------------------------------------------------
 
 
@@ -273,12 +292,12 @@ class ModelBuilder:
     # ---------------------------------------------------------------- tensors
 
     def _add_tensor(self, shape, dtype, scales, zero_points, axis, data,
-                    name) -> int:
+                    name, int4=False) -> int:
         shape = tuple(int(s) for s in shape)
         dtype = np.dtype(dtype)
         t = fb.TensorT()
         t.shape = list(shape)
-        t.type = _DTYPES[dtype]
+        t.type = fb.TensorType.INT4 if int4 else _DTYPES[dtype]
         idx = len(self.tensors)
         t.name = name or f"t{idx}"
         if scales is not None:
@@ -296,7 +315,7 @@ class ModelBuilder:
         if data is not None:
             arr = np.ascontiguousarray(np.asarray(data, dtype=dtype).reshape(shape))
             buf = fb.BufferT()
-            buf.data = np.frombuffer(arr.tobytes(), dtype=np.uint8)
+            buf.data = pack_int4(arr) if int4 else np.frombuffer(arr.tobytes(), dtype=np.uint8)
             t.buffer = len(self._buffers)
             self._buffers.append(buf)
             data = arr
@@ -334,6 +353,15 @@ class ModelBuilder:
         values = np.asarray(values)
         return self._add_tensor(values.shape, np.int8, scales, zero_points, axis,
                                 values, name)
+
+    def const_int4(self, values, scales, axis=0, name=None) -> int:
+        """Constant INT4 tensor (weights in [-8, 7]) stored as TFLM reads it:
+        packed two per byte over the flattened tensor (element 2i in the low
+        nibble, 2i+1 in the high one), the last high nibble 0 for an odd count.
+        info(t).data keeps the unpacked values (int8)."""
+        values = np.asarray(values)
+        assert values.min(initial=0) >= -8 and values.max(initial=0) <= 7, "int4 values are in [-8, 7]"
+        return self._add_tensor(values.shape, np.int8, scales, None, axis, values, name, int4=True)
 
     def const_int32(self, values, scales=None, zero_points=None, axis=0,
                     name=None) -> int:

@@ -168,3 +168,47 @@ def test_default_run_skips_sensitivity(tmp_path, data):
     assert r.exit_code == 0, r.output + repr(r.exception)
     text = report.read_text()
     assert "## Activations" in text and "Not computed: run `tinycomp compress` with `--sensitivity`" in text
+
+
+@pytest.mark.tf
+def test_compress_int4_weights(tmp_path, data):
+    """--qat --weight-bits 4: kernels trained on 16 levels, written as packed
+    INT4 in the .tflite (every value on the grid, none rounded), and that
+    .tflite builds and equals TFLite Micro."""
+    from tests.support.harness import assert_bit_exact
+    from tests.support.models import digits_model
+    from tinycomp.frontends.tflite import parse_tflite
+
+    out, report = tmp_path / "c.keras", tmp_path / "r.md"
+    r = _run(digits_model().keras_path, "--data", data, "--qat", "--weight-bits", "4", "--epochs", "1",
+             "--max-drop", "100", "--out", out, "--report", report)
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    buf = out.with_suffix(".tflite").read_bytes()
+    graph = parse_tflite(buf)
+    weighted = [n for n in graph.nodes if n.op.value in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    assert weighted and all(graph.tensor(n.inputs[1]).dtype == "int4" for n in weighted)
+    text = report.read_text()
+    assert f"INT4 weights (TFLite's packed INT4, int8 activations) in {len(weighted)} layers" in text
+    assert "rounded" not in text and "INT8 activations, INT4 weights (converted) test accuracy" in text
+    x = graph.tensor(graph.inputs[0])
+    assert_bit_exact(buf, np.random.default_rng(0).integers(-128, 128, (20, *x.shape), dtype=np.int8))
+
+
+@pytest.mark.tf
+def test_compress_int4_weights_without_qat(tmp_path, data):
+    """--weight-bits 4 without QAT: the converter's int8 filters rounded to
+    16 levels (compress/int4.py), said so in the report; TFLM-exact build."""
+    from tests.support.harness import assert_bit_exact
+    from tests.support.models import digits_model
+    from tinycomp.frontends.tflite import parse_tflite
+
+    out, report = tmp_path / "c.keras", tmp_path / "r.md"
+    r = _run(digits_model().keras_path, "--data", data, "--weight-bits", "4", "--epochs", "0",
+             "--max-drop", "100", "--out", out, "--report", report)
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    buf = out.with_suffix(".tflite").read_bytes()
+    graph = parse_tflite(buf)
+    assert sum(graph.tensor(n.inputs[1]).dtype == "int4" for n in graph.nodes if len(n.inputs) > 1) == 4
+    assert "(rounded from int8)" in report.read_text()
+    x = graph.tensor(graph.inputs[0])
+    assert_bit_exact(buf, np.random.default_rng(1).integers(-128, 128, (20, *x.shape), dtype=np.int8))

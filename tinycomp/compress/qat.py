@@ -9,8 +9,6 @@ ranges chosen offline, which is how calibrate.py imposes its range choices.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from tinycomp.errors import ModelError
 
 from .graph import chain_layers, clone_layer, fold_batchnorm, input_shape
@@ -60,11 +58,21 @@ def _classes():
             return {**super().get_config(), "momentum": self.momentum, "frozen": self.frozen,
                     "init_min": self.init_min, "init_max": self.init_max}
 
-    def quant_kernel(kernel, depthwise=False, per_channel=True, stochastic=False):
+    def quant_kernel(kernel, depthwise=False, per_channel=True, bits=8, stochastic=False):
         # Symmetric per-output-channel with narrow range [-127, 127]: exactly the
         # int8 weight scheme TFLite uses, so training sees the device's weights.
+        # bits=4: the 16 levels -8..7 of scale bound / 7 (range [-8s, 7s], zero
+        # exact), which compress/int4.py writes as INT4 after conversion.
         shape = kernel.shape
         k = tf.reshape(kernel, (*shape[:-2], shape[-2] * shape[-1])) if depthwise else kernel
+        if bits == 4:
+            axes = list(range(len(k.shape) - 1)) if per_channel else None
+            bound = tf.reduce_max(tf.abs(k), axis=axes)
+            bound = tf.maximum(bound, tf.maximum(1e-3 * tf.reduce_max(bound), 1e-8))
+            lo, hi = -bound * (8.0 / 7.0), bound
+            q = (tf.quantization.fake_quant_with_min_max_vars_per_channel(k, lo, hi, num_bits=4)
+                 if per_channel else tf.quantization.fake_quant_with_min_max_vars(k, lo, hi, num_bits=4))
+            return tf.reshape(q, shape) if depthwise else q
         if not per_channel:
             bound = tf.maximum(tf.reduce_max(tf.abs(k)), 1e-8)
         else:
@@ -87,33 +95,36 @@ def _classes():
             q = tf.quantization.fake_quant_with_min_max_vars(k, -bound, bound, num_bits=8, narrow_range=True)
         return tf.reshape(q, shape) if depthwise else q
 
-    class StochasticRounding:
-        """`rounding` "stochastic": training steps round the weights stochastically;
-        inference and conversion always round to nearest, as the converter does."""
+    class QuantKernel:
+        """The fake-quantized kernel's options, kept in the config: weight_bits
+        (8, or 4: INT4 filters) and rounding ("stochastic": training steps round
+        the weights stochastically; inference and conversion always round to
+        nearest, as the converter does)."""
 
-        def __init__(self, *args, rounding="nearest", **kwargs):
+        def __init__(self, *args, weight_bits=8, rounding="nearest", **kwargs):
             super().__init__(*args, **kwargs)
+            self.weight_bits = int(weight_bits)
             self.rounding = rounding
 
-        def stochastic(self, training):
-            return bool(training) and self.rounding == "stochastic"
+        def quantized(self, training, **how):
+            return quant_kernel(self.kernel, bits=self.weight_bits,
+                                stochastic=bool(training) and self.rounding == "stochastic", **how)
 
         def get_config(self):
-            return {**super().get_config(), "rounding": self.rounding}
+            return {**super().get_config(), "weight_bits": self.weight_bits, "rounding": self.rounding}
 
     @keras.saving.register_keras_serializable(package="tinycomp")
-    class QuantConv2D(StochasticRounding, keras.layers.Conv2D):
+    class QuantConv2D(QuantKernel, keras.layers.Conv2D):
         def call(self, inputs, training=None):
-            out = self.convolution_op(inputs, quant_kernel(self.kernel, stochastic=self.stochastic(training)))
+            out = self.convolution_op(inputs, self.quantized(training))
             if self.use_bias:
                 out = out + self.bias
             return self.activation(out) if self.activation is not None else out
 
     @keras.saving.register_keras_serializable(package="tinycomp")
-    class QuantDepthwiseConv2D(StochasticRounding, keras.layers.DepthwiseConv2D):
+    class QuantDepthwiseConv2D(QuantKernel, keras.layers.DepthwiseConv2D):
         def call(self, inputs, training=None):
-            kernel = quant_kernel(self.kernel, depthwise=True, stochastic=self.stochastic(training))
-            out = keras.ops.depthwise_conv(inputs, kernel,
+            out = keras.ops.depthwise_conv(inputs, self.quantized(training, depthwise=True),
                                            strides=self.strides, padding=self.padding,
                                            dilation_rate=self.dilation_rate, data_format=self.data_format)
             if self.use_bias:
@@ -121,12 +132,11 @@ def _classes():
             return self.activation(out) if self.activation is not None else out
 
     @keras.saving.register_keras_serializable(package="tinycomp")
-    class QuantDense(StochasticRounding, keras.layers.Dense):
+    class QuantDense(QuantKernel, keras.layers.Dense):
         def call(self, inputs, training=None):
             # Per-tensor: the converter transposes a Dense kernel to FULLY_CONNECTED's
             # (out, in) layout and rejects a per-channel axis that would move with it.
-            out = keras.ops.matmul(inputs, quant_kernel(self.kernel, per_channel=False,
-                                                        stochastic=self.stochastic(training)))
+            out = keras.ops.matmul(inputs, self.quantized(training, per_channel=False))
             if self.bias is not None:
                 out = out + self.bias
             return self.activation(out) if self.activation is not None else out
@@ -145,12 +155,13 @@ def custom_objects() -> dict:
 _SAME_RANGE = ("MaxPooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape", "Dropout", "ZeroPadding2D")
 
 
-def quantize_model(model, ranges: dict | None = None, rounding: str = "nearest"):
+def quantize_model(model, ranges: dict | None = None, rounding: str = "nearest", weight_bits: int = 8):
     """A QAT copy of `model`: BN folded, ReLU fused, weights and activations fake-quantized.
 
     `ranges` maps activation names ("input" or a layer name of the folded model) to
     fixed (min, max); those fake-quants are frozen. Without it every range is learnt.
     `rounding` is the weights' in training steps: "nearest" or "stochastic".
+    weight_bits 4: every kernel fake-quantized to 16 levels (INT4 after conversion).
     """
     import keras
 
@@ -180,7 +191,7 @@ def quantize_model(model, ranges: dict | None = None, rounding: str = "nearest")
             split = act not in ("linear", "relu", "relu6")  # softmax etc.: quantize the logits first
             cfg.pop("name")
             new = swap[kind].from_config({**cfg, "activation": "linear" if split else act,
-                                          "name": layer.name, "rounding": rounding})
+                                          "name": layer.name, "rounding": rounding, "weight_bits": weight_bits})
             x = new(x)
             new.set_weights(weights)
             x = fq(x, layer.name)
@@ -202,12 +213,12 @@ def quantize_model(model, ranges: dict | None = None, rounding: str = "nearest")
 
 
 def qat_train(model, x, y, epochs: int = 3, batch_size: int = 32, learning_rate: float = 5e-4,
-              temperature: float | None = None, rounding: str = "nearest"):
+              temperature: float | None = None, rounding: str = "nearest", weight_bits: int = 8):
     """Quantize `model` and fine-tune it with fake quantization; returns the QAT model.
     With a temperature, y holds distill.pack rows. `model` itself is not changed."""
     from .prune import compile_for_finetune
 
-    qmodel = quantize_model(model, rounding=rounding)
+    qmodel = quantize_model(model, rounding=rounding, weight_bits=weight_bits)
     # One pass in training mode seeds every EMA range before the weights move.
     qmodel(x[: min(len(x), 256)], training=True)
     compile_for_finetune(qmodel, learning_rate, temperature)
@@ -269,8 +280,12 @@ def qat_to_tflite(qmodel) -> bytes:
 
 
 def float_tensors(buf: bytes) -> list[str]:
-    """Names of float32 activation tensors in a .tflite (empty for a full-integer model)."""
-    from ai_edge_litert.interpreter import Interpreter
+    """Names of float32 tensors in a .tflite (empty for a full-integer model),
+    from the flatbuffer: LiteRT's interpreter cannot load every model TFLM
+    runs (INT4 filters make DEPTHWISE_CONV_2D version 7, which it lacks)."""
+    from ai_edge_litert.tools import flatbuffer_utils as fb
 
-    interp = Interpreter(model_content=buf)
-    return [t["name"] for t in interp.get_tensor_details() if t["dtype"] == np.float32]
+    sub = fb.read_model_from_bytearray(bytearray(buf)).subgraphs[0]
+    names = [t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name)
+             for t in sub.tensors or () if t.type == 0]  # FLOAT32
+    return names

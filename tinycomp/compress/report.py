@@ -37,6 +37,8 @@ class Report:
     weight_rows: list[dict] = field(default_factory=list)
     totals: dict = field(default_factory=dict)
     int8_accuracy: float | None = None
+    # --weight-bits 4: (layer, exact) per filter written as INT4 (exact: on QAT's 16 levels)
+    int4_layers: list[tuple[str, bool]] = field(default_factory=list)
     kl_float_int8: float | None = None
     activation_rows: list[dict] = field(default_factory=list)  # analysis.model_activation_report
     activation_samples: int = 0
@@ -66,8 +68,13 @@ class Report:
             lines += ["", f"Fine-tuning was distilled from the input model: loss = {ALPHA:g} x cross-entropy "
                       f"to the labels + {1 - ALPHA:g} x T² x cross-entropy to its outputs softened at "
                       f"T = {self.distill_temperature:g}."]
+        if self.int4_layers:
+            lines += ["", f"INT4 weights (TFLite's packed INT4, int8 activations) in {len(self.int4_layers)} "
+                          "layers: " + ", ".join(f"`{n}`" + ("" if exact else " (rounded from int8)")
+                                                  for n, exact in self.int4_layers)]
         if self.int8_accuracy is not None:
-            lines += ["", f"INT8 (converted) test accuracy: {100 * self.int8_accuracy:.2f}%"]
+            what = "INT8 activations, INT4 weights" if self.int4_layers else "INT8"
+            lines += ["", f"{what} (converted) test accuracy: {100 * self.int8_accuracy:.2f}%"]
         if self.over_budget:
             lines += ["", f"**Over the accuracy budget, no model written:** {self.over_budget}"]
         if self.kl_float_int8 is not None:

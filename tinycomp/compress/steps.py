@@ -29,6 +29,7 @@ class CompressOptions:
     baseline: bool = True           # report plain INT8 (min-max PTQ) of the input as a step; the search needs it once
     allocation: str = "lamp"        # how --prune's zeros spread over layers (prune.ALLOCATIONS)
     rounding: str = "nearest"       # QAT's weight rounding in training: nearest, stochastic or both (keep the better)
+    weight_bits: int = 8            # 4: INT4 filters in the .tflite (compress/int4.py)
 
 
 def check_options(opts: CompressOptions) -> None:
@@ -43,6 +44,8 @@ def check_options(opts: CompressOptions) -> None:
         raise InputDataError(f"--low-rank is the retained energy, in (0, 1]; got {opts.low_rank}")
     if opts.epochs < 0:
         raise InputDataError(f"--epochs must be >= 0, got {opts.epochs}")
+    if opts.weight_bits not in (4, 8):
+        raise InputDataError(f"--weight-bits is 8 or 4, got {opts.weight_bits}")
     if opts.max_drop is not None and not opts.max_drop >= 0:
         raise InputDataError(f"--max-drop is in points of accuracy, >= 0; got {opts.max_drop}")
     if opts.allocation not in prune.ALLOCATIONS:
@@ -51,6 +54,8 @@ def check_options(opts: CompressOptions) -> None:
         raise InputDataError(f"--rounding is one of {', '.join(ROUNDINGS)}; got {opts.rounding!r}")
     if opts.rounding != "nearest" and not opts.qat:
         raise InputDataError("--rounding chooses QAT's weight rounding: add --qat")
+    if opts.rounding != "nearest" and opts.weight_bits == 4:
+        raise InputDataError("--rounding stochastic is for 8-bit weights; INT4's 16 levels round to nearest")
     if opts.distill is not None and not opts.distill > 0:
         raise InputDataError(f"--temperature must be > 0, got {opts.distill}")
 
@@ -89,7 +94,12 @@ def check_labels(model, y: np.ndarray, what: str = "y_train") -> np.ndarray:
 
 
 def int8_accuracy(buf: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Top-1 of an int8 .tflite with the reference kernels (what TFLM computes)."""
+    """Top-1 of an int8 .tflite with the reference kernels (what TFLM computes).
+    A model with INT4 filters runs in TFLM itself (LiteRT lacks its op versions)."""
+    from .int4 import int4_layers
+
+    if int4_layers(buf):
+        return _tflm_accuracy(buf, x, y)
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     interp = Interpreter(model_content=buf, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
@@ -114,6 +124,18 @@ def _taught(teacher, x, y, temperature: float) -> np.ndarray:
 
     out = teacher.predict(x, verbose=0, batch_size=256)
     return distill.pack(y, distill.soften(out, temperature, _output_activation(teacher) != "softmax"))
+
+
+def _tflm_accuracy(buf: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    from tinycomp.frontends.tflite import parse_tflite
+    from tinycomp.reference.tflm import run_all
+
+    graph = parse_tflite(buf)
+    inp, out = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
+    q = np.clip(np.round(np.asarray(x, np.float64) / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
+    outs, _ = run_all(buf, [q.reshape((len(x), *inp.shape))])
+    probs = (outs[0].reshape(len(x), -1).astype(np.float32) - out.zero_point) * out.scale
+    return float(np.mean(probs.argmax(-1) == y)), probs
 
 
 def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, name: str = "model"):
@@ -203,7 +225,7 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
         tried = []
         for rounding in ROUNDINGS[opts.rounding]:
             qmodel = qat.qat_train(model, x_fit, y_fit, epochs=qat_epochs, batch_size=opts.batch_size,
-                                   temperature=temperature, rounding=rounding)
+                                   temperature=temperature, rounding=rounding, weight_bits=opts.weight_bits)
             buf = qat.qat_to_tflite(qmodel)
             tried.append((qmodel, buf, rounding))
         if len(tried) > 1:  # kept: the better INT8 accuracy on data the test set never decides
@@ -216,12 +238,19 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
                        f"{'held-out' if budgeted else 'training'} {100 * pick:.2f}%" + ("; kept" if i == kept else ""))
             tried = [tried[kept]]
         else:
-            record(f"QAT (fake-quant, float eval{', stochastic rounding' if opts.rounding == 'stochastic' else ''})",
-                   tried[0][0])
+            record(f"QAT (fake-quant, float eval{', stochastic rounding' if opts.rounding == 'stochastic' else ''})"
+                   + (", INT4 weights" if opts.weight_bits == 4 else ""), tried[0][0])
         out_model, buf, _ = tried[0]
     else:
         buf = qat.qat_to_tflite(calibrated_model(model, calib, "minmax")[0])
         out_model = model
+    if opts.weight_bits == 4:
+        # the filters as INT4: exact for QAT's 16 levels, rounded without QAT
+        from .int4 import int4_layers, to_int4
+
+        buf, rewritten = to_int4(buf)  # what the converter left int8
+        rounded = {name for name, exact in rewritten if not exact}
+        report.int4_layers = [(name, name not in rounded) for name in int4_layers(buf)]
     acc, probs = int8_accuracy(buf, x_test, y_test)
     report.int8_accuracy = acc
     drop = 100 * (report.steps[0].accuracy - acc)

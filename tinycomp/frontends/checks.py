@@ -176,6 +176,32 @@ def _check_variables(graph: Graph, producer: dict[int, Node]) -> None:
                                      "layer per state tensor")
 
 
+# Where TFLite Micro takes INT4 tensors: the constant filter (input 1) of these
+# ops, with int8 activations; its FULLY_CONNECTED refuses per-channel int4.
+INT4_WEIGHTS = (Op.CONV_2D, Op.DEPTHWISE_CONV_2D, Op.FULLY_CONNECTED)
+
+
+def _check_int4(graph: Graph) -> None:
+    """INT4 only as TFLM reads it: packed constant weights of an int8 layer."""
+    for node in graph.nodes:
+        for i, t in enumerate((*node.inputs, *node.outputs)):
+            if t < 0 or graph.tensor(t).dtype != "int4":
+                continue
+            w, where = graph.tensor(t), f"{graph.name}: {_layer(node)}"
+            if node.op not in INT4_WEIGHTS or i != 1 or not w.is_const:
+                role = "output" if i >= len(node.inputs) else f"input {i}"
+                raise UnsupportedOpError(f"{where} has the INT4 tensor {w.name!r} as its {role}; INT4 is "
+                                         "supported (as in TFLite Micro) only as the constant weights of "
+                                         + ", ".join(op.value for op in INT4_WEIGHTS))
+            x = graph.tensor(node.inputs[0])
+            if x.dtype != "int8":
+                raise UnsupportedOpError(f"{where} has INT4 weights {w.name!r} with input type {x.dtype}; "
+                                         "tinycomp's INT4 kernels take int8 activations")
+            if node.op == Op.FULLY_CONNECTED and w.quant is not None and w.quant.per_channel:
+                raise UnsupportedOpError(f"{where} has per-channel INT4 weights {w.name!r}; TFLite Micro's "
+                                         "FULLY_CONNECTED takes INT4 weights only per tensor")
+
+
 def _check_outputs(graph: Graph, producer: set[int]) -> None:
     # codegen's _check_io says the same of outputs that become inputs or
     # constants only through aliases and folding
@@ -201,6 +227,7 @@ def check_model(graph: Graph) -> Graph:
         _check_tensor(graph, t)
     _check_order(graph)
     _check_outputs(graph, {t for node in graph.nodes for t in node.outputs})
+    _check_int4(graph)
     for node in graph.nodes:
         check_node_shapes(graph, node)
     return graph

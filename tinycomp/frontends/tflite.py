@@ -118,7 +118,9 @@ def _tensor(index: int, t, buffers) -> Tensor:
     name = t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name or f"t{index}")
     data = None
     buf = buffers[t.buffer].data if 0 < t.buffer < len(buffers) else None
-    if buf is not None and len(buf):
+    if buf is not None and len(buf) and dtype == "int4":
+        data = _unpack_int4(np.asarray(buf, dtype=np.uint8), shape, name)
+    elif buf is not None and len(buf):
         raw = np.asarray(buf, dtype=np.uint8).tobytes()
         try:
             data = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
@@ -133,6 +135,19 @@ def _tensor(index: int, t, buffers) -> Tensor:
         # (tinycomp_reset_state), so the buffer is not a constant.
         data = None
     return Tensor(index, name, shape, dtype, _quant(t.quantization), data, variable)
+
+
+def _unpack_int4(buf: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """TFLite's INT4 buffer as TFLM reads it: the flattened tensor's values two
+    per byte, element 2i in the low nibble and 2i+1 in the high one, each a
+    4-bit two's complement number; an odd count leaves the last high nibble
+    unused. Every nibble is a valid value, so only the length can be wrong."""
+    n = int(np.prod(shape, dtype=np.int64))
+    if buf.size != (n + 1) // 2:
+        raise ModelError(f"constant INT4 tensor {name!r} holds {buf.size} bytes; its shape {shape} "
+                         f"packs into {(n + 1) // 2}")
+    nibbles = np.stack([buf & 0xF, buf >> 4], axis=1).reshape(-1)[:n].astype(np.int8)
+    return np.where(nibbles >= 8, nibbles - 16, nibbles).astype(np.int8).reshape(shape)
 
 
 def model_hash(data: bytes) -> str:

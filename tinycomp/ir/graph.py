@@ -82,7 +82,9 @@ class Tensor:
     index: int
     name: str
     shape: tuple[int, ...]
-    dtype: str  # numpy dtype name: "int8", "int32", ...
+    # numpy dtype name: "int8", "int32", ...; "int4" (TFLite's packed INT4
+    # weights) holds its values unpacked, as int8 in [-8, 7]
+    dtype: str
     quant: Quant | None = None
     data: np.ndarray | None = None  # constant tensors only
     # state kept between inferences: TFLite's isVariable (SVDF's state, read
@@ -103,6 +105,8 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
+        if self.dtype == "int4":  # two values per byte, as the file stores them
+            return (self.size + 1) // 2
         return self.size * np.dtype(self.dtype).itemsize
 
     @property

@@ -106,7 +106,7 @@ def _weights(c: _Check, axis: int) -> None:
     """Constant, quantized, symmetric, one scale or one per output channel."""
     w = c.graph.tensor(c.node.inputs[1])
     if not w.is_const or w.dtype not in ("int8", "int4") or w.quant is None or not w.quant.scale:
-        raise c.error(f"weights {w.name!r} must be a constant, quantized int8 tensor")
+        raise c.error(f"weights {w.name!r} must be a constant, quantized int8 (or INT4) tensor")
     if any(w.quant.zero_point):
         raise c.error(f"weights {w.name!r} must be symmetric (zero point 0)", UnsupportedOpError)
     channels = w.shape[axis]

@@ -45,3 +45,13 @@ def folded_bias(layer: Layer, weights: np.ndarray, bias_index: int, input_offset
     if layer.has_input(bias_index):
         bias += layer.input(bias_index).data.astype(np.int64).reshape(-1)
     return bias + input_offset * w.sum(axis=1)
+
+
+def int4_weights(layer: Layer, values: np.ndarray) -> str:
+    """INT4 weights (values in [-8, 7]) emitted packed as TFLite stores them,
+    element 2i in the low nibble of byte i and 2i + 1 in the high one
+    (templates read element i with tc_int4): half the bytes of int8."""
+    v = np.asarray(values, np.int64).reshape(-1) & 0xF
+    if v.size % 2:
+        v = np.append(v, 0)
+    return layer.const("weights4", v[0::2] | (v[1::2] << 4), "uint8_t")

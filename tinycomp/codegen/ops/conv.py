@@ -17,7 +17,7 @@ from ...ir.shapes import conv_out_size
 from ...passes.memory import window_lag
 from ..layer import Layer
 from . import conv_c1
-from .common import channel_multipliers, folded_bias, fused_activation
+from .common import channel_multipliers, folded_bias, fused_activation, int4_weights
 
 
 def _pad_before(size: int, kernel: int, stride: int, dilation: int, out: int) -> int:
@@ -45,8 +45,8 @@ def check_io(layer: Layer) -> None:
 
 def check_weights(layer: Layer, axis: int, channels: int):
     w = layer.input(1)
-    if not w.is_const or w.dtype != "int8" or len(w.shape) != 4:
-        raise layer.refuse("filter must be a constant 4-D int8 tensor")
+    if not w.is_const or w.dtype not in ("int8", "int4") or len(w.shape) != 4:
+        raise layer.refuse("filter must be a constant 4-D int8 or INT4 tensor")
     if w.quant is None:
         raise layer.refuse("filter is not quantized")
     if any(w.quant.zero_point):
@@ -135,13 +135,44 @@ def pack_rows(rows: np.ndarray, block: int) -> tuple[np.ndarray, int]:
     return np.concatenate([head, words[full:].reshape(-1)]), kw
 
 
+def pack_rows4(rows: np.ndarray, block: int) -> tuple[np.ndarray, int]:
+    """INT4 rows (units, k) as int32 words for the blocked kernels, 8 weights
+    a word: byte b of word j holds weight 8j + b in its low nibble and weight
+    8j + 4 + b in its high one. So `(v << 4) & 0xF0F0F0F0` and
+    `v & 0xF0F0F0F0` are the weights of activation words 2j and 2j + 1 as
+    signed bytes times 16, in the byte order SXTB16 takes them (DSP path);
+    the plain path takes nibbles by shifts. Rows are zero-padded to whole
+    words (kw8 = ceil(k / 8)) and interleaved per block as pack_rows does.
+    Half the bytes of the int8 words."""
+    units, k = rows.shape
+    kw8 = -(-k // 8)
+    padded = np.zeros((units, kw8 * 8), np.int64)
+    padded[:, :k] = rows
+    nib = padded.reshape(units, kw8, 2, 4) & 0xF  # (unit, word, low/high, byte)
+    packed = (nib[:, :, 0, :] | (nib[:, :, 1, :] << 4)).astype(np.uint8)
+    return pack_rows(packed.view(np.int8).reshape(units, kw8 * 4), block)[0], kw8
+
+
 def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
                  mult: str, shift: str, rstride: int) -> dict:
     """Numbers for the blocked kernels: packed weights, folded bias, and the
     requantization constants, as literals when one pair serves every channel
-    (per-tensor weights) so they cost no loads."""
+    (per-tensor weights) so they cost no loads. INT4 weights (the layer's
+    filter is "int4") are packed 8 a word (pack_rows4); kw then counts the
+    activation words a row is read in (2 per weight word, wwords)."""
     units, k = rows.shape
-    words, kw = pack_rows(rows, block)
+    int4 = layer.input(1).dtype == "int4"
+    if int4:
+        words, wwords = pack_rows4(rows, block)
+        kw = 2 * wwords
+        # The DSP path sums 16 x w x x (the nibbles taken in place, see
+        # pack_rows4) and divides by 16 at the end: exact while that sum
+        # cannot wrap, i.e. 16 * 128 * sum|w| < 2^31 (some 130,000 taps).
+        if int(np.abs(rows.astype(np.int64)).sum(axis=1).max(initial=0)) * 16 * 128 >= 1 << 31:
+            raise layer.refuse("INT4 rows too long for the kernel's 16x scaled accumulator")
+    else:
+        words, kw = pack_rows(rows, block)
+        wwords = kw
     by_name = {c.name: c for c in layer.constants}
     m, s = by_name[mult].values, by_name[shift].values
     if np.any(m == np.iinfo(np.int32).min):
@@ -166,7 +197,7 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
         mult_of, shift_of = (lambda i: f"{mult}[{i}]"), (lambda i: f"{shift}[{i}]")
     act_min, act_max = fused_activation(layer)
     return {
-        "units": units, "k": k, "kw": kw, "block": block,
+        "units": units, "k": k, "kw": kw, "wwords": wwords, "int4": int4, "block": block,
         "nfull": units // block, "rest": units % block, "rstride": rstride, "right": right,
         "bounded": bounded, "fuse": None,  # _conv_2d_add sets the residual ADD
         "weights": layer.const("weights", words, "int32_t"),
@@ -196,7 +227,7 @@ def conv_2d(layer: Layer) -> dict:
     check_weights(layer, 0, oc)
     geo = geometry(layer, kh, kw, oc)
     mult, shift = channel_multipliers(layer, w.quant.scale, oc)
-    if layer.options.get("depthwise_as_conv") and c == 1 and conv_c1.fits(w):
+    if layer.options.get("depthwise_as_conv") and c == 1 and conv_c1.fits(w) and w.dtype == "int8":
         return conv_c1.conv_2d_c1(layer, geo, w, mult, shift)
     if c == ci:
         return _conv_2d_fast(layer, geo, w, mult, shift)
@@ -208,7 +239,8 @@ def conv_2d(layer: Layer) -> dict:
         **geo, **biases(layer, geo, w.data),
         "in_c": c, "out_c": oc, "filter_c": ci,
         "groups": c // ci, "filters_per_group": oc // (c // ci),
-        "weights": layer.const("weights", w.data, "int8_t"),
+        "int4": w.dtype == "int4",
+        "weights": int4_weights(layer, w.data) if w.dtype == "int4" else layer.const("weights", w.data, "int8_t"),
         "mult": mult, "shift": shift,
     }
 
@@ -226,11 +258,12 @@ def _conv_2d_fast(layer: Layer, geo: dict, w, mult: str, shift: str) -> dict:
     """Ungrouped CONV_2D through the blocked kernel (conv_2d_fast.c.j2)."""
     oc, kh, kw, ci = w.shape
     k = kh * kw * ci
-    kp = -(-k // 4) * 4
+    word = 8 if w.dtype == "int4" else 4  # activation bytes per weight word
+    kp = -(-k // word) * word
     # In place only for 1x1, stride 1, no padding, whole words per pixel:
     # the last pixel's word loads then stay inside the tensor.
     direct = (kh == kw == 1 and geo["stride_h"] == geo["stride_w"] == 1
-              and geo["pad_h"] == geo["pad_w"] == 0 and k % 4 == 0)
+              and geo["pad_h"] == geo["pad_w"] == 0 and k % word == 0)
     # Shared window: the two pixels of a pair (same output row: out_w even)
     # have windows sw columns apart that overlap when sw < kw. With the
     # dot product's k taken column by column (filter reordered to O,W,H,I at
@@ -252,7 +285,8 @@ def _conv_2d_fast(layer: Layer, geo: dict, w, mult: str, shift: str) -> dict:
            "pixels": geo["batches"] * geo["out_h"] * geo["out_w"],
            "template": "kernels/conv_2d_fast.c.j2", "shared_args": True}
     if shared:
-        ctx["scratch_bytes"] = (kw + geo["stride_w"]) * kh * ci
+        # pixel 1's row is read up to its whole words (kp bytes, INT4: k + 4)
+        ctx["scratch_bytes"] = (kw + geo["stride_w"]) * kh * ci + kp - k
     elif not direct:
         ctx["scratch_bytes"] = 2 * kp
     # Pixels go in pairs, in row-major order. The window copy reads both

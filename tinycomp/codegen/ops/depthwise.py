@@ -7,7 +7,7 @@ import numpy as np
 from ...passes.memory import window_lag
 from ...reference.gemmlowp import multiply_by_quantized_multiplier
 from ..layer import Layer
-from .common import channel_multipliers, folded_bias
+from .common import channel_multipliers, folded_bias, int4_weights
 from .conv import biases, check_io, check_weights, geometry
 
 # Output channels accumulated together by the depthwise kernel: small enough
@@ -35,11 +35,12 @@ def depthwise_conv_2d(layer: Layer) -> dict:
     mult, shift = channel_multipliers(layer, w.quant.scale, oc)
     block = min(DW_BLOCK, oc)
     per_channel = w.data.reshape(kh * kw, oc).T  # (oc, taps) for the bias fold
+    int4 = w.dtype == "int4"
     ctx = {
         **geo, **biases(layer, geo, per_channel),
         "in_c": c, "out_c": oc, "depth_mult": mult_depth,
         "block": block, "full_blocks": oc // block, "tail": oc % block,
-        "weights": layer.const("weights", w.data, "int8_t"),
+        "int4": int4, "weights": None if int4 else layer.const("weights", w.data, "int8_t"),
         "mult": mult, "shift": shift,
         # pixels are produced in row-major order, each from a window read
         # before the next pixel: the output may trail the dying input by a
@@ -48,11 +49,45 @@ def depthwise_conv_2d(layer: Layer) -> dict:
                                   (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
                                   (geo["dil_h"], geo["dil_w"])),
     }
+    if int4:
+        return _int4(layer, ctx, geo, per_channel, mult, shift)
     ctx.update(_dsp(layer, geo, per_channel, mult, shift))
     # cores without DSP: 3x3 layers share one plain function too
     # (depthwise_conv_2d_plain3.c.j2; its geometry fields are int16)
     ctx["plain3"] = _shareable_3x3(geo, c) and mult_depth == 1
     return ctx
+
+
+def _int4(layer: Layer, ctx: dict, geo: dict, w_oc_taps: np.ndarray, mult: str, shift: str) -> dict:
+    """INT4 filters are stored once, packed, and every path reads the nibbles
+    in place. Where the DSP path's conditions hold, in its layout (_dsp): per
+    group of 4 channels, one word per two taps, byte b holding channel b's
+    weight of the even tap in its top nibble and of the odd tap in its
+    bottom nibble; the plain loop of cores without DSP then reads that
+    layout too (int4_words). Otherwise TFLite's own packing (int4_at: an
+    element by tc_int4)."""
+    ctx.update(_dsp(layer, geo, w_oc_taps, mult, shift, int4=True))
+    ctx["plain3"] = False
+    oc, taps = w_oc_taps.shape
+    ctx["int4_words"], ctx["int4_at"] = None, None
+    if ctx["dsp"]:
+        ctx["int4_words"] = -(-taps // 2)  # words per group of 4 channels
+    else:
+        name = int4_weights(layer, w_oc_taps.T)  # (taps, oc): the file's (1, kh, kw, oc) order
+        ctx["int4_at"] = f"tc_int4({name}, ({{t}}) * {oc} + ({{c}}))"
+    return ctx
+
+
+def _int4_words(w_oc_taps: np.ndarray) -> np.ndarray:
+    """The DSP layout of INT4 weights (see _int4) as int32 words."""
+    oc, taps = w_oc_taps.shape
+    pairs = -(-taps // 2)
+    w = np.zeros((oc, 2 * pairs), np.int64)
+    w[:, :taps] = w_oc_taps
+    nib = w.reshape(oc // 4, 4, pairs, 2) & 0xF  # (group, channel, word, even/odd tap)
+    byte = (nib[..., 0] << 4) | nib[..., 1]  # (group, channel, word)
+    words = sum(byte[:, b, :] << (8 * b) for b in range(4)).reshape(-1)  # (group, word)
+    return np.where(words >= 1 << 31, words - (1 << 32), words)
 
 
 def _shareable_3x3(geo: dict, channels: int) -> bool:
@@ -61,11 +96,16 @@ def _shareable_3x3(geo: dict, channels: int) -> bool:
     return (geo["k_h"], geo["k_w"], geo["dil_h"], geo["dil_w"]) == (3, 3, 1, 1) and max(fields) < 1 << 15
 
 
-def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_name: str) -> dict:
+def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_name: str,
+         int4: bool = False) -> dict:
     """Constants of the DSP path (depthwise_conv_2d_dsp.c.j2), or dsp=False
     where its arithmetic shortcuts would not be exact: depth multiplier 1,
     channels a multiple of 4, every channel shifting right by >= 1 bit, and
-    accumulators provably inside the ranges its shortcuts need."""
+    accumulators provably inside the ranges its shortcuts need.
+    INT4 (int4=True): the nibbles are masked into the top of their bytes, so
+    the products are 16 x w x x and the accumulator starts at 16 x bias; it
+    must then stay below 2^31 (|acc| < 2^27), and the kernel shifts it right
+    by 3 to the doubled accumulator SMMULR takes. No shared 3x3 kernel."""
     oc, taps = w_oc_taps.shape
     values = {c.name: c.values for c in layer.constants}
     mult = values[mult_name].astype(np.int64)
@@ -98,8 +138,11 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
         rnd[dead] = 2 * const
     if (acc_max >= 1 << 30).any() or (acc_max + 1 + np.abs(rnd) >= 1 << 31).any():
         return {"dsp": False, "dw3": False}
+    if int4 and (acc_max >= 1 << 27).any():
+        return {"dsp": False, "dw3": False}
     groups = oc // 4
-    params = np.stack([folded * 2, raw * 2, mult, rnd, e], axis=1)  # (oc, 5)
+    scale = 16 if int4 else 2
+    params = np.stack([folded * scale, raw * scale, mult, rnd, e], axis=1)  # (oc, 5)
     params = params.reshape(groups, 4, 5).transpose(0, 2, 1).reshape(-1)  # per group: 5 x 4
     # per group and tap: channels 0, 2, 1, 3 as int16, doubled
     w2 = (2 * w_oc_taps.astype(np.int64)).reshape(groups, 4, taps)[:, [0, 2, 1, 3], :]
@@ -110,7 +153,7 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
     lane = off & 0xFFFF
     # 3x3 layers without dilation share one DSP function per model
     # (depthwise_conv_2d_dsp3.c.j2)
-    dw3 = _shareable_3x3(geo, c)
+    dw3 = _shareable_3x3(geo, c) and not int4
     full_range = (geo["act_min"], geo["act_max"]) == (-128, 127)
     return {
         "dw3": dw3, "dw3_variant": "s" if full_range else "c",
@@ -118,7 +161,8 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
         "dsp_params": layer.const("dsp_params", params, "int32_t"),
         # the shared 3x3 kernel reads each pair as an aligned int32 word (two
         # pairs in one LDRD); the specialised one as int16
-        "dsp_weights": (layer.const("dsp_weights", _pairs_as_words(w2), "int32_t") if dw3
+        "dsp_weights": (layer.const("dsp_weights4", _int4_words(w_oc_taps), "int32_t") if int4
+                        else layer.const("dsp_weights", _pairs_as_words(w2), "int32_t") if dw3
                         else layer.const("dsp_weights", w2, "int16_t")),
         "tap_offsets": offsets,
         "off2": f"(int32_t)0x{(lane << 16) | lane:08x}u",

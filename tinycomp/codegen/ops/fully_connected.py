@@ -18,8 +18,8 @@ FC_BLOCK = 4
 
 def fully_connected(layer: Layer) -> dict:
     weights = layer.input(1)
-    if not weights.is_const or weights.dtype != "int8":
-        raise layer.refuse("weights must be constant int8")
+    if not weights.is_const or weights.dtype not in ("int8", "int4"):
+        raise layer.refuse("weights must be constant int8 or INT4")
     units, depth = weights.shape
     if layer.input().size % depth:
         raise layer.refuse(f"input of {layer.input().size} values is not a multiple of {depth}")
@@ -33,7 +33,7 @@ def fully_connected(layer: Layer) -> dict:
            "shared_args": True,
            # a row whose length is not whole words is copied, so the kernel's
            # word loads never read past the input tensor
-           "copy": depth % 4 != 0}
+           "copy": depth % (8 if g["int4"] else 4) != 0}
     if ctx["copy"]:
         ctx["scratch_bytes"] = g["kw"] * 4
     return ctx

@@ -85,8 +85,14 @@ def _sparse_wins(layer: Layer) -> bool:
     return est["model_instructions_sparse"] < MVE_MAC_COST * macs
 
 
+def _int4(layer: Layer) -> bool:
+    """INT4 weights take the plain rows (packed nibbles read in place, with the
+    DSP path the M55 also has): the Helium kernels' streams are int8."""
+    return layer.has_input(1) and layer.input(1).dtype == "int4"
+
+
 def fully_connected_mve(layer: Layer) -> dict | None:
-    if _sparse_wins(layer):
+    if _int4(layer) or _sparse_wins(layer):
         return None
     fully_connected(Layer(layer.graph, layer.node, storage=layer.storage))  # the plain kernel's checks
     w = layer.input(1)
@@ -102,6 +108,8 @@ def conv_2d_mve(layer: Layer) -> dict | None:
     channels in place; any other window is copied into scratch first, taps
     outside the input set to the input zero point (with the offset folded
     into the bias they add 0, as TFLM's skipped taps do)."""
+    if _int4(layer):
+        return None
     if "residual_add" in layer.options:
         return _conv_2d_add_mve(layer)
     if layer.options.get("depthwise_as_conv") or _sparse_wins(layer):
@@ -173,6 +181,8 @@ DW_LANES = 8  # int16 lanes: output channels per step of the depthwise kernel
 def depthwise_mve(layer: Layer) -> dict | None:
     """DEPTHWISE_CONV_2D, any depth multiplier: eight output channels per
     step (templates/kernels/mve/depthwise_conv_2d.c.j2)."""
+    if _int4(layer):
+        return None
     plain = depthwise_conv_2d(Layer(layer.graph, layer.node, storage=layer.storage))  # the plain kernel's checks and geometry
     geo = {k: plain[k] for k in ("batches", "in_h", "in_w", "out_h", "out_w", "k_h", "k_w",
                                  "stride_h", "stride_w", "dil_h", "dil_w", "pad_h", "pad_w",

@@ -59,6 +59,11 @@ COST = {
     "sparse_out": {"CONV_2D": 56.0, "FULLY_CONNECTED": 47.0},
     "pad_byte": 0.0,  # folded into sparse_out above
     "dense_mac": {"CONV_2D": 1.5, "FULLY_CONNECTED": 1.53},
+    # INT4 (estimated, not fitted): the dense GEMM unpacks nibbles (measured
+    # 1.59 and 1.71 per MAC on a 3x3x32 conv and a 512 -> 64 FC); the sparse
+    # kernel adds a bitfield extract per nonzero and a load per two.
+    "int4_sparse_nz": {1: 5.8, 2: 7.8},
+    "int4_dense_mac": {"CONV_2D": 1.6, "FULLY_CONNECTED": 1.7},
 }
 
 
@@ -67,13 +72,19 @@ def _idx_bytes(max_offset: int, max_count: int) -> int | None:
     return 1 if top < 256 else 2 if top < 65536 else None
 
 
-def encode(weights: np.ndarray, offsets: np.ndarray, idx_bytes: int) -> np.ndarray:
+def encode(weights: np.ndarray, offsets: np.ndarray, idx_bytes: int, int4: bool = False) -> np.ndarray:
     """The stream (uint8) of weights (rows, k), offsets (rows, k) the input
-    offset of each weight position."""
+    offset of each weight position. INT4 rows: the count, every nonzero's
+    offset, then the nonzero values packed two per byte (first in the low
+    nibble, as TFLite packs them; an odd count leaves the last high nibble 0)."""
     out = []
     for row, off in zip(weights, offsets):
         nz = np.flatnonzero(row)
         out.append(_le(np.array([nz.size]), idx_bytes))
+        if int4:
+            v = np.append(row[nz].astype(np.int64), np.zeros(nz.size % 2, np.int64)) & 0xF
+            out += [_le(off[nz], idx_bytes), (v[0::2] | (v[1::2] << 4)).astype(np.uint8)]
+            continue
         pairs = np.concatenate([_le(off[nz], idx_bytes).reshape(nz.size, idx_bytes),
                                 row[nz].astype(np.int8).view(np.uint8).reshape(-1, 1)], axis=1)
         out.append(pairs.reshape(-1))
@@ -85,7 +96,11 @@ def _le(v: np.ndarray, n: int) -> np.ndarray:
     return np.stack([(v >> (8 * i)) & 0xFF for i in range(n)], axis=-1).reshape(-1).astype(np.uint8)
 
 
-def stream_bytes(rows: int, nonzeros: int, idx_bytes: int) -> int:
+def stream_bytes(rows: int, nonzeros: int, idx_bytes: int, odd_rows: int | None = None) -> int:
+    """Bytes of the stream; odd_rows (INT4: rows with an odd count) given,
+    half a byte per value plus the pad nibble of those rows."""
+    if odd_rows is not None:
+        return rows * idx_bytes + nonzeros * idx_bytes + (nonzeros + odd_rows) // 2
     return rows * idx_bytes + nonzeros * (idx_bytes + 1)
 
 
@@ -112,21 +127,22 @@ STORAGE_AIMS = ("balanced", "size", "speed")  # build --optimize
 
 
 def estimate(op: str, weights: np.ndarray, outputs_per_row: int, pad_bytes: int = 0,
-             max_offset: int = 0, aim: str = "balanced") -> dict:
+             max_offset: int = 0, aim: str = "balanced", int4: bool = False) -> dict:
     """Bytes and modelled instructions of the dense and the sparse layout for
     one layer, and the choice by the user's aim: "balanced" sparse only when
-    smaller and not slower, "size" whenever smaller, "speed" only when faster."""
+    smaller and not slower, "size" whenever smaller, "speed" only when faster.
+    int4: packed INT4 weights, dense half a byte each."""
     rows = weights.shape[0]
     nnz = int(np.count_nonzero(weights))
     counts = np.count_nonzero(weights.reshape(rows, -1), axis=1)
     ib = _idx_bytes(max_offset, int(counts.max(initial=0)))
-    dense_bytes = int(weights.size)
-    dense_cost = COST["dense_mac"][op] * weights.size * outputs_per_row
+    dense_bytes = (int(weights.size) + 1) // 2 if int4 else int(weights.size)
+    dense_cost = COST["int4_dense_mac" if int4 else "dense_mac"][op] * weights.size * outputs_per_row
     if ib is None:
         return {"format": "dense", "reason": "offsets exceed 16 bits",
                 "dense_bytes": dense_bytes, "sparse_bytes": None}
-    sbytes = stream_bytes(rows, nnz, ib)
-    scost = (COST["sparse_nz"][ib] * nnz * outputs_per_row
+    sbytes = stream_bytes(rows, nnz, ib, int(np.count_nonzero(counts % 2)) if int4 else None)
+    scost = (COST["int4_sparse_nz" if int4 else "sparse_nz"][ib] * nnz * outputs_per_row
              + COST["sparse_out"][op] * rows * outputs_per_row + COST["pad_byte"] * pad_bytes)
     smaller, not_slower = sbytes < dense_bytes, scost <= dense_cost
     if not smaller:
@@ -152,13 +168,14 @@ def choose(graph, node, aim: str = "balanced") -> dict | None:
     if op not in ("FULLY_CONNECTED", "CONV_2D") or len(node.inputs) < 2:
         return None
     w = layer.input(1)
-    if not (w.is_const and w.dtype == "int8"):
+    if not (w.is_const and w.dtype in ("int8", "int4")):
         return None
+    int4 = w.dtype == "int4"
     if op == "FULLY_CONNECTED":
         if len(w.shape) != 2:
             return None
         per_row = max(layer.input().size // w.shape[1], 1)
-        return estimate(op, w.data, per_row, 0, w.shape[1] - 1, aim)
+        return estimate(op, w.data, per_row, 0, w.shape[1] - 1, aim, int4)
     if len(w.shape) != 4 or len(layer.input().shape) != 4:
         return None
     try:
@@ -169,7 +186,7 @@ def choose(graph, node, aim: str = "balanced") -> dict | None:
     n = geo["batches"]
     pad_bytes = n * plan["pad_hw"][0] * plan["pad_hw"][1] * layer.input().shape[3] if plan["pad"] else 0
     return estimate(op, w.data.reshape(w.shape[0], -1), n * geo["out_h"] * geo["out_w"],
-                    pad_bytes, int(plan["offsets"].max(initial=0)), aim)
+                    pad_bytes, int(plan["offsets"].max(initial=0)), aim, int4)
 
 
 def pays(layer: Layer) -> bool:
@@ -221,8 +238,8 @@ def _fully_connected_sparse(layer: Layer) -> dict:
     return {
         "template": FC_SPARSE,
         "batches": layer.input().size // depth, "depth": depth, "units": units,
-        "idx_bytes": ib,
-        "stream": layer.const("values", encode(w.data, offsets, ib), "uint8_t"),
+        "idx_bytes": ib, "int4": w.dtype == "int4",
+        "stream": layer.const("values", encode(w.data, offsets, ib, w.dtype == "int4"), "uint8_t"),
         "bias": layer.const("bias", folded_bias(layer, w.data, 2, -layer.input().zero_point), "int32_t"),
         "mult": mult, "shift": shift, "requant": _requant(layer, mult),
         "out_offset": layer.output().zero_point,
@@ -246,14 +263,14 @@ def _conv_2d_sparse(layer: Layer) -> dict:
     return {
         **geo,
         "template": CONV_SPARSE,
-        "in_c": c, "out_c": oc, "idx_bytes": ib,
+        "in_c": c, "out_c": oc, "idx_bytes": ib, "int4": w.dtype == "int4",
         "pad": plan["pad"], "p_h": ph, "p_w": pw,
         "copy_rows": plan["copy_rows"], "copy_cols": plan["copy_cols"],
         "in_zp": layer.input().zero_point,
         "scratch_bytes": ph * pw * c if plan["pad"] else 0,
         # every tap is in bounds of the padded input: the folded bias serves all pixels
         "bias": layer.const("bias_folded", folded_bias(layer, rows, 2, geo["in_offset"]), "int32_t"),
-        "stream": layer.const("values", encode(rows, plan["offsets"], ib), "uint8_t"),
+        "stream": layer.const("values", encode(rows, plan["offsets"], ib, w.dtype == "int4"), "uint8_t"),
         "mult": mult, "shift": shift, "requant": _requant(layer, mult),
     }
 
@@ -282,16 +299,16 @@ def compression_summary(graph, aim: str = "balanced") -> dict | None:
         if op not in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D") or len(node.inputs) < 2:
             continue
         t = graph.tensor(node.inputs[1])
-        if t.data is None or t.dtype != "int8":
+        if t.data is None or t.dtype not in ("int8", "int4"):
             continue
         w = np.asarray(t.data)
         zeros = int(w.size - np.count_nonzero(w))
         est = choose(graph, node, aim) if op != "DEPTHWISE_CONV_2D" else None
         sparse = est is not None and stores_sparse(Layer(graph, node, storage=aim))
-        entry = {"index": node.index, "name": node.name, "op": op,
+        entry = {"index": node.index, "name": node.name, "op": op, "bits": 4 if t.dtype == "int4" else 8,
                  "weights": int(w.size), "sparsity": round(zeros / max(w.size, 1), 4),
-                 "dense_bytes": int(w.size),
-                 "stored_bytes": int(est["sparse_bytes"]) if sparse else int(w.size),
+                 "dense_bytes": t.nbytes,  # INT4: packed
+                 "stored_bytes": int(est["sparse_bytes"]) if sparse else t.nbytes,
                  "format": FORMAT if sparse else "dense"}
         if est is not None:
             entry["reason"] = est["reason"] if sparse or est["format"] != FORMAT else \

@@ -1,0 +1,159 @@
+"""INT4 weights in a converted INT8 .tflite: `tinycomp compress --weight-bits 4`.
+
+TF 2.21's converter already writes packed INT4 filters for kernels that QAT
+fake-quantized with num_bits=4 (qat.py: quant_kernel with bits=4), with op
+versions LiteRT's interpreter lacks (DEPTHWISE_CONV_2D 7) and TFLM runs.
+Without QAT it writes int8 filters; to_int4 rewrites the filters of the chosen CONV_2D, DEPTHWISE_CONV_2D and (per-tensor)
+FULLY_CONNECTED layers as TFLite's packed INT4 tensors, as TFLite Micro reads
+them (docs/arithmetic.md, section 18f), per output channel:
+
+- the int8 values q of a channel whose weights QAT fake-quantized to the 16
+  levels k * s (k in -8..7, qat.py: quant_kernel with bits=4) are
+  round(k * 127 / kmax), kmax = max|k| (7 with QAT's bound / 7 scale, 8
+  if -8 occurs, less if the channel uses fewer levels): k is recovered
+  exactly, with the scale s = s8 * 127 / kmax;
+- other channels (no QAT) are rounded to k = round(q * 7 / max|q|), scale
+  s8 * max|q| / 7 (post-training INT4: a lossy step, measured by the
+  caller's TFLM accuracy).
+
+Each rewritten layer's int32 bias is rescaled to the new weight scale
+(bias scale = input scale x weight scale, in float32 as the converter writes
+it; the value rounded from the old one), since the kernels add it unscaled.
+Tensors get buffers of their own (the converter shares identical buffers).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelError
+
+INT4, INT8, INT32 = 17, 9, 2
+_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def grid_values(q: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """(k, kmax) when int8 values q are a 16-level grid scaled to +-127, else None."""
+    top = int(np.abs(q).max(initial=0))
+    if top == 0:
+        return np.zeros_like(q), 7
+    # 7: QAT's symmetric scale (bound / 7); 8: a -8 on the far side; fewer
+    # levels: a channel whose weights use only part of the grid
+    for kmax in (7, 8, 6, 5, 4, 3, 2, 1):
+        k = np.round(q.astype(np.float64) * kmax / top)
+        if k.min() >= -8 and k.max() <= 7 and np.array_equal(np.round(k * top / kmax), q):
+            return k.astype(np.int8), kmax
+    return None
+
+
+def _channel_to_int4(q: np.ndarray) -> tuple[np.ndarray, float, bool]:
+    """INT4 values of one channel's int8 values, the factor its scale grows
+    by, and whether they were exact (on a 16-level grid)."""
+    top = int(np.abs(q).max(initial=0))
+    if top == 0:
+        return np.zeros_like(q, np.int8), 1.0, True
+    exact = grid_values(q)
+    if exact is not None:
+        k, kmax = exact
+        return k, top / kmax, True
+    return np.clip(np.round(q.astype(np.float64) * 7 / top), -8, 7).astype(np.int8), top / 7, False
+
+
+def int4_layers(buf: bytes) -> list[str]:
+    """Output names of the layers whose filter is INT4."""
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+
+    model = fb.read_model_from_bytearray(bytearray(buf))
+    sub = model.subgraphs[0]
+    names = []
+    for op in sub.operators:
+        if op.inputs is not None and len(op.inputs) > 1 and op.inputs[1] >= 0 and \
+                sub.tensors[op.inputs[1]].type == INT4:
+            name = sub.tensors[op.outputs[0]].name
+            names.append(name.decode() if isinstance(name, bytes) else str(name))
+    return names
+
+
+def pack(values: np.ndarray) -> np.ndarray:
+    """TFLite's packed INT4 bytes: element 2i in the low nibble."""
+    v = np.asarray(values, np.int64).reshape(-1) & 0xF
+    if v.size % 2:
+        v = np.append(v, np.zeros(1, np.int64))
+    return (v[0::2] | (v[1::2] << 4)).astype(np.uint8)
+
+
+def to_int4(buf: bytes, layers=None) -> tuple[bytes, list[tuple[str, bool]]]:
+    """The .tflite with INT4 filters in the layers named (their output tensor
+    names; None: every eligible layer, per-channel FULLY_CONNECTED left int8),
+    and per layer rewritten its name and whether every value was exact."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+
+    model = fb.read_model_from_bytearray(bytearray(buf))
+    sub = model.subgraphs[0]
+    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    wanted = None if layers is None else set(layers)
+    done = []
+    for op in sub.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        kind = codes.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+        name = sub.tensors[op.outputs[0]].name
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        if kind not in _OPS or (wanted is not None and name not in wanted):
+            continue
+        w = sub.tensors[op.inputs[1]]
+        if w.type != INT8 or w.quantization is None or w.quantization.scale is None:
+            continue
+        scales = np.asarray(w.quantization.scale, np.float32)
+        if kind == "FULLY_CONNECTED" and scales.size > 1 and wanted is None:
+            continue
+        if kind == "FULLY_CONNECTED" and scales.size > 1:
+            raise ModelError(f"layer {name!r}: TFLite Micro takes INT4 FULLY_CONNECTED weights only per "
+                             "tensor, and this one is per channel")
+        shape = tuple(int(d) for d in w.shape)
+        q = np.asarray(model.buffers[w.buffer].data, np.uint8).view(np.int8).reshape(shape)
+        per_channel = scales.size > 1
+        axis = int(w.quantization.quantizedDimension or 0)
+        m = np.moveaxis(q, axis, 0) if per_channel else q[None]
+        rows = m.reshape(m.shape[0], -1)
+        k = np.empty_like(rows)
+        grow = np.empty(rows.shape[0])
+        exact = True
+        for c in range(rows.shape[0]):
+            k[c], grow[c], on_grid = _channel_to_int4(rows[c])
+            exact &= on_grid
+        k = k.reshape(m.shape)
+        values = np.moveaxis(k, 0, axis) if per_channel else k[0]
+        new_scales = (scales.astype(np.float64) * grow).astype(np.float32)
+        w.type = INT4
+        w.quantization.scale = [float(s) for s in new_scales]
+        w.buffer = _new_buffer(model, schema, pack(values))
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            _rescale_bias(model, schema, sub, op, scales, new_scales)
+        done.append((name, exact))
+    missing = set() if wanted is None else wanted - {n for n, _ in done}
+    if missing:
+        raise ModelError(f"no CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED layer with int8 weights "
+                         f"named {sorted(missing)[0]!r}")
+    return bytes(fb.convert_object_to_bytearray(model)), done
+
+
+def _new_buffer(model, schema, data: np.ndarray) -> int:
+    b = schema.BufferT()
+    b.data = np.asarray(data, np.uint8)
+    model.buffers.append(b)
+    return len(model.buffers) - 1
+
+
+def _rescale_bias(model, schema, sub, op, old: np.ndarray, new: np.ndarray) -> None:
+    bias = sub.tensors[op.inputs[2]]
+    x = sub.tensors[op.inputs[0]]
+    if bias.type != INT32:
+        raise ModelError(f"bias {bias.name!r} is not int32")
+    b = np.asarray(model.buffers[bias.buffer].data, np.uint8).view("<i4").astype(np.float64)
+    ratio = np.broadcast_to(old.astype(np.float64) / new.astype(np.float64), b.shape)
+    values = np.clip(np.round(b * ratio), -(1 << 31), (1 << 31) - 1).astype("<i4")
+    s_in = np.float32(x.quantization.scale[0])
+    # as many scales as the bias had (its zero points stay): one, or one per channel
+    count = len(bias.quantization.scale) if bias.quantization.scale is not None else len(new)
+    bias.quantization.scale = [float(s_in * np.float32(s)) for s in np.broadcast_to(new, (count,))]
+    bias.buffer = _new_buffer(model, schema, values.view(np.uint8))
