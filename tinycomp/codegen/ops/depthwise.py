@@ -48,7 +48,10 @@ def depthwise_conv_2d(layer: Layer) -> dict:
                                   (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
                                   (geo["dil_h"], geo["dil_w"])),
     }
-    ctx.update(_dsp(layer, geo, per_channel, mult, shift))
+    # --optimize size: the plain kernel only; the DSP path's doubled int16
+    # weights and 5-word channel parameters take 2-4x the flash
+    ctx.update(_dsp(layer, geo, per_channel, mult, shift) if layer.storage != "size"
+               else {"dsp": False, "dw3": False})
     # cores without DSP: 3x3 layers share one plain function too
     # (depthwise_conv_2d_plain3.c.j2; its geometry fields are int16)
     ctx["plain3"] = _shareable_3x3(geo, c) and mult_depth == 1
