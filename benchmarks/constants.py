@@ -4,7 +4,9 @@ tinycomp_w_* arrays the linker kept (`nm -S` of firmware.elf, so what
 biases" (shared/ANCHORS.md for the MLPerf Tiny reference models; the int8
 weights plus int32 biases of the model's own tensors otherwise).
 
-    python -m benchmarks.constants [--board qemu-mps2-an386] [--models kws,vww,ic,ad,digits,digits80]
+    python -m benchmarks.constants [--board qemu-mps2-an386] [--models kws,ic:size,digits80:size,...]
+
+A model name with ":size" is built with --optimize size, else balanced.
 
 Kinds, per layer: weights (one byte per stored int8 weight: every weight of a
 dense layer, the nonzeros of a sparse stream), indices (the rest of a sparse
@@ -16,7 +18,7 @@ requant), tables (lookup tables: softmax exp, ADD, LUT ops), other.
 
 digits is the project's INT8 digits CNN with BatchNorm (tests/support/models);
 digits80 is it with the smallest 80% of each CONV_2D / FULLY_CONNECTED
-filter's weights zeroed, built with --optimize size.
+filter's weights zeroed.
 """
 from __future__ import annotations
 
@@ -99,6 +101,9 @@ def breakdown(graph, symbols: dict[str, int]) -> tuple[dict[str, int], list[tupl
     return kinds, rows
 
 
+DEFAULT_MODELS = "kws,vww,ic,ad,kws:size,vww:size,ic:size,ad:size,digits,digits80,digits80:size"
+
+
 def measure(name: str, buf: bytes, board_name: str, optimize: str) -> dict:
     from tinycomp.boards import load_board
     from tinycomp.frontends.tflite import parse_tflite
@@ -106,40 +111,42 @@ def measure(name: str, buf: bytes, board_name: str, optimize: str) -> dict:
     from tinycomp.sweep import weight_symbols
 
     graph = parse_tflite(buf, name=name)
-    out = ROOT / ".cache" / "constants" / board_name / name
-    build_graph(graph, buf, out, board_name, optimize=optimize)
+    out = ROOT / ".cache" / "constants" / board_name / f"{name}-{optimize}"
+    info = build_graph(graph, buf, out, board_name, optimize=optimize)
     symbols = weight_symbols(load_board(board_name), out / "build" / "firmware.elf")
     kinds, rows = breakdown(graph, symbols)
     total = sum(symbols.values())
-    return {"model": name, "board": board_name, "kinds": kinds, "total": total, "symbols": rows,
+    label = name if optimize == "balanced" else f"{name}:{optimize}"
+    return {"model": label, "board": board_name, "kinds": kinds, "total": total, "symbols": rows,
+            "flash": info["flash_bytes"],
             "tflm": TFLM_WEIGHTS_BIASES.get(name, tflm_figure(graph)),
-            "anchor": name in TFLM_WEIGHTS_BIASES, "own_figure": tflm_figure(graph)}
+            "anchor": name in TFLM_WEIGHTS_BIASES and optimize == "balanced", "own_figure": tflm_figure(graph)}
 
 
 def table(results: list[dict]) -> str:
-    head = f"{'model':<9}" + "".join(f"{k:>11}" for k in KINDS) + f"{'total':>9}{'TFLM w+b':>10}{'ratio':>7}"
+    head = f"{'model':<14}" + "".join(f"{k:>11}" for k in KINDS) + f"{'total':>9}{'TFLM w+b':>10}{'ratio':>7}{'flash':>9}"
     lines = [head]
     for r in results:
-        lines.append(f"{r['model']:<9}" + "".join(f"{r['kinds'][k]:>11,}" for k in KINDS)
-                     + f"{r['total']:>9,}{r['tflm']:>10,}{r['total'] / r['tflm']:>6.2f}x")
+        lines.append(f"{r['model']:<14}" + "".join(f"{r['kinds'][k]:>11,}" for k in KINDS)
+                     + f"{r['total']:>9,}{r['tflm']:>10,}{r['total'] / r['tflm']:>6.2f}x{r['flash']:>9,}")
     return "\n".join(lines)
 
 
 @click.command()
 @click.option("--board", "board_name", default="qemu-mps2-an386", show_default=True)
-@click.option("--models", "names", default="kws,vww,ic,ad,digits,digits80", show_default=True)
+@click.option("--models", "names", default=DEFAULT_MODELS, show_default=True)
 @click.option("--symbols", is_flag=True, help="Also list every linked constant and its kind.")
 def main(board_name, names, symbols):
     """Per-kind bytes of the constants the firmware holds, beside TFLM's weights + biases."""
-    wanted = names.split(",")
+    wanted = [tuple(w.split(":")) if ":" in w else (w, "balanced") for w in names.split(",")]
     source = pick_source("reference")
-    bufs = {n: model_bytes(n, source) for n in TFLM_WEIGHTS_BIASES if n in wanted}
-    if {"digits", "digits80"} & set(wanted):
-        bufs.update({n: b for n, b in digits_models().items() if n in wanted})
-    results = [measure(n, b, board_name, "size" if n == "digits80" else "balanced")
-               for n, b in bufs.items()]
+    bufs = {n: model_bytes(n, source) for n in TFLM_WEIGHTS_BIASES if n in {w for w, _ in wanted}}
+    if {"digits", "digits80"} & {w for w, _ in wanted}:
+        bufs.update(digits_models())
+    results = [measure(n, bufs[n], board_name, optimize) for n, optimize in wanted]
     click.echo(f"{board_name}: bytes of tinycomp_w_* in firmware.elf (nm), by kind")
     click.echo(table(results))
+    click.echo("flash: the whole firmware image's flash (code, constants, runtime, .data)")
     click.echo("TFLM w+b: shared/ANCHORS.md for kws/vww/ic/ad; int8 weights + int32 biases of the "
                "model's own tensors otherwise")
     for r in results:
