@@ -49,8 +49,9 @@ def _bias_edges():
 
 def _size_model():
     """What --optimize size changes: a pruned per-tensor conv (sparse, one
-    literal pair), a 3x3 depthwise (plain layout), a residual ADD (no
-    tables), a pruned per-tensor FC and a SOFTMAX (exps computed)."""
+    literal pair), depthwise layers (plain layout, one bias array: the shared
+    3x3 kernel and the general one), a residual ADD (no tables), a pruned
+    per-tensor FC and a SOFTMAX (exps computed)."""
     rng = np.random.default_rng(43)
     b = ModelBuilder()
     s_in, zp_in = random_activation_quant(rng)
@@ -63,9 +64,14 @@ def _size_model():
     dbq, dbs = random_bias(rng, 8, 0.08, ds)
     d = b.depthwise_conv2d(c, b.const_int8(dq, ds, axis=3), b.const_int32(dbq, scales=dbs), 0.06, 7)
     a = b.add(d, c, 0.1, -3)
-    fq, fs = random_weights(rng, (10, 288), axis=None)
-    fbq, fbs = random_bias(rng, 10, 0.1, fs)
-    f = b.fully_connected(a, b.const_int8(_prune(rng, fq, 0.9), fs), b.const_int32(fbq, scales=fbs), 0.15, 2)
+    # the general depthwise kernel (2x3 window, depth multiplier 2)
+    eq, es = random_weights(rng, (1, 2, 3, 16), axis=3)
+    ebq, ebs = random_bias(rng, 16, 0.1, es)
+    e = b.depthwise_conv2d(a, b.const_int8(eq, es, axis=3), b.const_int32(ebq, scales=ebs), 0.12, -9,
+                           depth_multiplier=2)
+    fq, fs = random_weights(rng, (10, 576), axis=None)
+    fbq, fbs = random_bias(rng, 10, 0.12, fs)
+    f = b.fully_connected(e, b.const_int8(_prune(rng, fq, 0.9), fs), b.const_int32(fbq, scales=fbs), 0.15, 2)
     b.output(b.softmax(f, 1.0))
     return b.build(), (1, 6, 6, 8)
 
@@ -78,11 +84,12 @@ def test_constants_take_fewer_bytes():
     assert not any(n.startswith("tinycomp_w_l2_") and n.endswith(("mult", "shift", "right")) for n in arrays)
     size, _ = _size_model()
     balanced, small = _arrays(size, "balanced"), _arrays(size, "size")
-    assert {"tinycomp_w_l1_dsp_params", "tinycomp_w_l4_exp"} <= set(balanced)
+    assert {"tinycomp_w_l1_dsp_params", "tinycomp_w_l5_exp", "tinycomp_w_l3_bias"} <= set(balanced)
     assert any("table" in n for n in balanced)
-    assert "tinycomp_w_l0_values" in small and "tinycomp_w_l3_values" in small  # both stored sparse
-    gone = [n for n in small if re.search(r"_(dsp_\w+|exp|\w*table|l[03]_mult|l[03]_shift)$", n)]
+    assert "tinycomp_w_l0_values" in small and "tinycomp_w_l4_values" in small  # both stored sparse
+    gone = [n for n in small if re.search(r"_(dsp_\w+|exp|\w*table|l[04]_mult|l[04]_shift|l[13]_bias)$", n)]
     assert not gone, gone
+    assert {"tinycomp_w_l1_bias_folded", "tinycomp_w_l3_bias_folded"} <= set(small)
 
 
 @pytest.mark.parametrize("where", ["host", *BOARDS])
