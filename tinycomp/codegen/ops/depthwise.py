@@ -52,8 +52,8 @@ def depthwise_conv_2d(layer: Layer) -> dict:
     # weights and 5-word channel parameters take 2-4x the flash
     ctx.update(_dsp(layer, geo, per_channel, mult, shift) if layer.storage != "size"
                else {"dsp": False, "dw3": False})
-    ctx["raw_from_folded"] = False
-    if layer.storage == "size" and ctx["bias"] and ctx["folded_bias"]:
+    ctx["raw_from_folded"], ctx["one_bias"] = False, layer.storage == "size"
+    if ctx["one_bias"] and ctx["bias"] and ctx["folded_bias"]:
         # and one bias array: the border's raw bias is the folded one minus
         # the input offset times the filter's sum, derived per border pixel
         layer.constants[:] = [k for k in layer.constants if k.name != ctx["bias"]]
