@@ -1,5 +1,7 @@
 """Smaller constants, same bits (issues 10, 12): int16 bias arrays where every
-value fits, one literal requantization pair for per-tensor sparse layers, and
+value fits (int32 again where that keeps layers sharing one function),
+identical arrays stored once, one literal requantization pair for
+per-tensor sparse layers, and
 --optimize size's table-free kernels (depthwise without the DSP layout,
 SOFTMAX computing its exps, ADD without its lookup tables), each model built
 once and checked against TFLM on the host and on QEMU with and without DSP."""
@@ -76,6 +78,37 @@ def _size_model():
     return b.build(), (1, 6, 6, 8)
 
 
+def _shared_chain():
+    """Three FULLY_CONNECTED layers of one shape (one shared function) whose
+    biases fit int16 in two layers and not in the middle one; two ADDs of
+    equally quantized operands (tables stored once, one function)."""
+    rng = np.random.default_rng(45)
+    b = ModelBuilder()
+    x = b.input((1, 24), 0.05, 0)
+    y = b.input((1, 24), 0.05, 0)
+    h = x
+    for i in range(3):
+        wq, ws = random_weights(rng, (24, 24), axis=0)
+        bq = rng.integers(-20000, 20000, 24).astype(np.int32)
+        if i == 1:
+            bq[5] = 40000
+        h = b.fully_connected(h, b.const_int8(wq, ws, axis=0), b.const_int32(bq, scales=0.05 * ws), 0.05, 0,
+                              activation="RELU")
+    b.output(h, b.add(x, y, 0.08, 3), b.add(x, y, 0.08, 3))
+    return b.build(), [(1, 24), (1, 24)]
+
+
+def test_shared_functions_and_equal_tables():
+    buf, _ = _shared_chain()
+    model = generate(parse_tflite(buf))
+    arrays = _arrays(buf, "balanced")
+    functions = re.findall(r"^static TC_LAYER_FN void (\w+)\(", model.files["tinycomp_model.c"], re.M)
+    assert len(functions) == 2, functions  # one FC, one ADD
+    assert [arrays[f"tinycomp_w_l{i}_bias_folded"] for i in range(3)] == ["int32_t"] * 3  # widened to share
+    # both operands and both ADDs are quantized alike: their four tables are one array
+    assert [n for n in arrays if "table" in n] == ["tinycomp_w_l3_a_table"]
+
+
 def test_constants_take_fewer_bytes():
     edges, _ = _bias_edges()
     arrays = _arrays(edges, "balanced")
@@ -95,8 +128,12 @@ def test_constants_take_fewer_bytes():
 @pytest.mark.parametrize("where", ["host", *BOARDS])
 def test_smaller_constants_bit_exact(where):
     rng = np.random.default_rng(7)
-    for (buf, shape), storage in ((_bias_edges(), "balanced"), (_size_model(), "size")):
-        xs = _inputs(rng, shape[1:], n=8).reshape(8, *shape)
+    for (buf, shape), storage in ((_bias_edges(), "balanced"), (_size_model(), "size"),
+                                  (_shared_chain(), "balanced")):
+        if isinstance(shape, list):  # two inputs
+            xs = [_inputs(rng, s[1:], n=8).reshape(8, *s) for s in shape]
+        else:
+            xs = _inputs(rng, shape[1:], n=8).reshape(8, *shape)
         if where == "host":
             assert_bit_exact(buf, xs, storage)
         else:
