@@ -23,7 +23,6 @@ filter's weights zeroed.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import click
 import numpy as np
@@ -42,7 +41,8 @@ SYMBOL = re.compile(r"tinycomp_w_l(\d+)_(\w+)")
 
 
 def digits_models() -> dict[str, bytes]:
-    from tests.support.models import digits_model, pruned_tflite
+    from tests.support.models import digits_model
+    from tests.support.pruning import pruned_tflite
 
     buf = digits_model().tflite
     return {"digits": buf, "digits80": pruned_tflite(buf, 0.8)}

@@ -16,7 +16,8 @@ from tinycomp.codegen.ops import sparse
 from tinycomp.frontends.tflite import parse_tflite
 from tinycomp.pipeline import build_graph
 from tests.support.harness import assert_bit_exact_on_board
-from tests.support.models import digits_model, pruned_tflite
+from tests.support.models import digits_model
+from tests.support.pruning import pruned_tflite
 
 
 def _weight_arrays(build_dir, info) -> int:
