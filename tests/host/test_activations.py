@@ -56,8 +56,9 @@ def test_unary_full_range_single_tensor():
             assert_bit_exact(model, ALL_VALUES.reshape(1, 256))
 
 
+@pytest.mark.parametrize("storage", ["balanced", "size"])  # size: exps computed, no table
 @pytest.mark.parametrize("seed", range(10))
-def test_softmax_random(seed):
+def test_softmax_random(seed, storage):
     rng = np.random.default_rng(500 + seed)
     depth = int(rng.integers(1, 101))
     rows = int(rng.integers(1, 6))
@@ -72,10 +73,11 @@ def test_softmax_random(seed):
     # near-ties: most differences small, and one all-equal sample
     xs[1] = np.clip(rng.integers(-3, 4, size=shape) + int(rng.integers(-120, 120)), -128, 127)
     xs[2] = 5
-    assert_bit_exact(b.build(), xs)
+    assert_bit_exact(b.build(), xs, storage)
 
 
-def test_softmax_edge_rows():
+@pytest.mark.parametrize("storage", ["balanced", "size"])
+def test_softmax_edge_rows(storage):
     """Row length 1, a long row (sum of exps near TFLM's limit), tiny and huge beta*scale."""
     for shape, scale, beta in [((4, 1), 0.1, 1.0), ((1, 400), 1e-3, 1.0),
                                ((3, 10), 1e-4, 0.1), ((3, 10), 2.0, 3.0)]:
@@ -85,7 +87,7 @@ def test_softmax_edge_rows():
         rng = np.random.default_rng(len(shape) * 7 + shape[-1])
         xs = random_int8(rng, (6, *shape))
         xs[0] = -128
-        assert_bit_exact(b.build(), xs)
+        assert_bit_exact(b.build(), xs, storage)
 
 
 def test_classifier_head_chain():
@@ -136,3 +138,46 @@ def test_softmax_without_undefined_behaviour():
     flags = ("-fsanitize=undefined", "-fno-sanitize-recover=undefined")
     ours = compile_for_host(model, extra_flags=flags).infer(xs)
     assert np.array_equal(ours, run_tflm(model, xs).reshape(len(xs), -1))
+
+
+def test_softmax_computed_exps_equal_the_table(tmp_path):
+    """--optimize size's tc_softmax_exp, as generated, against the build-time
+    table that the balanced kernel (and TFLM) use, entry by entry, for 300
+    (beta, input scale) pairs: a one-ULP slip in an exp is mostly invisible in
+    int8 outputs, so the exps themselves are compared."""
+    import subprocess
+
+    from tinycomp.boards import load_board
+    from tinycomp.codegen.generate import generate
+    from tinycomp.frontends.tflite import parse_tflite
+    from tinycomp.reference import softmax as ref_softmax
+
+    b = ModelBuilder()
+    b.output(b.softmax(b.input((1, 4), 0.1, 0), 1.0))
+    generate(parse_tflite(b.build()), storage="size").write(tmp_path)
+    (tmp_path / "exps.c").write_text(
+        '#include <stdio.h>\n#include "tinycomp_model.c"\n'
+        "int main(void) {\n    long m, s, n;\n"
+        '    while (scanf("%ld %ld %ld", &m, &s, &n) == 3) {\n'
+        '        for (long k = 0; k < n; k++) printf("%ld\\n", (long)tc_softmax_exp((int32_t)k, (int32_t)m, (int)s));\n'
+        "    }\n    return 0;\n}\n")
+    board = load_board("host")
+    exe = tmp_path / "exps"
+    subprocess.run([board.cc, *board.cflags, "-I", str(tmp_path), str(tmp_path / "exps.c"), "-o", str(exe)],
+                   check=True)
+    rng = np.random.default_rng(9)
+    cases, tables = [], []
+    for _ in range(300):
+        beta, scale = float(rng.choice([1.0, rng.uniform(0.05, 4.0)])), float(np.exp(rng.uniform(-7, 1)))
+        try:
+            mult, shift, _ = ref_softmax.softmax_params(beta, scale)
+        except ref_softmax.NotCompilable:
+            continue
+        table = ref_softmax.exp_table(beta, scale)
+        cases.append(f"{mult} {shift} {len(table)}")
+        tables.append(np.asarray(table, np.int64))
+    out = subprocess.run([str(exe)], input="\n".join(cases) + "\n", capture_output=True, text=True,
+                         check=True).stdout.split()
+    expected = np.concatenate(tables)
+    assert len(cases) > 250 and expected.size > 10_000
+    np.testing.assert_array_equal(np.array(out, np.int64), expected)

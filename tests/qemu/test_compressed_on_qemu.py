@@ -17,24 +17,7 @@ from tinycomp.frontends.tflite import parse_tflite
 from tinycomp.pipeline import build_graph
 from tests.support.harness import assert_bit_exact_on_board
 from tests.support.models import digits_model
-
-
-def _pruned(tflite: bytes, sparsity: float = 0.8) -> bytes:
-    from ai_edge_litert.tools import flatbuffer_utils as fu
-
-    model = fu.convert_bytearray_to_object(bytearray(tflite))
-    graph = model.subgraphs[0]
-    for op in graph.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        if max(code.builtinCode, code.deprecatedBuiltinCode) not in (3, 9):  # CONV_2D, FULLY_CONNECTED
-            continue
-        t = graph.tensors[op.inputs[1]]
-        buf = model.buffers[t.buffer]
-        w = np.frombuffer(bytes(bytearray(buf.data)), np.int8).reshape(int(t.shape[0]), -1).copy()
-        for row in w:  # per output channel, as per-channel scales make magnitudes comparable within a row
-            row[np.argsort(np.abs(row.astype(np.int32)), kind="stable")[:int(sparsity * row.size)]] = 0
-        buf.data = np.frombuffer(w.tobytes(), np.uint8)
-    return bytes(fu.convert_object_to_bytearray(model))
+from tests.support.pruning import pruned_tflite
 
 
 def _weight_arrays(build_dir, info) -> int:
@@ -49,7 +32,7 @@ def _weight_arrays(build_dir, info) -> int:
 
 @pytest.fixture(scope="module")
 def pruned():
-    return _pruned(digits_model().tflite)
+    return pruned_tflite(digits_model().tflite)
 
 
 @pytest.mark.parametrize("board", ["qemu-mps2-an386", "qemu-mps2-an385"])

@@ -93,15 +93,17 @@ def _assert_equal_to_tflm(ours, tflite_bytes: bytes, inputs, where: str) -> None
                           f"first at flat index {np.flatnonzero(diff)[0]})")
 
 
-def assert_bit_exact(tflite_bytes: bytes, inputs) -> np.ndarray:
+def assert_bit_exact(tflite_bytes: bytes, inputs, storage: str = "balanced") -> np.ndarray:
     """Run inputs (N, *shape) (a list of such arrays for several inputs, each
-    in its input's dtype) through tinycomp's host build and TFLM; assert equal."""
-    ours = compile_for_host(tflite_bytes).infer(inputs)
+    in its input's dtype) through tinycomp's host build (build --optimize
+    `storage`) and TFLM; assert equal."""
+    ours = compile_for_host(tflite_bytes, storage=storage).infer(inputs)
     _assert_equal_to_tflm(ours, tflite_bytes, inputs, "host")
     return ours
 
 
-def assert_bit_exact_on_board(tflite_bytes: bytes, inputs, board: str = "qemu"):
+def assert_bit_exact_on_board(tflite_bytes: bytes, inputs, board: str = "qemu",
+                              storage: str = "balanced"):
     """Build for a QEMU board (firmware cached by generated sources and board),
     run inputs (N, *shape) (a list for several inputs) over serial, assert equal
     to TFLM; returns the outputs (N, size) (a list for several outputs).
@@ -109,11 +111,12 @@ def assert_bit_exact_on_board(tflite_bytes: bytes, inputs, board: str = "qemu"):
     from tinycomp.pipeline import build_graph, run_all
 
     graph = parse_tflite(tflite_bytes, name="test")
-    model = generate(graph, features=load_board(board).features)  # the board's kernels (MVE on an547)
+    # the board's kernels (MVE on an547), weights stored as build --optimize `storage` says
+    model = generate(graph, storage=storage, features=load_board(board).features)
     digest = hashlib.sha256(repr((sorted(model.files.items()), board)).encode()).hexdigest()[:16]
     out = REPO / ".cache" / "board-builds" / board / digest
     if not (out / "tinycomp.json").exists():
-        build_graph(graph, tflite_bytes, out, board)
+        build_graph(graph, tflite_bytes, out, board, optimize=storage)
     arrays = _as_list(inputs)
     # (N, *shape), the batch dimension dropped only where it is 1 (run_all's convention)
     inner = lambda s: s[1:] if s and s[0] == 1 else s  # noqa: E731

@@ -3,7 +3,6 @@ bit-exact reference for our generated C."""
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 from tflite_micro import runtime

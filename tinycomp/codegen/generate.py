@@ -190,6 +190,63 @@ def _share(layers: list[Layer], code: list[tuple[str, str]]) -> tuple[list[str],
     return functions, calls
 
 
+# A bias array narrowed to int16 (ops/common.bias_const) that is passed to a
+# shared function as this parameter: the only type difference _widen undoes
+_NARROW_PARAM = re.compile(r"const int16_t \*(k_bias(?:_folded)?)\b")
+
+
+def _widen(graph: Graph, plan: MemoryPlan, layers: list[Layer], contexts: list[dict],
+           code: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Layers whose bodies differ only in an int16 vs int32 bias parameter
+    would each get their own function: a function costs far more flash than
+    the int16 bias saves, so such layers take their biases as int32 again
+    (re-rendered) and share one function."""
+    def erased(layer, body, widen):
+        body = re.sub(rf"\b{layer.fn}(?![0-9])", "@", body)
+        return _NARROW_PARAM.sub(r"const int32_t *\1", body) if widen else body
+
+    groups: dict[str, list[int]] = {}
+    for i, (layer, (body, _)) in enumerate(zip(layers, code)):
+        groups.setdefault(erased(layer, body, True), []).append(i)
+    code = list(code)
+    for members in groups.values():
+        if len({erased(layers[i], code[i][0], False) for i in members}) < 2:
+            continue  # one body already (or one layer)
+        for i in members:
+            layer = layers[i]
+            narrow = set(_NARROW_PARAM.findall(code[i][0]))
+            if not narrow:
+                continue
+            prefix = f"tinycomp_w_l{layer.node.index}_"
+            layer.constants[:] = [Constant(k.name, "int32_t", k.values.astype("int32"))
+                                  if k.ctype == "int16_t" and k.name.startswith(prefix)
+                                  and "k_" + k.name[len(prefix):] in narrow else k
+                                  for k in layer.constants]
+            code[i] = _layer_code(graph, plan, layer, contexts[i])
+    return code
+
+
+def _dedupe(constants: list[Constant], code: list[tuple[str, str]]
+            ) -> tuple[list[Constant], list[tuple[str, str]]]:
+    """Identical constant arrays (same C type and values: e.g. the tables of
+    two ADDs whose inputs are quantized alike) are stored once; the code of
+    later layers names the first copy. Before _share, so bodies that become
+    equal share one function too."""
+    first, alias, kept = {}, {}, []
+    for k in constants:
+        key = (k.ctype, k.values.size, k.values.tobytes())
+        if key in first:
+            alias[k.name] = first[key]
+        else:
+            first[key] = k.name
+            kept.append(k)
+    if not alias:
+        return constants, code
+    names = re.compile(r"\b(" + "|".join(map(re.escape, alias)) + r")\b")
+    rename = lambda text: names.sub(lambda m: alias[m.group(1)], text)  # noqa: E731
+    return kept, [(rename(body), rename(call)) for body, call in code]
+
+
 def _inplace_lags(layers: list[Layer], contexts: list[dict]) -> dict[int, dict[int, int]]:
     """node -> {k: lag in bytes} for the planner: out may start that many bytes
     below inK. 'inplace_lag' (in0) or 'inplace' (in0, lag 0), and
@@ -362,8 +419,9 @@ def generate(graph: Graph, storage: str = "balanced",
         raise ModelError(f"{graph.name}: the model needs an arena of {plan.arena_bytes:,} bytes; "
                          "no target holds that")
     code = [_layer_code(graph, plan, l, c) for l, c in zip(layers, contexts)]
+    code = _widen(graph, plan, layers, contexts, code)
+    constants, code = _dedupe([k for l in layers for k in l.constants], code)
     functions, calls = _share(layers, code)
-    constants: list[Constant] = [k for l in layers for k in l.constants]
     summaries = _summaries(graph)
     inputs, outputs = _io(graph, plan, "input"), _io(graph, plan, "output")
     states = _states(graph, plan, constants)

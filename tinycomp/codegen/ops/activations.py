@@ -112,11 +112,16 @@ def softmax(layer: Layer) -> dict:
         raise layer.refuse("empty last axis")
     beta = float(layer.options.get("beta", 1.0))
     table = _table(layer, ref_softmax.exp_table, beta, x.scale)
+    mult, shift, _ = ref_softmax.softmax_params(beta, x.scale)
+    # --optimize size: the kernel computes each exp (a few dozen instructions
+    # per element, once per output) instead of keeping 4 bytes per entry in flash
+    computed = layer.storage == "size"
     return {
         "rows": x.size // depth,
         "depth": depth,
         "n": len(table),
-        "exp": layer.const("exp", table, "int32_t"),
+        "exp": None if computed else layer.const("exp", table, "int32_t"),
+        "exp_mult": mult, "exp_shift": shift,
         # within a row every input is read (max, sum) before the last pass,
         # which reads each element before writing its own output
         "inplace": True,

@@ -36,6 +36,29 @@ def channel_multipliers(layer: Layer, weight_scales, channels: int,
     return layer.const("mult", mult, "int32_t"), layer.const("shift", shift, "int8_t")
 
 
+def uniform_pair(layer: Layer, mult: str, shift: str) -> tuple[int, int] | None:
+    """(multiplier, shift) when every channel has the same pair (per-tensor
+    weights, or channels that happen to agree): its two arrays are dropped
+    from the layer's constants, the kernel takes the pair as literals (no
+    flash, no loads). None otherwise, the arrays kept."""
+    by_name = {c.name: c for c in layer.constants}
+    m, s = by_name[mult].values, by_name[shift].values
+    if len(set(m.tolist())) != 1 or len(set(s.tolist())) != 1:
+        return None
+    layer.constants.remove(by_name[mult])
+    layer.constants.remove(by_name[shift])
+    return int(m[0]), int(s[0])
+
+
+def bias_const(layer: Layer, suffix: str, values) -> str:
+    """A bias array as int16 when every value fits, else int32: the kernels
+    read it into an int32 accumulator (LDRSH instead of LDR), so the narrower
+    array changes no result and costs no instruction."""
+    v = np.asarray(values, np.int64).reshape(-1)
+    narrow = v.size and -(1 << 15) <= v.min() and v.max() < 1 << 15
+    return layer.const(suffix, v, "int16_t" if narrow else "int32_t")
+
+
 def folded_bias(layer: Layer, weights: np.ndarray, bias_index: int, input_offset: int) -> np.ndarray:
     """bias + input_offset * sum(weights) per output channel (axis 0 of weights):
     sum((x + off) * w) + b == sum(x * w) + (b + off * sum(w)) in int32, so the

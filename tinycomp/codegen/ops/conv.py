@@ -17,7 +17,7 @@ from ...ir.shapes import conv_out_size
 from ...passes.memory import window_lag
 from ..layer import Layer
 from . import conv_c1
-from .common import channel_multipliers, folded_bias, fused_activation, int4_weights
+from .common import bias_const, channel_multipliers, folded_bias, fused_activation, int4_weights, uniform_pair
 
 
 def _pad_before(size: int, kernel: int, stride: int, dilation: int, out: int) -> int:
@@ -185,10 +185,9 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
     # accumulator (tc_requant_bounded).
     reach = np.abs(np.asarray(bias, np.int64)) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)
     bounded = right and int(reach.max(initial=0)) < 1 << 30
-    if len(set(m.tolist())) == 1 and len(set(s.tolist())) == 1:
-        layer.constants.remove(by_name[mult])
-        layer.constants.remove(by_name[shift])
-        m0, s0 = int(m[0]), int(-s[0] if right else s[0])
+    pair = uniform_pair(layer, mult, shift)
+    if pair:
+        m0, s0 = pair[0], -pair[1] if right else pair[1]
         mult_of, shift_of = (lambda i: str(m0)), (lambda i: str(s0))
     else:
         if right:
@@ -201,7 +200,7 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
         "nfull": units // block, "rest": units % block, "rstride": rstride, "right": right,
         "bounded": bounded, "fuse": None,  # _conv_2d_add sets the residual ADD
         "weights": layer.const("weights", words, "int32_t"),
-        "bias": layer.const("bias_folded", bias, "int32_t"),
+        "bias": bias_const(layer, "bias_folded", bias),
         "mult": mult_of, "shift": shift_of,
         "out_offset": layer.output().zero_point, "act_min": act_min, "act_max": act_max,
     }

@@ -49,9 +49,19 @@ def depthwise_conv_2d(layer: Layer) -> dict:
                                   (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
                                   (geo["dil_h"], geo["dil_w"])),
     }
-    if int4:
+    if int4:  # its own layout (packed nibbles), the same in every storage aim
+        ctx["raw_from_folded"], ctx["one_bias"] = False, False
         return _int4(layer, ctx, geo, per_channel, mult, shift)
-    ctx.update(_dsp(layer, geo, per_channel, mult, shift))
+    # --optimize size: the plain kernel only; the DSP path's doubled int16
+    # weights and 5-word channel parameters take 2-4x the flash
+    ctx.update(_dsp(layer, geo, per_channel, mult, shift) if layer.storage != "size"
+               else {"dsp": False, "dw3": False})
+    ctx["raw_from_folded"], ctx["one_bias"] = False, layer.storage == "size"
+    if ctx["one_bias"] and ctx["bias"] and ctx["folded_bias"]:
+        # and one bias array: the border's raw bias is the folded one minus
+        # the input offset times the filter's sum, derived per border pixel
+        layer.constants[:] = [k for k in layer.constants if k.name != ctx["bias"]]
+        ctx["bias"], ctx["raw_from_folded"] = None, True
     # cores without DSP: 3x3 layers share one plain function too
     # (depthwise_conv_2d_plain3.c.j2; its geometry fields are int16)
     ctx["plain3"] = _shareable_3x3(geo, c) and mult_depth == 1

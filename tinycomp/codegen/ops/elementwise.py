@@ -180,6 +180,8 @@ def _add_fast(layer: Layer, ctx: dict) -> dict:
     loops = ctx["loops"]
     if ctx["out_ctype"] != "int8_t" or len(loops) != 1 or loops[0]["strides"] != [1, 1] or ctx["out_shift"] > -1:
         return {}
+    if layer.storage == "size":  # --optimize size: no 2 KB of tables, the general kernel multiplies
+        return {}
     x = np.arange(-128, 128)
     ta = multiply_by_quantized_multiplier((x + ctx["a_offset"]) << ADD_LEFT_SHIFT, ctx["a_mult"], ctx["a_shift"])
     tb = multiply_by_quantized_multiplier((x + ctx["b_offset"]) << ADD_LEFT_SHIFT, ctx["b_mult"], ctx["b_shift"])

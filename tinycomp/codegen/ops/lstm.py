@@ -42,7 +42,7 @@ def _wrap32(v: np.ndarray) -> np.ndarray:
 
 
 def lstm(layer: Layer) -> dict:
-    x, out = layer.input(0), layer.output()
+    x = layer.input(0)
     hidden, cell = layer.input(LSTM_HIDDEN), layer.input(LSTM_CELL)
     if x.dtype != "int8":
         raise layer.refuse(f"{x.dtype} activations are not supported (the 8x8->16 scheme: int8)")

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layer import Layer
-from .common import channel_multipliers, folded_bias, fused_activation
+from .common import bias_const, channel_multipliers, folded_bias, fused_activation, uniform_pair
 from .conv import check_io, check_weights, conv_2d, geometry
 from .fully_connected import fully_connected
 
@@ -194,10 +194,15 @@ def pays(layer: Layer) -> bool:
     return est is not None and est["format"] == FORMAT
 
 
-def _requant(layer: Layer, mult_name: str) -> str:
+def _requant(layer: Layer, mult: str, shift: str, index: str) -> dict:
+    """The requantization call's function and its per-output arguments
+    (C expressions of `index`): literals when one pair serves every output."""
     values = {c.name: c.values for c in layer.constants}
     # tc_requant_fast equals tc_requant except for the multiplier INT32_MIN
-    return "tc_requant" if (values[mult_name] == np.iinfo(np.int32).min).any() else "tc_requant_fast"
+    fn = "tc_requant" if (values[mult] == np.iinfo(np.int32).min).any() else "tc_requant_fast"
+    pair = uniform_pair(layer, mult, shift)
+    m, s = (str(pair[0]), str(pair[1])) if pair else (f"{mult}[{index}]", f"{shift}[{index}]")
+    return {"requant": fn, "mult": m, "shift": s}
 
 
 def _constant_bytes(context_fn, layer: Layer) -> int:
@@ -240,8 +245,8 @@ def _fully_connected_sparse(layer: Layer) -> dict:
         "batches": layer.input().size // depth, "depth": depth, "units": units,
         "idx_bytes": ib, "int4": w.dtype == "int4",
         "stream": layer.const("values", encode(w.data, offsets, ib, w.dtype == "int4"), "uint8_t"),
-        "bias": layer.const("bias", folded_bias(layer, w.data, 2, -layer.input().zero_point), "int32_t"),
-        "mult": mult, "shift": shift, "requant": _requant(layer, mult),
+        "bias": bias_const(layer, "bias", folded_bias(layer, w.data, 2, -layer.input().zero_point)),
+        **_requant(layer, mult, shift, "o"),
         "out_offset": layer.output().zero_point,
         "act_min": act_min, "act_max": act_max,
     }
@@ -269,9 +274,9 @@ def _conv_2d_sparse(layer: Layer) -> dict:
         "in_zp": layer.input().zero_point,
         "scratch_bytes": ph * pw * c if plan["pad"] else 0,
         # every tap is in bounds of the padded input: the folded bias serves all pixels
-        "bias": layer.const("bias_folded", folded_bias(layer, rows, 2, geo["in_offset"]), "int32_t"),
+        "bias": bias_const(layer, "bias_folded", folded_bias(layer, rows, 2, geo["in_offset"])),
         "stream": layer.const("values", encode(rows, plan["offsets"], ib, w.dtype == "int4"), "uint8_t"),
-        "mult": mult, "shift": shift, "requant": _requant(layer, mult),
+        **_requant(layer, mult, shift, "oc"),
     }
 
 
