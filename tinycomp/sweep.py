@@ -68,7 +68,7 @@ def weight_symbols(board, elf: Path) -> dict[str, int]:
 
 
 def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, board_name: str, out_dir: Path,
-            on_board: bool = True) -> dict:
+            on_board: bool = True, optimize: str = "balanced") -> dict:
     """Build an INT8 .tflite for the board into out_dir and measure it:
     flash, RAM, stored weight bytes (weight arrays only and all constants),
     accuracy on (x_test, y_test) and where it was measured."""
@@ -78,7 +78,7 @@ def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, board_name: s
 
     board = load_board(board_name)
     graph = parse_tflite(tflite, name=Path(out_dir).name)
-    info = build_graph(graph, tflite, Path(out_dir), board.name)
+    info = build_graph(graph, tflite, Path(out_dir), board.name, optimize=optimize)
     x = model_samples(np.asarray(x_test, np.float32), info)
     shape = tuple(info["input"]["shape"])
     reference, _ = run_reference(tflite, x.reshape((len(x), *shape)))
