@@ -13,23 +13,11 @@ pytestmark = pytest.mark.tf
 
 @pytest.fixture(scope="module")
 def unseen(tmp_path_factory):
-    import keras
-    from keras import layers as L
-
+    from benchmarks.unseen import unseen_model
     from tinycomp.datasets import load_digits
 
     s = load_digits(1)
-    keras.utils.set_random_seed(7)
-    i = keras.Input((8, 8, 1))
-    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 3, padding="same", use_bias=False)(i)))
-    x = L.ReLU()(L.BatchNormalization()(L.DepthwiseConv2D(3, padding="same", use_bias=False)(x)))
-    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(24, 1, use_bias=False)(x)))
-    x = L.MaxPooling2D(2)(x)
-    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(32, 3, padding="same", use_bias=False)(x)))
-    x = L.Dense(32, activation="relu")(L.GlobalAveragePooling2D()(x))
-    model = keras.Model(i, L.Dense(10, activation="softmax")(x))
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(s.x_train, s.y_train, epochs=25, batch_size=32, verbose=0)
+    model = unseen_model(s)  # the benchmark's model: the test checks what it measures
     root = tmp_path_factory.mktemp("unseen")
     model.save(root / "bn.keras")
     np.savez(root / "d.npz", x_train=s.x_train, y_train=s.y_train, x_test=s.x_test, y_test=s.y_test)

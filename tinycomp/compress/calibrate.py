@@ -87,8 +87,6 @@ def choose_range(x: np.ndarray, method: str):
 def activation_ranges(model, x: np.ndarray, method: str = "minmax") -> dict:
     """{activation name: (min, max)} for every fake-quant point of the QAT form of
     `model`, measured on calibration samples x."""
-    import keras
-
     from .qat import quantize_model
 
     qmodel = quantize_model(model)
@@ -103,8 +101,6 @@ def activation_ranges(model, x: np.ndarray, method: str = "minmax") -> dict:
 def _float_activations(model, qmodel, points):
     """A function returning the float activation at each fake-quant point, by
     replaying the QAT graph with fake-quant layers as identities."""
-    import keras
-
     names = {l.name for l in points}
 
     def run(x):
