@@ -27,9 +27,10 @@ def describe(model_path: Path, calibration: Path | None = None) -> str:
             label = f"{role} {k}" if len(indices) > 1 else role
             lines.append(f"{label:<6} {list(t.shape)} {t.dtype}, "
                          f"{_quant(t) if t.dtype != 'float32' else ('quantized' if role == 'input' else 'dequantized') + ' inside'} ({t.name})")
+    width = max([18] + [len(row["op"]) for row in model.layers])  # UNIDIRECTIONAL_SEQUENCE_LSTM is 28
     lines += [
         "",
-        f"{'#':>3}  {'op':<18} {'output shape':<18} {'MACs':>11} {'weights B':>10}  "
+        f"{'#':>3}  {'op':<{width}} {'output shape':<18} {'MACs':>11} {'weights B':>10}  "
         f"{'arena offset':>12}  output quantization",
     ]
     nodes = {n.index: n for n in model.graph.nodes}  # fused layers are one row
@@ -39,7 +40,7 @@ def describe(model_path: Path, calibration: Path | None = None) -> str:
         out = graph.tensor(written)
         region, offset = model.plan.places.get(written, ("-", 0))
         where = f"{offset:>12,}" if region == ARENA else f"{region:>12}"
-        lines.append(f"{row['index']:>3}  {row['op']:<18} {str(list(out.shape)):<18} "
+        lines.append(f"{row['index']:>3}  {row['op']:<{width}} {str(list(out.shape)):<18} "
                      f"{row['macs']:>11,} {row['weights_bytes']:>10,}  {where}  {_quant(out)}")
     at = ", ".join(f"{model.plan.places[t][1]:,}" for t in graph.inputs)
     lines += ["", f"memory plan: arena {model.arena_bytes:,} B (the input{'s' if len(graph.inputs) > 1 else ''} "
