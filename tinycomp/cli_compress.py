@@ -229,8 +229,10 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
               help="Fine-tuning epochs per step (pruning needs ~10+ to recover on small models).")
 @click.option("--tflm-accuracy", is_flag=True,
               help="Measure accuracy through TFLite Micro even on a QEMU board (faster).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Settings compressed, built and measured at once, in local processes.")
 def sweep(model_path, data_path, board, out_dir, prune_levels, channel_fractions, energies, qat_modes,
-          epochs, tflm_accuracy):
+          epochs, tflm_accuracy, workers):
     """Compress MODEL over a grid of settings, build each for --board, and report
     the Pareto frontier of flash against INT8 accuracy (pareto.txt, pareto.png)."""
     from . import sweep as sw
@@ -242,9 +244,11 @@ def sweep(model_path, data_path, board, out_dir, prune_levels, channel_fractions
                        {"off": (False,), "on": (True,), "both": (False, True)}[qat_modes])
     if epochs < 0:
         raise InputDataError(f"--epochs must be >= 0, got {epochs}")
+    if workers < 1:
+        raise InputDataError(f"--workers must be at least 1, got {workers}")
     data = load_data(data_path)
     result = sw.sweep(model_path, data, board, out_dir, settings, epochs=epochs,
-                      on_board=not tflm_accuracy, log=lambda s: click.echo(s, err=True))
+                      on_board=not tflm_accuracy, log=lambda s: click.echo(s, err=True), workers=workers)
     click.echo(result["table"])
     click.echo(f"\nPareto frontier ({result['size_key']} vs accuracy): "
                f"{', '.join(r['setting'] for r in result['pareto'])}")

@@ -154,13 +154,36 @@ def plot(rows: list[dict], size_key: str, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def sweep(model_path: Path, data: dict, board_name: str, out_dir: Path, settings: list[Setting],
-          epochs: int = 2, on_board: bool = True, log=print) -> dict:
-    """Run every setting; writes sweep.json, sweep.csv, pareto.txt and pareto.png
-    in out_dir and returns {"rows", "pareto", "size_key", ...}."""
+def setting_row(model_path: str, x_train, y_train, x_test, y_test, s: Setting, board_name: str, out_dir: str,
+                epochs: int, on_board: bool) -> dict:
+    """One setting compressed, built and measured: a seeded task (compress/tasks.py)
+    that writes only its own models/NAME.tflite and builds/NAME."""
     from .cli_compress import load_keras
     from .compress.steps import CompressOptions, compress
     from .frontends.keras import quiet_tensorflow
+
+    opts = CompressOptions(prune=s.prune or None, channels=s.channels or None,
+                           low_rank=s.low_rank if s.low_rank < 1 else None, qat=s.qat, epochs=epochs,
+                           max_drop=None)  # every setting is a point of the table, whatever it costs
+    with quiet_tensorflow():
+        import keras
+        keras.utils.set_random_seed(0)  # each setting starts from the same state
+        model = load_keras(Path(model_path))  # fresh: compression edits the model in place
+        _, report, tflite = compress(model, x_train, y_train, x_test, y_test, opts, s.name)
+    out = Path(out_dir)
+    (out / "models").mkdir(exist_ok=True)
+    (out / "models" / f"{s.name}.tflite").write_bytes(tflite)
+    m = measure(tflite, x_test, y_test, board_name, out / "builds" / s.name, on_board)
+    return {"setting": s.name, **asdict(s), **{k: v for k, v in m.items() if k != "symbols"},
+            "float_accuracy": report.steps[-1].accuracy}
+
+
+def sweep(model_path: Path, data: dict, board_name: str, out_dir: Path, settings: list[Setting],
+          epochs: int = 2, on_board: bool = True, log=print, workers: int = 1) -> dict:
+    """Run every setting, `workers` at a time in local processes; writes
+    sweep.json, sweep.csv, pareto.txt and pareto.png in out_dir and returns
+    {"rows", "pareto", "size_key", ...}."""
+    from .compress.tasks import run_tasks
 
     board = load_board(board_name)
     out_dir = safe_out_folder(out_dir, protect=(Path(model_path),))
@@ -171,24 +194,14 @@ def sweep(model_path: Path, data: dict, board_name: str, out_dir: Path, settings
     x_train = np.asarray(data["x_train"], np.float32)
     x_test = np.asarray(data.get("x_test", x_train), np.float32)
     y_test = np.asarray(data.get("y_test", data["y_train"]))
-    rows = []
-    for s in settings:
-        opts = CompressOptions(prune=s.prune or None, channels=s.channels or None,
-                               low_rank=s.low_rank if s.low_rank < 1 else None, qat=s.qat, epochs=epochs,
-                               max_drop=None)  # every setting is a point of the table, whatever it costs
-        with quiet_tensorflow():
-            import keras
-            keras.utils.set_random_seed(0)  # each setting starts from the same state
-            model = load_keras(Path(model_path))  # fresh: compression edits the model in place
-            _, report, tflite = compress(model, x_train, data["y_train"], x_test, y_test, opts, s.name)
-        (out_dir / "models").mkdir(exist_ok=True)
-        (out_dir / "models" / f"{s.name}.tflite").write_bytes(tflite)
-        m = measure(tflite, x_test, y_test, board.name, out_dir / "builds" / s.name, on_board)
-        row = {"setting": s.name, **asdict(s), **{k: v for k, v in m.items() if k != "symbols"},
-               "float_accuracy": report.steps[-1].accuracy}
-        rows.append(row)
-        log(f"{s.name}: flash {row['flash_bytes']}, accuracy {100 * row['accuracy']:.2f}% "
+    tasks = [(str(model_path), x_train, data["y_train"], x_test, y_test, s, board.name, str(out_dir), epochs,
+              on_board) for s in settings]
+
+    def done(_, row):
+        log(f"{row['setting']}: flash {row['flash_bytes']}, accuracy {100 * row['accuracy']:.2f}% "
             f"({row['accuracy_measured']})")
+
+    rows = run_tasks(setting_row, tasks, workers, done=done)  # in the settings' order
     size_key = "flash_bytes" if board.is_embedded else "constants_bytes"
     front = pareto(rows, size_key)
     table = format_table(rows, size_key)

@@ -52,7 +52,8 @@ def test_sweep_tiny_grid_on_qemu(tmp_path):
     np.savez(data, x_train=s.x_train[:300], y_train=s.y_train[:300], x_test=s.x_test[:60], y_test=s.y_test[:60])
     out = tmp_path / "sweep"
     r = CliRunner().invoke(sweep, [str(digits_model().keras_path), "--data", str(data), "--board", "qemu",
-                                   "--out", str(out), "--prune", "0,0.9", "--channels", "0", "--epochs", "1"])
+                                   "--out", str(out), "--prune", "0,0.9", "--channels", "0", "--epochs", "1",
+                                   "--workers", "2"])  # each setting a worker process, rows in order
     assert r.exit_code == 0, r.output + repr(r.exception)
     result = json.loads((out / "sweep.json").read_text())
     rows = {row["setting"]: row for row in result["rows"]}
