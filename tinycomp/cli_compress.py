@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from .compress.prune import ALLOCATIONS
+from .compress.steps import ROUNDINGS
 from .errors import AccuracyBudgetError, InputDataError, ModelError, OutputError
 from .outputs import write_atomic
 
@@ -66,10 +68,10 @@ def load_keras(path: Path):
 @click.option("--max-drop", type=float, default=1.0, show_default=True,
               help="Accuracy budget: points of INT8 test accuracy the result may lose against MODEL; "
                    "over it, the report is written and no model.")
-@click.option("--allocation", type=click.Choice(["lamp", "fisher", "uniform"]), default="lamp", show_default=True,
+@click.option("--allocation", type=click.Choice(ALLOCATIONS), default="lamp", show_default=True,
               help="How --prune's zeros spread over layers: by LAMP score (small layers keep more), by "
                    "second-order saliency F·w²/2 (the Fisher diagonal), or the same sparsity everywhere.")
-@click.option("--rounding", type=click.Choice(["nearest", "stochastic", "both"]), default="nearest",
+@click.option("--rounding", type=click.Choice(list(ROUNDINGS)), default="nearest",
               show_default=True,
               help="QAT's weight rounding in training steps: stochastic is unbiased (the expected value is "
                    "the weight); both trains each and keeps the better on held-out data.")

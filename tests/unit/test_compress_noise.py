@@ -11,10 +11,10 @@ from tinycomp.compress import noise
 def test_kl_of_small_logit_noise_matches_monte_carlo():
     rng = np.random.default_rng(0)
     z = rng.normal(scale=3.0, size=(400, 10))
-    p = noise._softmax(z)
+    p = noise.analysis.softmax(z)
     variance = 0.01
-    draws = [noise.analysis.kl_divergence(p, noise._softmax(z + rng.normal(scale=math.sqrt(variance), size=z.shape)))
-             for _ in range(20)]
+    softmax, kl = noise.analysis.softmax, noise.analysis.kl_divergence
+    draws = [kl(p, softmax(z + rng.normal(scale=math.sqrt(variance), size=z.shape))) for _ in range(20)]
     assert noise.predicted_kl(p, variance) == pytest.approx(np.mean(draws), rel=0.1)
     assert noise.predicted_kl(p, 0.0) == 0.0
 

@@ -51,7 +51,8 @@ def test_activation_snr_matches_every_tensor(digits_keras):
 
     model, d = digits_keras
     tflite = qat.qat_to_tflite(calibrated_model(model, d.x_calibration, "minmax")[0])
-    rows = analysis.model_activation_report(model, tflite, d.x_test[:64])
+    x = d.x_test[:64]
+    rows = analysis.activation_report(analysis.float_activations(model, x), analysis.int8_activations(tflite, x))
     assert [(r["layer"], r["op"]) for r in rows] == [
         ("input", "input"), ("conv2d", "CONV_2D"), ("depthwise_conv2d", "DEPTHWISE_CONV_2D"),
         ("max_pooling2d", "MAX_POOL_2D"), ("conv2d_1", "CONV_2D"), ("max_pooling2d_1", "MAX_POOL_2D"),

@@ -1,5 +1,6 @@
 """Numbers for the compression report. The arithmetic is numpy only, so it tests
-without TensorFlow; the two `model_*_report` functions import Keras / TFLM lazily.
+without TensorFlow; `model_weight_report` and the `*_activations` functions
+import Keras / TFLM lazily.
 
 The 6.02 B + 1.76 dB rule is the SNR of a full-scale sine through a B-bit
 uniform quantizer. Weights are heavy-tailed, not sines, so most layers fall
@@ -46,6 +47,13 @@ def entropy_bits(codes: np.ndarray) -> float:
     _, counts = np.unique(codes, return_counts=True)
     p = counts / counts.sum()
     return float(-(p * np.log2(p)).sum())
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Rows of logits to class probabilities (float64, max subtracted: no overflow)."""
+    z = np.asarray(z, np.float64)
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
 
 
 def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-7) -> float:
@@ -228,8 +236,3 @@ def int8_activations(tflite: bytes, x: np.ndarray) -> list[dict]:
         entries.append({"op": op, "shape": tuple(t.shape[1:]), "scale": t.scale, "zero_point": t.zero_point,
                         "values": seen[t.index].reshape((len(x), *t.shape[1:]))})
     return entries
-
-
-def model_activation_report(model, tflite: bytes, x: np.ndarray, bits: int = 8) -> list[dict]:
-    """Per-tensor activation SNR of `model` against its INT8 conversion `tflite`."""
-    return activation_report(float_activations(model, x), int8_activations(tflite, x), bits)

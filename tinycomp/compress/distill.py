@@ -16,11 +16,11 @@ ALPHA = 0.5  # weight of the labels' term; the teacher's gets 1 - ALPHA
 
 def soften(outputs: np.ndarray, temperature: float, from_logits: bool) -> np.ndarray:
     """softmax(z / T) of the teacher's logits z (log-probabilities when it ends in softmax)."""
+    from .analysis import softmax
+
     out = np.asarray(outputs, np.float64)
     z = out if from_logits else np.log(np.clip(out, 1e-12, 1.0))
-    z = z / temperature
-    e = np.exp(z - z.max(-1, keepdims=True))
-    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+    return softmax(z / temperature).astype(np.float32)
 
 
 def pack(labels: np.ndarray, soft: np.ndarray) -> np.ndarray:

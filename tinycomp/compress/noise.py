@@ -66,11 +66,6 @@ def input_variance(x: np.ndarray, scale: float) -> float:
     return float(np.mean((x - np.round(x / scale) * scale) ** 2))
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
 def predict(model, x: np.ndarray, y: np.ndarray, scales: dict[str, float], seed: int = 0) -> dict:
     """The noise model's prediction for the int8 conversion of `model` on samples x.
 
@@ -131,7 +126,7 @@ def predict(model, x: np.ndarray, y: np.ndarray, scales: dict[str, float], seed:
         t = out.astype(np.float32)
     z, logit_variance = logits if logits is not None else (t, variance)
     z = np.asarray(z, np.float64).reshape(len(z), -1)
-    probs = _softmax(z)
+    probs = analysis.softmax(z)
     y = np.asarray(y).reshape(-1)
     return {"layers": layers, "logit_variance": logit_variance,
             "float_accuracy": float(np.mean(probs.argmax(-1) == y)),
@@ -153,7 +148,8 @@ def measured(logits: tuple, outputs: tuple, y: np.ndarray) -> dict:
     analysis.match_activations."""
     y = np.asarray(y).reshape(-1)
     f_out, q_out = np.asarray(outputs[0], np.float64).reshape(len(y), -1), _dequantized(outputs[1])
-    p, q = _softmax(np.asarray(logits[0], np.float64).reshape(len(y), -1)), _softmax(_dequantized(logits[1]))
+    p = analysis.softmax(np.asarray(logits[0], np.float64).reshape(len(y), -1))
+    q = analysis.softmax(_dequantized(logits[1]))
     return {"float_accuracy": float(np.mean(f_out.argmax(-1) == y)),
             "accuracy": float(np.mean(q_out.argmax(-1) == y)), "kl": analysis.kl_divergence(p, q)}
 

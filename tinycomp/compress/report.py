@@ -40,7 +40,7 @@ class Report:
     # --weight-bits 4: (layer, exact) per filter written as INT4 (exact: on QAT's 16 levels)
     int4_layers: list[tuple[str, bool]] = field(default_factory=list)
     kl_float_int8: float | None = None
-    activation_rows: list[dict] = field(default_factory=list)  # analysis.model_activation_report
+    activation_rows: list[dict] = field(default_factory=list)  # analysis.activation_report
     activation_samples: int = 0
     sensitivity: dict | None = None  # sensitivity.layer_sensitivity; None: not computed
     over_budget: str | None = None  # why the result missed --max-drop (then no model is written)

@@ -20,6 +20,19 @@ def fused_activation(layer: Layer) -> tuple[int, int]:
     return activation_range(act, out.scale, out.zero_point, lo, hi)
 
 
+def check_filter_quant(layer: Layer, w, axis: int, channels: int) -> None:
+    """A filter's quantization as TFLM's conv, depthwise and FC kernels need it:
+    present, symmetric, and one scale or one per output channel along `axis`."""
+    if w.quant is None:
+        raise layer.refuse("filter is not quantized")
+    if any(w.quant.zero_point):
+        raise layer.refuse("filter must be symmetric (zero point 0)")
+    n = len(w.quant.scale)
+    if n != 1 and (n != channels or w.quant.axis != axis):
+        raise layer.refuse(f"filter has {n} scales along axis {w.quant.axis}; "
+                           f"expected 1 or {channels} along axis {axis}")
+
+
 def channel_multipliers(layer: Layer, weight_scales, channels: int,
                         float_product: bool = False) -> tuple[str, str]:
     """Per-output-channel requantization constants, scale_in * scale_w / scale_out

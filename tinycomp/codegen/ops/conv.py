@@ -17,7 +17,8 @@ from ...ir.shapes import conv_out_size
 from ...passes.memory import window_lag
 from ..layer import Layer
 from . import conv_c1
-from .common import bias_const, channel_multipliers, folded_bias, fused_activation, int4_weights, uniform_pair
+from .common import (bias_const, channel_multipliers, check_filter_quant, folded_bias, fused_activation,
+                     int4_weights, uniform_pair)
 
 
 def _pad_before(size: int, kernel: int, stride: int, dilation: int, out: int) -> int:
@@ -47,14 +48,7 @@ def check_weights(layer: Layer, axis: int, channels: int):
     w = layer.input(1)
     if not w.is_const or w.dtype not in ("int8", "int4") or len(w.shape) != 4:
         raise layer.refuse("filter must be a constant 4-D int8 or INT4 tensor")
-    if w.quant is None:
-        raise layer.refuse("filter is not quantized")
-    if any(w.quant.zero_point):
-        raise layer.refuse("filter must be symmetric (zero point 0)")
-    n = len(w.quant.scale)
-    if n != 1 and (n != channels or w.quant.axis != axis):
-        raise layer.refuse(f"filter has {n} scales along axis {w.quant.axis}; "
-                           f"expected 1 or {channels} along axis {axis}")
+    check_filter_quant(layer, w, axis, channels)
     if layer.has_input(2):
         b = layer.input(2)
         if not b.is_const or b.dtype != "int32" or b.size != channels:

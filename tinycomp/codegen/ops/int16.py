@@ -24,7 +24,7 @@ import numpy as np
 
 from ..fixedpoint import f32, quantize_multipliers
 from ..layer import Layer
-from .common import fused_activation
+from .common import check_filter_quant, fused_activation
 from .conv import window_geometry
 
 TEMPLATE = "kernels/int16/conv.c.j2"
@@ -51,12 +51,7 @@ def _weights(layer: Layer, rank: int, axis: int, channels: int):
     w = layer.input(1)
     if not w.is_const or w.dtype != "int8" or len(w.shape) != rank or w.quant is None:
         raise layer.refuse(f"filter must be a constant, quantized {rank}-D int8 tensor")
-    if any(w.quant.zero_point):
-        raise layer.refuse("filter must be symmetric (zero point 0)")
-    n = len(w.quant.scale)
-    if n != 1 and (n != channels or w.quant.axis != axis):
-        raise layer.refuse(f"filter has {n} scales along axis {w.quant.axis}; "
-                           f"expected 1 or {channels} along axis {axis}")
+    check_filter_quant(layer, w, axis, channels)
     return w
 
 
