@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.support.harness import REPO
+from tests.support.cli import assert_one_line_error
 from tests.support.tflm import run_tflm
 
 pytestmark = [pytest.mark.torch]
@@ -24,19 +24,8 @@ def _tinycomp(*args, prelude: str = ""):
 
 
 def _assert_one_line_error(result, out, *fragments):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+    assert_one_line_error(result, *fragments)
     assert not out.exists(), "a failed build left files in --out"
-
-
-@pytest.fixture(scope="session")
-def torch_models():
-    from tests.support.torch_models import trained_models
-    return trained_models(REPO / ".cache" / "torch-models")
 
 
 @pytest.fixture(scope="module")

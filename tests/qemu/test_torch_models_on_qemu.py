@@ -5,16 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.harness import REPO
 from tests.support.torch_models import MODELS
 
 pytestmark = [pytest.mark.qemu, pytest.mark.torch, pytest.mark.tf]
-
-
-@pytest.fixture(scope="session")
-def torch_models():
-    from tests.support.torch_models import trained_models
-    return trained_models(REPO / ".cache" / "torch-models")
 
 
 @pytest.mark.parametrize("fmt", ["pt2", "onnx"])
