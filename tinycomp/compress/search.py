@@ -44,9 +44,19 @@ def stored_bytes(tflite: bytes) -> int:
 
 
 def label(prune: float, channels: float, allocation: str = "lamp") -> str:
-    parts = [f"S={prune:g}" + (f" ({allocation})" if prune and allocation != "lamp" else "") if prune else "",
-             f"channels -{channels:.0%}" if channels else ""]
-    return ", ".join(p for p in parts if p) or "INT8 only"
+    parts = []
+    if prune:
+        parts.append(f"S={prune:g}" + ("" if allocation == "lamp" else f" ({allocation})"))
+    if channels:
+        parts.append(f"channels -{channels:.0%}")
+    return ", ".join(parts) or "INT8 only"
+
+
+def within_budget(row: dict, max_drop: float, budget_bytes: int | None) -> bool:
+    """Under --budget-bytes the bytes decide, else the accuracy lost against the input."""
+    if budget_bytes is not None:
+        return row["bytes"] <= budget_bytes
+    return 100 * (row["input_accuracy"] - row["accuracy"]) <= max_drop + 1e-9
 
 
 def evaluate(keras_model: bytes, x_train, y_train, x_test, y_test, prune: float, channels: float,
@@ -57,8 +67,9 @@ def evaluate(keras_model: bytes, x_train, y_train, x_test, y_test, prune: float,
 
     from .steps import CompressOptions, compress
 
+    # the plain INT8 model is a candidate of its own: the others skip that step
     opts = CompressOptions(prune=prune or None, channels=channels or None, epochs=epochs, max_drop=max_drop,
-                           allocation=allocation, distill=distill, baseline=not (prune or channels))  # the plain INT8 row is a candidate
+                           allocation=allocation, distill=distill, baseline=not (prune or channels))
     with tempfile.TemporaryDirectory(prefix="tinycomp-candidate-") as tmp, quiet_tensorflow():
         path = Path(tmp) / "model.keras"
         path.write_bytes(keras_model)
@@ -107,9 +118,7 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
     rows: list[dict] = []
 
     def feasible(r):
-        if budget_bytes is not None:
-            return r["bytes"] <= budget_bytes
-        return 100 * (r["input_accuracy"] - r["accuracy"]) <= max_drop + 1e-9
+        return within_budget(r, max_drop, budget_bytes)
 
     def best(rs):
         ok = [r for r in rs if feasible(r)]
@@ -133,14 +142,13 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
         progress.add(len(todo))
         tasks = [(keras_model, x_train, y_train, x_test, y_test, p, c, a, epochs, max_drop, distill)
                  for p, c, a in todo]
-        fresh: list[dict] = []
+        finished: list[dict] = []  # in the order they finish, for the best so far
 
         def done(_, row):
-            fresh.append(row)
-            progress.step(rows + fresh)
+            finished.append(row)
+            progress.step(rows + finished)
 
-        run_tasks(evaluate, tasks, workers, ray_address, done)
-        rows.extend(sorted(fresh, key=lambda r: todo.index((r["prune"], r["channels"], r["allocation"]))))
+        rows.extend(run_tasks(evaluate, tasks, workers, ray_address, done))  # in the order tried
 
     run([(s, 0.0) for s in LADDER])
     if budget_bytes is not None and best(rows) is None:
@@ -208,8 +216,7 @@ def table(rows: list[dict], chosen: dict, max_drop: float, budget_bytes: int | N
              "| candidate | stored bytes | vs float32 | INT8 accuracy | change | within budget | Pareto |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        ok = (r["bytes"] <= budget_bytes if budget_bytes is not None
-              else 100 * (r["input_accuracy"] - r["accuracy"]) <= max_drop + 1e-9)
+        ok = within_budget(r, max_drop, budget_bytes)
         mark = " **(chosen)**" if r is chosen else ""
         lines.append(f"| {r['label']}{mark} | {r['bytes']:,} | {float_bytes / max(r['bytes'], 1):.1f}x smaller | "
                      f"{100 * r['accuracy']:.2f}% | {100 * (r['accuracy'] - r['input_accuracy']):+.2f} pt | "
