@@ -198,14 +198,20 @@ def activation_report(float_acts: list[tuple[str, np.ndarray]], int8_acts: list[
             for name, f, e in match_activations(float_acts, int8_acts)]
 
 
-def float_activations(model, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """Float output of every layer of the QAT form of `model` (BN folded, softmax
-    split from its logits: the same cut points the converted model has), with the
-    fake-quant layers as identities and the float kernels, in order."""
-    from .calibrate import _float_call
+def qat_form(model):
+    """`model` itself if it is a QAT model, else its QAT form (BN folded, softmax
+    split from its logits: the same cut points the converted model has)."""
     from .qat import quantize_model
 
-    qmodel = model if any(type(l).__name__ == "FakeQuant" for l in model.layers) else quantize_model(model)
+    return model if any(type(l).__name__ == "FakeQuant" for l in model.layers) else quantize_model(model)
+
+
+def float_activations(model, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Float output of every layer of the QAT form of `model` (qat_form), with
+    the fake-quant layers as identities and the float kernels, in order."""
+    from .calibrate import _float_call
+
+    qmodel = qat_form(model)
     acts = [("input", np.asarray(x, np.float32))]
     t = acts[0][1]
     for layer in qmodel.layers[1:]:

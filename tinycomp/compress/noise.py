@@ -76,10 +76,10 @@ def predict(model, x: np.ndarray, y: np.ndarray, scales: dict[str, float], seed:
     "accuracy", "kl"}. The input's rounding is taken from x itself (input_variance).
     """
     from .calibrate import _float_call
-    from .qat import _SAME_RANGE, quantize_model
+    from .qat import _SAME_RANGE
 
     rng = np.random.default_rng(seed)
-    qform = model if any(type(l).__name__ == "FakeQuant" for l in model.layers) else quantize_model(model)
+    qform = analysis.qat_form(model)
     t = np.asarray(x, np.float32)
     variance = input_variance(t, scales["input"]) if "input" in scales else 0.0
     layers, logits = [], None
@@ -157,10 +157,11 @@ def measured(logits: tuple, outputs: tuple, y: np.ndarray) -> dict:
 def predicted_and_measured(model, tflite: bytes, x: np.ndarray, y: np.ndarray) -> tuple[list, dict, dict]:
     """(activation rows, prediction, measurement) for `model` and its INT8
     conversion `tflite` on samples x with labels y."""
-    float_acts, int8_acts = analysis.float_activations(model, x), analysis.int8_activations(tflite, x)
+    qform = analysis.qat_form(model)  # once, for both
+    float_acts, int8_acts = analysis.float_activations(qform, x), analysis.int8_activations(tflite, x)
     pairs = analysis.match_activations(float_acts, int8_acts)
     rows = analysis.activation_report(float_acts, int8_acts)
-    prediction = predict(model, x, y, {name: entry["scale"] for name, _, entry in pairs})
+    prediction = predict(qform, x, y, {name: entry["scale"] for name, _, entry in pairs})
     outputs = pairs[-1][1:]
     logits = pairs[-2][1:] if outputs[1]["op"] == "SOFTMAX" and len(pairs) > 1 else outputs
     return rows, prediction, measured(logits, outputs, y)
