@@ -252,13 +252,16 @@ def test_tflm_refuses_what_tinycomp_refuses():
             make_interpreter(_variant(kind))
 
 
-def test_keras_lstm_converted_by_tflite_bit_exact():
+@pytest.mark.parametrize("float_edges", [False, True])
+def test_keras_lstm_converted_by_tflite_bit_exact(float_edges):
     """A Keras (tf_keras) LSTM keyword spotter as the TFLite converter writes
     it (UNIDIRECTIONAL_SEQUENCE_LSTM, STRIDED_SLICE of the last step, FC,
-    SOFTMAX), 24 utterances in a row: equal to TFLM, state carried."""
+    SOFTMAX; with the converter's defaults, float32 in and out around them),
+    24 utterances in a row: equal to TFLM, state carried."""
     from tests.support.keras_lstm import keras_lstm_model, utterances
 
-    buf = keras_lstm_model()
-    assert [n.op.value for n in parse_tflite(buf).nodes][0] == "UNIDIRECTIONAL_SEQUENCE_LSTM"
-    ours = assert_bit_exact(buf, utterances(24, 0))
+    buf = keras_lstm_model(float_edges)
+    ops = [n.op.value for n in parse_tflite(buf).nodes]
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops and (ops[0] == "QUANTIZE") == float_edges
+    ours = assert_bit_exact(buf, utterances(24, 0, float_edges))
     assert len(np.unique(ours.reshape(24, -1), axis=0)) > 12

@@ -22,7 +22,7 @@ from tinycomp.frontends.tflite import parse_tflite
 STEPS = 24
 
 
-@pytest.mark.parametrize("kind", ["int8", "int16"])
+@pytest.mark.parametrize("kind", ["int8", "int16", "float-edges"])
 def test_converted_streaming_model_bit_exact(kind):
     """The converter's streaming model (a ring of frames and the previous
     scores kept in variables, CONV_2D, MEAN, FULLY_CONNECTED, ADD), 24

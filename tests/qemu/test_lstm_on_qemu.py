@@ -30,8 +30,9 @@ def test_lstm_keyword_model_on_board(board):
     assert_bit_exact_on_board(buf, x, board)
 
 
+@pytest.mark.parametrize("float_edges", [False, True])
 @pytest.mark.parametrize("board", ["qemu", "qemu-mps2-an385"])
-def test_keras_lstm_converted_by_tflite_on_board(board):
+def test_keras_lstm_converted_by_tflite_on_board(board, float_edges):
     from tests.support.keras_lstm import keras_lstm_model, utterances
 
-    assert_bit_exact_on_board(keras_lstm_model(), utterances(12, 1), board)
+    assert_bit_exact_on_board(keras_lstm_model(float_edges), utterances(12, 1, float_edges), board)

@@ -18,7 +18,7 @@ BOARDS = ["qemu", "qemu-mps2-an385"]
 
 
 @pytest.mark.parametrize("board", BOARDS)
-@pytest.mark.parametrize("kind", ["int8", "int16"])
+@pytest.mark.parametrize("kind", ["int8", "int16", "float-edges"])
 def test_streaming_model_on_board(board, kind):
     buf = streaming_model(kind)
     assert_bit_exact_on_board(buf, frames(buf, 16, 3), board)

@@ -8,7 +8,7 @@ tensorflow-cpu fills) does. The conversion runs in a subprocess, so the test
 process never imports TensorFlow, and is cached under .cache/models/ by a
 hash of this file.
 
-Run as `python -m tests.support.keras_lstm OUT.tflite` to convert.
+Run as `python -m tests.support.keras_lstm int8|float-edges OUT.tflite` to convert.
 """
 from __future__ import annotations
 
@@ -26,9 +26,10 @@ FRAMES, FEATURES, CELLS, WORDS = 20, 10, 16, 4
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _convert() -> bytes:
-    """Seeded weights (bit-exactness needs no training), int8 in and out,
-    calibrated on seeded normal features."""
+def _convert(float_edges: bool) -> bytes:
+    """Seeded weights (bit-exactness needs no training), calibrated on seeded
+    normal features; int8 in and out, or with float_edges the converter's
+    default: float32 in and out around the int8 graph (QUANTIZE, DEQUANTIZE)."""
     import tensorflow as tf
     import tf_keras as keras
 
@@ -42,32 +43,40 @@ def _convert() -> bytes:
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([s] for s in calib)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
+    if not float_edges:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
     return bytes(converter.convert())
 
 
-def keras_lstm_model() -> bytes:
+def keras_lstm_model(float_edges: bool = False) -> bytes:
     digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    kind = "float-edges" if float_edges else "int8"
 
     def produce() -> bytes:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "m.tflite"
-            done = subprocess.run([sys.executable, "-m", "tests.support.keras_lstm", str(out)],
+            done = subprocess.run([sys.executable, "-m", "tests.support.keras_lstm", kind, str(out)],
                                   cwd=REPO, capture_output=True, text=True, timeout=600)
             if done.returncode != 0:
                 raise RuntimeError(f"converting the Keras LSTM failed:\n{done.stderr[-3000:]}")
             return out.read_bytes()
 
-    return mlperf.cached_file(mlperf.CACHE_DIR / f"keras-lstm-{digest}.tflite", produce)
+    return mlperf.cached_file(mlperf.CACHE_DIR / f"keras-lstm-{kind}-{digest}.tflite", produce)
 
 
-def utterances(n: int, seed: int) -> np.ndarray:
-    """n int8 inputs (1, FRAMES, FEATURES), the first two at the extremes."""
-    x = np.random.default_rng(seed).integers(-128, 128, (n, 1, FRAMES, FEATURES)).astype(np.int8)
+def utterances(n: int, seed: int, float_edges: bool = False) -> np.ndarray:
+    """n inputs (1, FRAMES, FEATURES): int8, the first two at the extremes; or
+    float32 features, the first two far outside the calibrated range."""
+    rng = np.random.default_rng(seed)
+    if float_edges:
+        x = rng.normal(0, 1, (n, 1, FRAMES, FEATURES)).astype(np.float32)
+        x[0], x[1] = -50.0, 50.0
+        return x
+    x = rng.integers(-128, 128, (n, 1, FRAMES, FEATURES)).astype(np.int8)
     x[0], x[1] = -128, 127
     return x
 
 
 if __name__ == "__main__":
-    Path(sys.argv[1]).write_bytes(_convert())
+    Path(sys.argv[2]).write_bytes(_convert(sys.argv[1] == "float-edges"))

@@ -72,14 +72,16 @@ def _convert(kind: str) -> bytes:
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
         converter.inference_input_type = converter.inference_output_type = tf.int16
-    else:
+    elif kind == "int8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = tf.int8
+    # "float-edges": the converter's default, float32 in and out around the int8 graph
     return bytes(converter.convert())
 
 
 def streaming_model(kind: str = "int8") -> bytes:
-    """The converted streaming model ("int8", or "int16": the 16x8 scheme)."""
+    """The converted streaming model ("int8"; "int16": the 16x8 scheme;
+    "float-edges": the converter's defaults, float32 in and out)."""
     digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
     def produce() -> bytes:
@@ -95,10 +97,16 @@ def streaming_model(kind: str = "int8") -> bytes:
 
 
 def frames(model: bytes, n: int, seed: int) -> np.ndarray:
-    """n input frames of the model's type, the first two at its extremes."""
+    """n input frames of the model's type, the first two at its extremes
+    (float32 frames: normal, the first two far outside the calibrated range)."""
     from tinycomp.frontends.tflite import parse_tflite
     graph = parse_tflite(model)
     t = graph.tensor(graph.inputs[0])
+    if t.dtype == "float32":
+        x = np.random.default_rng(seed).normal(0, 1, (n, *t.shape)).astype(np.float32)
+        x[0].fill(-40.0)
+        x[1].fill(40.0)
+        return x
     info = np.iinfo(t.dtype)
     x = np.random.default_rng(seed).integers(info.min, info.max + 1, (n, *t.shape)).astype(t.dtype)
     x[0].fill(info.min)
