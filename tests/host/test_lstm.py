@@ -265,3 +265,13 @@ def test_keras_lstm_converted_by_tflite_bit_exact(float_edges):
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops and (ops[0] == "QUANTIZE") == float_edges
     ours = assert_bit_exact(buf, utterances(24, 0, float_edges))
     assert len(np.unique(ours.reshape(24, -1), axis=0)) > 12
+
+
+def test_intermediate_of_unknown_type_refused():
+    """Found by the fuzz test's LSTM seed: an intermediate tensor (read by no
+    op, so no other check saw its type) of a type TFLite does not define
+    crashed the size check with a TypeError; now one line."""
+    from tests.support.fuzz import mutate, seed_models
+
+    with pytest.raises(ModelError, match=r"intermediate tensor .* unknown element type \(99\)"):
+        parse_tflite(mutate(seed_models()[4], "field", 4294967295))

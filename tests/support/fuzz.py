@@ -77,9 +77,23 @@ def _stateful(rng) -> bytes:
     return b.build()
 
 
+def _lstm(rng) -> bytes:
+    """An integer LSTM (3 steps, its hidden and cell states kept between
+    inferences) feeding a FULLY_CONNECTED: the op with the most inputs."""
+    from .lstm_models import add_lstm
+
+    b = ModelBuilder()
+    x = b.input((1, 3, 4), 0.05, -3)
+    h = add_lstm(b, rng, x, 3, 0.02, 5)
+    w, ws = random_weights(rng, (2, 9), axis=None)
+    bq, bs = random_bias(rng, 2, 0.02, ws)
+    b.output(b.fully_connected(b.reshape(h, (1, 9)), b.const_int8(w, ws), b.const_int32(bq, bs), 0.05, 0))
+    return b.build()
+
+
 def seed_models() -> list[bytes]:
     rng = np.random.default_rng(2026)
-    return [_conv_chain(rng), _residual(rng), _elementwise(rng), _stateful(rng)]
+    return [_conv_chain(rng), _residual(rng), _elementwise(rng), _stateful(rng), _lstm(rng)]
 
 
 def _pack(model) -> bytes:
