@@ -178,14 +178,20 @@ def match_activations(float_acts: list[tuple[str, np.ndarray]], int8_acts: list[
     converter's tensor names are not usable (it renames scopes, "conv2d_1" may be
     Keras's "conv2d"); the order and shapes are what survive conversion. INT8 ops
     with no float counterpart (a QUANTIZE the converter added) are left out.
+    Shapes are compared without their 1s: a Conv1D runs as a CONV_2D whose
+    output has an extra axis of 1; the entry's values take the float's shape.
     Returns [(float name, float values, int8 entry)].
     """
+    def squeezed(shape):
+        return tuple(d for d in shape if d != 1)
+
     pairs, j = [], 0
     for entry in int8_acts:
-        shape = tuple(entry["shape"])
+        shape = squeezed(entry["shape"])
         for k in range(j, len(float_acts)):
-            if tuple(float_acts[k][1].shape[1:]) == shape:
-                pairs.append((float_acts[k][0], float_acts[k][1], entry))
+            name, values = float_acts[k]
+            if squeezed(values.shape[1:]) == shape:
+                pairs.append((name, values, {**entry, "values": entry["values"].reshape(values.shape)}))
                 j = k + 1
                 break
     return pairs

@@ -122,7 +122,8 @@ def _float_call(layer, t):
     kind = type(layer).__name__
     if kind.startswith("Quant"):
         # The same computation with the float kernel (no weight rounding).
-        base = {"QuantConv2D": keras.layers.Conv2D, "QuantDepthwiseConv2D": keras.layers.DepthwiseConv2D,
+        base = {"QuantConv2D": keras.layers.Conv2D, "QuantConv1D": keras.layers.Conv1D,
+                "QuantDepthwiseConv2D": keras.layers.DepthwiseConv2D,
                 "QuantDense": keras.layers.Dense}[kind]
         return base.call(layer, t)
     return layer(t, training=False)

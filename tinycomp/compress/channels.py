@@ -13,7 +13,9 @@ from tinycomp.errors import InputDataError, ModelError
 from .graph import chain_layers, clone_layer, count_macs, input_shape
 
 _PASS_THROUGH = ("ReLU", "Activation", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-                 "GlobalMaxPooling2D", "Dropout", "LeakyReLU", "ZeroPadding2D", "Softmax")
+                 "GlobalMaxPooling2D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D",
+                 "GlobalMaxPooling1D", "Dropout", "LeakyReLU", "ZeroPadding2D", "ZeroPadding1D", "Softmax")
+
 
 
 def channel_norms(layer, norm: str = "l1") -> np.ndarray:
@@ -29,7 +31,7 @@ def _targets(layers) -> list:
 
     weighted = [l for l in layers if l.get_weights()]
     last = weighted[-1] if weighted else None
-    return [l for l in layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))
+    return [l for l in layers if isinstance(l, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Dense))
             and not isinstance(l, keras.layers.DepthwiseConv2D) and l is not last]
 
 
@@ -88,7 +90,7 @@ def _rebuild(model, layers, targets, fraction, norm):
                 keep = [c * mult + m for c in keep for m in range(mult)]
                 if layer.use_bias:
                     weights[1] = weights[1][keep]
-        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+        elif isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Dense)):
             if keep is not None:
                 weights[0] = weights[0][..., keep, :] if weights[0].ndim > 2 else weights[0][keep, :]
             keep = None
@@ -100,7 +102,7 @@ def _rebuild(model, layers, targets, fraction, norm):
                 weights[0] = weights[0][..., keep]
                 if layer.use_bias:
                     weights[1] = weights[1][keep]
-                changes["filters" if isinstance(layer, keras.layers.Conv2D) else "units"] = n_keep
+                changes["units" if isinstance(layer, keras.layers.Dense) else "filters"] = n_keep
         elif isinstance(layer, keras.layers.BatchNormalization):
             if keep is not None:
                 weights = [w[keep] for w in weights]

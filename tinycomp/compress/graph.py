@@ -65,11 +65,9 @@ def count_macs(model) -> int:
             out = layer.output.shape
             kh, kw = layer.kernel_size
             total += int(np.prod(out[1:])) * kh * kw
-        elif isinstance(layer, keras.layers.Conv2D):
-            out = layer.output.shape
-            kh, kw = layer.kernel_size
+        elif isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D)):
             cin = layer.input.shape[-1] // layer.groups
-            total += int(np.prod(out[1:])) * kh * kw * cin
+            total += int(np.prod(layer.output.shape[1:])) * int(np.prod(layer.kernel_size)) * cin
         elif isinstance(layer, keras.layers.Dense):
             total += int(np.prod(layer.input.shape[1:])) * layer.units
     return total
@@ -109,7 +107,8 @@ def fold_batchnorm(model):
             pending = None
 
     for layer in layers:
-        linear = isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense))
+        linear = isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                                    keras.layers.Dense))
         if linear and layer.get_config().get("activation") == "linear":
             flush()
             weights = layer.get_weights()

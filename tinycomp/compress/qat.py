@@ -106,8 +106,8 @@ def _classes():
             self.weight_bits = int(weight_bits)
             self.rounding = rounding
 
-        def quantized(self, training, **how):
-            return quant_kernel(self.kernel, bits=self.weight_bits,
+        def quantized(self, training, kernel=None, **how):
+            return quant_kernel(self.kernel if kernel is None else kernel, bits=self.weight_bits,
                                 stochastic=bool(training) and self.rounding == "stochastic", **how)
 
         def get_config(self):
@@ -117,6 +117,27 @@ def _classes():
     class QuantConv2D(QuantKernel, keras.layers.Conv2D):
         def call(self, inputs, training=None):
             out = self.convolution_op(inputs, self.quantized(training))
+            if self.use_bias:
+                out = out + self.bias
+            return self.activation(out) if self.activation is not None else out
+
+    @keras.saving.register_keras_serializable(package="tinycomp")
+    class QuantConv1D(QuantKernel, keras.layers.Conv1D):
+        """A Conv1D computed as the 1 x k CONV_2D the converter writes. The kernel
+        is fake-quantized in that 4-D form: quantized in Conv1D's 3-D form, TF
+        2.21's converter loses the per-channel axis through the EXPAND_DIMS of
+        the kernel and fails."""
+
+        def call(self, inputs, training=None):
+            if self.padding == "causal":  # left padding only, then a VALID conv
+                left = self.dilation_rate[0] * (self.kernel_size[0] - 1)
+                inputs = tf.pad(inputs, [[0, 0], [left, 0], [0, 0]])
+            kernel = tf.reshape(self.kernel, (1, *self.kernel.shape))
+            out = tf.nn.conv2d(tf.expand_dims(inputs, 1), self.quantized(training, kernel=kernel),
+                               strides=(1, 1, self.strides[0], 1),
+                               padding="SAME" if self.padding == "same" else "VALID",
+                               dilations=(1, 1, self.dilation_rate[0], 1))
+            out = tf.squeeze(out, 1)
             if self.use_bias:
                 out = out + self.bias
             return self.activation(out) if self.activation is not None else out
@@ -141,7 +162,7 @@ def _classes():
                 out = out + self.bias
             return self.activation(out) if self.activation is not None else out
 
-    _registered.update(FakeQuant=FakeQuant, QuantConv2D=QuantConv2D,
+    _registered.update(FakeQuant=FakeQuant, QuantConv2D=QuantConv2D, QuantConv1D=QuantConv1D,
                        QuantDepthwiseConv2D=QuantDepthwiseConv2D, QuantDense=QuantDense)
     return _registered
 
@@ -152,7 +173,8 @@ def custom_objects() -> dict:
 
 # Layers whose output keeps the input's quantization in TFLite (a fake-quant after
 # them would force a requantize the int8 kernels do not want).
-_SAME_RANGE = ("MaxPooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape", "Dropout", "ZeroPadding2D")
+_SAME_RANGE = ("MaxPooling2D", "GlobalMaxPooling2D", "MaxPooling1D", "GlobalMaxPooling1D", "Flatten", "Reshape",
+               "Dropout", "ZeroPadding2D", "ZeroPadding1D")
 
 
 def quantize_model(model, ranges: dict | None = None, rounding: str = "nearest", weight_bits: int = 8):
@@ -169,7 +191,7 @@ def quantize_model(model, ranges: dict | None = None, rounding: str = "nearest",
     base = fold_batchnorm(model)
     layers = chain_layers(base)
     ranges = ranges or {}
-    swap = {"Conv2D": C["QuantConv2D"], "DepthwiseConv2D": C["QuantDepthwiseConv2D"], "Dense": C["QuantDense"]}
+    swap = {"Conv2D": C["QuantConv2D"], "Conv1D": C["QuantConv1D"], "DepthwiseConv2D": C["QuantDepthwiseConv2D"], "Dense": C["QuantDense"]}
 
     def fq(x, name):
         lo_hi = ranges.get(name)
@@ -187,6 +209,8 @@ def quantize_model(model, ranges: dict | None = None, rounding: str = "nearest",
         if kind in ("Dropout",):
             continue
         if kind in swap:
+            if cfg.get("groups", 1) != 1:
+                raise ModelError(f"QAT does not support grouped convolution in layer {layer.name!r} ({kind})")
             act = cfg.get("activation")
             split = act not in ("linear", "relu", "relu6")  # softmax etc.: quantize the logits first
             cfg.pop("name")
