@@ -62,6 +62,9 @@ def load_keras(path: Path):
 @click.option("--weight-bits", type=click.Choice(["8", "4"]), default="8", show_default=True,
               help="4: write the CONV_2D, DEPTHWISE_CONV_2D and per-tensor FULLY_CONNECTED filters as "
                    "packed INT4 in the .tflite (with --qat trained on 16 levels, else rounded).")
+@click.option("--int16", type=int, default=0, show_default=True, metavar="N",
+              help="Keep the N activation tensors whose int16 brings the outputs closest to the float "
+                   "model's (measured) in int16: their layers run TFLite's 16x8 kernels.")
 @click.option("--epochs", type=int, default=30, show_default=True,
               help="The most fine-tuning epochs of a step; a step stops once held-out accuracy is back "
                    "within the budget or stops improving.")
@@ -93,7 +96,7 @@ def load_keras(path: Path):
 @click.option("--sensitivity", is_flag=True,
               help="Add per-layer sensitivity to the report: the input model's accuracy with only one layer "
                    "quantized, or pruned at --prune (0.5 without it); two test-set passes per layer.")
-def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, max_drop, weight_bits, allocation,
+def compress(model_path, data_path, prune, channels, low_rank, qat, int16, epochs, max_drop, weight_bits, allocation,
              rounding, distill, temperature, budget_bytes, workers, ray_address, out_path, report_path, sensitivity):
     """Compress a Keras MODEL and write the result to --out (and its INT8 .tflite beside it).
 
@@ -104,11 +107,11 @@ def compress(model_path, data_path, prune, channels, low_rank, qat, epochs, max_
     from .frontends.keras import quiet_tensorflow
 
     opts = CompressOptions(prune=prune, channels=channels, low_rank=low_rank, qat=qat, epochs=epochs,
-                           max_drop=max_drop, weight_bits=int(weight_bits), allocation=allocation,
+                           max_drop=max_drop, weight_bits=int(weight_bits), int16=int16, allocation=allocation,
                            rounding=rounding, distill=temperature if distill else None)
     check_options(opts)  # before loading TensorFlow: a typo should fail fast
     methods = [f"--{n}" for n, v in (("prune", prune), ("channels", channels), ("low-rank", low_rank),
-                                     ("qat", qat), ("weight-bits", weight_bits != "8")) if v]
+                                     ("qat", qat), ("weight-bits", weight_bits != "8"), ("int16", int16)) if v]
     searching = budget_bytes is not None or not methods
     if budget_bytes is not None and methods:
         raise InputDataError(f"--budget-bytes searches the methods itself; drop {', '.join(methods)}")

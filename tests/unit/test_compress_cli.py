@@ -60,6 +60,7 @@ def test_sparsity_outside_open_interval(tmp_path, data, sparsity):
 @pytest.mark.parametrize("args, text", [
     (("--rounding", "stochastic"), "--rounding chooses QAT's weight rounding: add --qat"),
     (("--distill", "--temperature", "0"), "--temperature must be > 0"),
+    (("--int16", "-1"), "--int16 is how many activation tensors to keep in int16, >= 0; got -1"),
 ])
 def test_training_options_checked_before_loading(tmp_path, data, args, text):
     r, out = _cli(tmp_path, "m.keras", "--data", data, *args)
@@ -212,3 +213,28 @@ def test_compress_int4_weights_without_qat(tmp_path, data):
     assert "(rounded from int8)" in report.read_text()
     x = graph.tensor(graph.inputs[0])
     assert_bit_exact(buf, np.random.default_rng(1).integers(-128, 128, (20, *x.shape), dtype=np.int8))
+
+
+@pytest.mark.tf
+def test_int16_keeps_the_measured_best_tensor_and_builds_bit_exact(tmp_path, data):
+    """`--int16 2` alone: the digits CNN converted to INT8, the activation
+    tensors whose int16 brings the outputs closest to the float model's kept
+    int16 (a mixed 8/16-bit model TFLite Micro runs), reported, bit-exact."""
+    from tests.support.harness import assert_bit_exact
+    from tests.support.models import digits_model
+    from tinycomp.compress.int16 import int16_tensors
+    from tinycomp.frontends.tflite import parse_tflite
+
+    r, out = _cli(tmp_path, digits_model().keras_path, "--data", data, "--int16", "2")
+    assert r.returncode == 0, r.stderr
+    tflite = (out / "o.tflite").read_bytes()
+    kept = int16_tensors(tflite)
+    report = (out / "r.md").read_text()
+    assert kept and "## int16 activations" in report and "int16 where kept" in report
+    rows = [line for line in report.splitlines() if line.startswith("| `") and line.endswith("| yes |")]
+    assert rows and all(any(f"`{name.split(';')[0]}`" in line for name in kept) for line in rows)  # kept rows name int16 tensors
+    g = parse_tflite(tflite)
+    x = g.tensor(g.inputs[0])
+    d = np.load(data)
+    q = np.clip(np.round(d["x_test"][:30] / x.scale) + x.zero_point, -128, 127).astype(np.int8)
+    assert_bit_exact(tflite, q.reshape(30, *x.shape))

@@ -64,12 +64,12 @@ def test_quant_conv1d_computes_what_conv1d_computes():
                                    err_msg=f"{padding} stride {stride} dilation {dilation}")
 
 
-def test_pruned_and_qat_sequence_cnn_is_bit_exact_on_the_host_and_qemu(sequences):
+def test_pruned_qat_and_int16_sequence_cnn_is_bit_exact_on_the_host_and_qemu(sequences):
     from tests.support.harness import assert_bit_exact, assert_bit_exact_on_board
     from tinycomp.frontends.tflite import parse_tflite
 
     root, float_accuracy, x_test, y_test = sequences
-    result = tinycomp("compress", root / "seq.keras", "--data", root / "d.npz", "--prune", "0.6", "--qat",
+    result = tinycomp("compress", root / "seq.keras", "--data", root / "d.npz", "--prune", "0.6", "--qat", "--int16", "1",
                       "--out", root / "small.keras", "--report", root / "r.md")
     assert result.returncode == 0, result.stderr
     tflite = (root / "small.tflite").read_bytes()

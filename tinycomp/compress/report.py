@@ -30,6 +30,11 @@ class Step:
     note: str = ""
 
 
+def _short(tensor: str) -> str:
+    """A converter's tensor name without the ';'-joined names of the ops it fused."""
+    return tensor.split(";")[0]
+
+
 @dataclass
 class Report:
     model: str
@@ -40,6 +45,8 @@ class Report:
     # --weight-bits 4: (layer, exact) per filter written as INT4 (exact: on QAT's 16 levels)
     int4_layers: list[tuple[str, bool]] = field(default_factory=list)
     kl_float_int8: float | None = None
+    int16_tensors: list[str] = field(default_factory=list)  # --int16: the activations kept in int16
+    int16_rows: list[dict] = field(default_factory=list)    # int16.choose: every candidate's measured error
     activation_rows: list[dict] = field(default_factory=list)  # analysis.activation_report
     activation_samples: int = 0
     sensitivity: dict | None = None  # sensitivity.layer_sensitivity; None: not computed
@@ -72,8 +79,11 @@ class Report:
             lines += ["", f"INT4 weights (TFLite's packed INT4, int8 activations) in {len(self.int4_layers)} "
                           "layers: " + ", ".join(f"`{n}`" + ("" if exact else " (rounded from int8)")
                                                   for n, exact in self.int4_layers)]
+        if self.int16_rows:
+            lines += self._int16()
         if self.int8_accuracy is not None:
             what = "INT8 activations, INT4 weights" if self.int4_layers else "INT8"
+            what += ", int16 where kept" if self.int16_tensors else ""
             lines += ["", f"{what} (converted) test accuracy: {100 * self.int8_accuracy:.2f}%"]
         if self.over_budget:
             lines += ["", f"**Over the accuracy budget, no model written:** {self.over_budget}"]
@@ -106,6 +116,19 @@ class Report:
                       f"| sparse int8 estimate (a presence bit per weight + non-zeros) | {t['sparse_int8_bits']:,} | {t['ratio_sparse']:.2f}x |",
                       f"| entropy bound | {int(t['entropy_total_bits']):,} | {t['ratio_entropy']:.2f}x |"]
         return "\n".join(lines) + "\n"
+
+    def _int16(self) -> list[str]:
+        base = self.int16_rows[0]["int8_error"]
+        lines = ["", "## int16 activations", "",
+                 "Each activation tensor that can stay int16 (its writer and readers run TFLite's 16x8 "
+                 "kernels, with QUANTIZE to and from the int8 rest), tried alone: the mean squared error of "
+                 f"the outputs against the float model's on held-out samples (tensors by the first of their names) (all int8: {base:.3g}). Kept: "
+                 f"{', '.join(f'`{_short(n)}`' for n in self.int16_tensors) or 'none (no tensor lowered the error)'}.",
+                 "", "| tensor | output error with it int16 | change | kept |", "|---|---|---|---|"]
+        for r in self.int16_rows:
+            lines.append(f"| `{_short(r['tensor'])}` | {r['error']:.3g} | {100 * (r['error'] - base) / max(base, 1e-30):+.1f}% | "
+                         f"{'yes' if r['tensor'] in self.int16_tensors else ''} |")
+        return lines
 
     def _activations(self) -> list[str]:
         rule = ideal_snr_db(8)

@@ -30,6 +30,7 @@ class CompressOptions:
     allocation: str = "lamp"        # how --prune's zeros spread over layers (prune.ALLOCATIONS)
     rounding: str = "nearest"       # QAT's weight rounding in training: nearest, stochastic or both (keep the better)
     weight_bits: int = 8            # 4: INT4 filters in the .tflite (compress/int4.py)
+    int16: int = 0                  # activation tensors kept in int16, chosen by measured gain (compress/int16.py)
 
 
 def check_options(opts: CompressOptions) -> None:
@@ -44,6 +45,8 @@ def check_options(opts: CompressOptions) -> None:
         raise InputDataError(f"--low-rank is the retained energy, in (0, 1]; got {opts.low_rank}")
     if opts.epochs < 0:
         raise InputDataError(f"--epochs must be >= 0, got {opts.epochs}")
+    if opts.int16 < 0:
+        raise InputDataError(f"--int16 is how many activation tensors to keep in int16, >= 0; got {opts.int16}")
     if opts.weight_bits not in (4, 8):
         raise InputDataError(f"--weight-bits is 8 or 4, got {opts.weight_bits}")
     if opts.max_drop is not None and not opts.max_drop >= 0:
@@ -95,10 +98,13 @@ def check_labels(model, y: np.ndarray, what: str = "y_train") -> np.ndarray:
 
 def int8_accuracy(buf: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """Top-1 of an int8 .tflite with the reference kernels (what TFLM computes).
-    A model with INT4 filters runs in TFLM itself (LiteRT lacks its op versions)."""
+    A model with INT4 filters or int16 activations runs in TFLM itself (LiteRT
+    lacks INT4's op versions; the mixed model is judged where it will run)."""
     from .int4 import int4_layers
 
-    if int4_layers(buf):
+    from .int16 import int16_tensors
+
+    if int4_layers(buf) or int16_tensors(buf):
         return _tflm_accuracy(buf, x, y)
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -115,6 +121,21 @@ def int8_accuracy(buf: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, np.n
         probs.append((interp.get_tensor(out["index"])[0].astype(np.float32) - oz) * os_)
     probs = np.array(probs)
     return float(np.mean(probs.argmax(-1) == y)), probs
+
+
+def _keep_int16(buf: bytes, model, x: np.ndarray, n: int, report) -> bytes:
+    """The n activation tensors whose int16 brings the INT8 model's outputs on
+    x (data the test set never decides) closest to the float model's, kept int16."""
+    from . import int16
+    from tinycomp.frontends.tflite import parse_tflite
+
+    graph = parse_tflite(buf)
+    inp = graph.tensor(graph.inputs[0])
+    q = np.clip(np.round(np.asarray(x[:200], np.float64) / inp.scale) + inp.zero_point, -128, 127)
+    reference = model.predict(x[:200], verbose=0, batch_size=256)
+    names, report.int16_rows = int16.choose(buf, q.astype(np.int8).reshape((len(q), *inp.shape)), reference, n)
+    report.int16_tensors = names
+    return int16.to_mixed(buf, names) if names else buf
 
 
 def _taught(teacher, x, y, temperature: float) -> np.ndarray:
@@ -251,6 +272,8 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
         buf, rewritten = to_int4(buf)  # what the converter left int8
         rounded = {name for name, exact in rewritten if not exact}
         report.int4_layers = [(name, name not in rounded) for name in int4_layers(buf)]
+    if opts.int16:
+        buf = _keep_int16(buf, model, x_val if budgeted else x_fit[:500], opts.int16, report)
     acc, probs = int8_accuracy(buf, x_test, y_test)
     report.int8_accuracy = acc
     drop = 100 * (report.steps[0].accuracy - acc)
