@@ -236,8 +236,11 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
               help="Measure accuracy through TFLite Micro even on a QEMU board (faster).")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Settings compressed, built and measured at once, in local processes.")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Run the settings on the Ray cluster at ADDRESS ('local' starts one here); every node "
+                   "needs the board's toolchain. Needs tinycomp[ray].")
 def sweep(model_path, data_path, board, out_dir, prune_levels, channel_fractions, energies, qat_modes,
-          epochs, tflm_accuracy, workers):
+          epochs, tflm_accuracy, workers, ray_address):
     """Compress MODEL over a grid of settings, build each for --board, and report
     the Pareto frontier of flash against INT8 accuracy (pareto.txt, pareto.png)."""
     from . import sweep as sw
@@ -253,7 +256,8 @@ def sweep(model_path, data_path, board, out_dir, prune_levels, channel_fractions
         raise InputDataError(f"--workers must be at least 1, got {workers}")
     data = load_data(data_path)
     result = sw.sweep(model_path, data, board, out_dir, settings, epochs=epochs,
-                      on_board=not tflm_accuracy, log=lambda s: click.echo(s, err=True), workers=workers)
+                      on_board=not tflm_accuracy, log=lambda s: click.echo(s, err=True), workers=workers,
+                      ray_address=ray_address)
     click.echo(result["table"])
     click.echo(f"\nPareto frontier ({result['size_key']} vs accuracy): "
                f"{', '.join(r['setting'] for r in result['pareto'])}")

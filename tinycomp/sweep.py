@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -154,10 +155,12 @@ def plot(rows: list[dict], size_key: str, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def setting_row(model_path: str, x_train, y_train, x_test, y_test, s: Setting, board_name: str, out_dir: str,
-                epochs: int, on_board: bool) -> dict:
+def setting_row(model: bytes, x_train, y_train, x_test, y_test, s: Setting, board_name: str, epochs: int,
+                on_board: bool) -> tuple[dict, dict[str, bytes]]:
     """One setting compressed, built and measured: a seeded task (compress/tasks.py)
-    that writes only its own models/NAME.tflite and builds/NAME."""
+    from the input model's .keras bytes. It works in a folder of its own and
+    returns its row and the files it made (models/NAME.tflite, builds/NAME/...)
+    for the caller to write: on a Ray node that folder is not the caller's."""
     from .cli_compress import load_keras
     from .compress.steps import CompressOptions, compress
     from .frontends.keras import quiet_tensorflow
@@ -165,22 +168,27 @@ def setting_row(model_path: str, x_train, y_train, x_test, y_test, s: Setting, b
     opts = CompressOptions(prune=s.prune or None, channels=s.channels or None,
                            low_rank=s.low_rank if s.low_rank < 1 else None, qat=s.qat, epochs=epochs,
                            max_drop=None)  # every setting is a point of the table, whatever it costs
-    with quiet_tensorflow():
+    with tempfile.TemporaryDirectory(prefix="tinycomp-setting-") as tmp, quiet_tensorflow():
         import keras
         keras.utils.set_random_seed(0)  # each setting starts from the same state
-        model = load_keras(Path(model_path))  # fresh: compression edits the model in place
-        _, report, tflite = compress(model, x_train, y_train, x_test, y_test, opts, s.name)
-    out = Path(out_dir)
-    (out / "models").mkdir(exist_ok=True)
-    (out / "models" / f"{s.name}.tflite").write_bytes(tflite)
-    m = measure(tflite, x_test, y_test, board_name, out / "builds" / s.name, on_board)
-    return {"setting": s.name, **asdict(s), **{k: v for k, v in m.items() if k != "symbols"},
-            "float_accuracy": report.steps[-1].accuracy}
+        path = Path(tmp) / "model.keras"
+        path.write_bytes(model)
+        _, report, tflite = compress(load_keras(path), x_train, y_train, x_test, y_test, opts, s.name)
+        out = Path(tmp) / "out"
+        (out / "models").mkdir(parents=True)
+        (out / "models" / f"{s.name}.tflite").write_bytes(tflite)
+        m = measure(tflite, x_test, y_test, board_name, out / "builds" / s.name, on_board)
+        files = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    row = {"setting": s.name, **asdict(s), **{k: v for k, v in m.items() if k != "symbols"},
+           "float_accuracy": report.steps[-1].accuracy}
+    return row, files
 
 
 def sweep(model_path: Path, data: dict, board_name: str, out_dir: Path, settings: list[Setting],
-          epochs: int = 2, on_board: bool = True, log=print, workers: int = 1) -> dict:
-    """Run every setting, `workers` at a time in local processes; writes
+          epochs: int = 2, on_board: bool = True, log=print, workers: int = 1,
+          ray_address: str | None = None) -> dict:
+    """Run every setting, `workers` at a time in local processes or on the Ray
+    cluster at ray_address (each node needs the board's toolchain); writes
     sweep.json, sweep.csv, pareto.txt and pareto.png in out_dir and returns
     {"rows", "pareto", "size_key", ...}."""
     from .compress.tasks import run_tasks
@@ -194,14 +202,22 @@ def sweep(model_path: Path, data: dict, board_name: str, out_dir: Path, settings
     x_train = np.asarray(data["x_train"], np.float32)
     x_test = np.asarray(data.get("x_test", x_train), np.float32)
     y_test = np.asarray(data.get("y_test", data["y_train"]))
-    tasks = [(str(model_path), x_train, data["y_train"], x_test, y_test, s, board.name, str(out_dir), epochs,
-              on_board) for s in settings]
+    try:
+        model = Path(model_path).read_bytes()
+    except OSError as exc:
+        raise InputDataError(f"cannot read model {model_path}: {exc.strerror}") from None
+    tasks = [(model, x_train, data["y_train"], x_test, y_test, s, board.name, epochs, on_board) for s in settings]
 
-    def done(_, row):
+    def done(_, result):
+        row, files = result
+        for name, content in files.items():
+            path = out_dir / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
         log(f"{row['setting']}: flash {row['flash_bytes']}, accuracy {100 * row['accuracy']:.2f}% "
             f"({row['accuracy_measured']})")
 
-    rows = run_tasks(setting_row, tasks, workers, done=done)  # in the settings' order
+    rows = [row for row, _ in run_tasks(setting_row, tasks, workers, ray_address, done)]  # in the settings' order
     size_key = "flash_bytes" if board.is_embedded else "constants_bytes"
     front = pareto(rows, size_key)
     table = format_table(rows, size_key)

@@ -43,7 +43,12 @@ def test_sweep_keeps_a_folder_of_the_users(tmp_path):
 
 
 @pytest.mark.tf
-def test_sweep_tiny_grid_on_qemu(tmp_path):
+@pytest.mark.parametrize("where", [
+    pytest.param(("--workers", "2"), id="workers"),
+    # with the search's Ray test, never two local Ray clusters at once
+    pytest.param(("--ray", "local"), id="ray", marks=pytest.mark.xdist_group("search")),
+])
+def test_sweep_tiny_grid_on_qemu(tmp_path, where):
     from tests.support.models import digits_model
     from tinycomp import datasets
 
@@ -53,7 +58,7 @@ def test_sweep_tiny_grid_on_qemu(tmp_path):
     out = tmp_path / "sweep"
     r = CliRunner().invoke(sweep, [str(digits_model().keras_path), "--data", str(data), "--board", "qemu",
                                    "--out", str(out), "--prune", "0,0.9", "--channels", "0", "--epochs", "1",
-                                   "--workers", "2"])  # each setting a worker process, rows in order
+                                   *where])  # each setting a worker process or a Ray task, rows in order
     assert r.exit_code == 0, r.output + repr(r.exception)
     result = json.loads((out / "sweep.json").read_text())
     rows = {row["setting"]: row for row in result["rows"]}
@@ -65,3 +70,5 @@ def test_sweep_tiny_grid_on_qemu(tmp_path):
     assert rows["p0.9"]["flash_bytes"] < rows["baseline"]["flash_bytes"]
     assert "Pareto frontier" in r.output and (out / "pareto.txt").read_text().startswith("setting")
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # each task's files, made in its own folder, written here by the caller
+    assert (out / "models" / "p0.9.tflite").is_file() and (out / "builds" / "p0.9" / "tinycomp.json").is_file()
