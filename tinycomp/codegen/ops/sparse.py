@@ -449,7 +449,21 @@ def _conv_2d_sparse(layer: Layer, fmt: str = FORMAT) -> dict:
         **_bias(layer, plan["rows"], geo["in_offset"], "bias_folded"),
         **_stream(layer, fmt, plan),
         **_requant(layer, mult, shift, "oc"),
+        "pixel_blocks": _pixel_blocks(geo["out_w"]),
     }
+
+
+PIXEL_BLOCK = 4  # gap / bitmap convs: output pixels sharing one decode of a row
+
+
+def _pixel_blocks(out_w: int) -> list[tuple]:
+    """(pixels, first ox, end ox, accumulator names) of the gap / bitmap conv
+    loops over an output row: blocks of PIXEL_BLOCK pixels (the stream walk,
+    the costly part, is shared by them), single pixels for the rest."""
+    n = min(PIXEL_BLOCK, out_w)
+    full = out_w - out_w % n
+    blocks = [(n, 0, full, [f"acc{k}" for k in range(n)] if n > 1 else ["acc"])]
+    return blocks + ([(1, full, out_w, ["acc"])] if full < out_w else [])
 
 
 _KERNELS = {"FULLY_CONNECTED": (fully_connected, _fully_connected_sparse),
