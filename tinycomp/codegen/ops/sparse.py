@@ -77,7 +77,7 @@ import numpy as np
 
 from ..layer import Layer
 from .common import bias_const, channel_multipliers, folded_bias, fused_activation, uniform_pair
-from .conv import check_io, check_weights, conv_2d, geometry
+from .conv import check_io, check_weights, conv_2d, geometry, lag
 from .fully_connected import fully_connected
 
 FC_SPARSE = "kernels/fully_connected_sparse.c.j2"
@@ -437,8 +437,10 @@ def _conv_2d_sparse(layer: Layer, fmt: str = FORMAT) -> dict:
     geo = plan["geo"]
     mult, shift = channel_multipliers(layer, w.quant.scale, oc)
     ph, pw = plan["pad_hw"]
+    blocks = _pixel_blocks(geo["out_w"])
     return {
         **geo,
+        **({"inplace_lag": _blocked_lag(layer, geo, plan["pad"], blocks[0][0])} if fmt != FORMAT else {}),
         "template": CONV_SPARSE,
         "in_c": c, "out_c": oc,
         "pad": plan["pad"], "p_h": ph, "p_w": pw,
@@ -449,11 +451,27 @@ def _conv_2d_sparse(layer: Layer, fmt: str = FORMAT) -> dict:
         **_bias(layer, plan["rows"], geo["in_offset"], "bias_folded"),
         **_stream(layer, fmt, plan),
         **_requant(layer, mult, shift, "oc"),
-        "pixel_blocks": _pixel_blocks(geo["out_w"]),
+        "pixel_blocks": blocks,
     }
 
 
 PIXEL_BLOCK = 4  # gap / bitmap convs: output pixels sharing one decode of a row
+
+
+def _blocked_lag(layer: Layer, geo: dict, padded: bool, block: int) -> int:
+    """How far below its input the gap / bitmap conv's output may start
+    (docs/KERNELS.md, inplace_lag). Padded: each batch's input is copied into
+    scratch before the batch's first write (read first, one block per batch
+    image). Otherwise windows are read from the input while a block's
+    outputs are written: blocks of `block` pixels from the start of each
+    output row, which are passes.memory.window_lag's blocks when they tile the
+    row; else single pixels' bound plus the (block - 1) pixels' bytes a block
+    may write beyond it."""
+    if padded:
+        return lag(layer, geo, block=geo["out_h"] * geo["out_w"], read_first=True)
+    if geo["out_w"] % block == 0:
+        return lag(layer, geo, block=block)
+    return lag(layer, geo) + (block - 1) * layer.output().shape[3]
 
 
 def _pixel_blocks(out_w: int) -> list[tuple]:
