@@ -62,11 +62,17 @@ the bias for all of them. The pad value is the input zero point, whose
 (x - zp) is 0: a padded tap adds exactly what TFLM's skipped tap adds.
 The padded copy lives in the layer's scratch (RAM), made once per batch.
 
-Biases under `--optimize size` (`_size_bias`): the folded bias, or the raw
-bias with the input offset added to each input in the kernel
-((x + in_offset) * w per nonzero, still 0 on a padded tap), whichever stores
-in fewer bytes; int16 with a literal base added in the kernel whenever the
-values span less than 2^16; no array when every value is the same.
+Biases under `--optimize size` (`_bias`): the folded bias, or the raw bias
+with the fold computed in the kernel, whichever stores in fewer bytes; int16
+with a literal base added in the kernel whenever the values span less than
+2^16; no array when every value is the same. The kernel's fold: gap and
+bitmap rows sum their values and add in_offset * sum once per row (and
+block of pixels); offset-sparse adds in_offset to each input it reads. Both
+are sum((x + in_offset) * w), 0 on a padded tap as before.
+
+Gap and bitmap convs walk a row's stream once for up to PIXEL_BLOCK output
+pixels of an output row (their accumulators in registers): the decode, their
+costly part, is shared.
 
 Arithmetic equals the dense kernels and TFLM: the same int32 products are
 summed, only the zero ones are left out.
