@@ -400,10 +400,11 @@ def _bias_storage(values: np.ndarray) -> tuple[str | None, int, int]:
 
 def _bias(layer: Layer, rows: np.ndarray, in_offset: int, suffix: str) -> dict:
     """The bias and how the kernel starts each accumulator: bias[o] + bias_base,
-    and x_offset added to every input it reads (0: folded into the bias).
-    balanced / speed: today's folded bias (bias_const). size: the folded or
-    the raw bias, whichever stores smaller (the folded one on a tie: no add
-    per nonzero), narrowed by _bias_storage."""
+    and x_offset, the input offset the kernel folds in itself (0: folded into
+    the bias; dot_sparse.c.j2). balanced / speed: the folded bias
+    (bias_const). size: the folded or the raw bias, whichever stores smaller
+    (the folded one on a tie: no work in the kernel), narrowed by
+    _bias_storage."""
     folded = folded_bias(layer, rows, 2, in_offset)
     if layer.storage != "size":
         return {"bias": bias_const(layer, suffix, folded), "bias_base": 0, "x_offset": 0}
@@ -453,7 +454,7 @@ def _conv_2d_sparse(layer: Layer, fmt: str = FORMAT) -> dict:
         "copy_rows": plan["copy_rows"], "copy_cols": plan["copy_cols"],
         "in_zp": layer.input().zero_point,
         "scratch_bytes": ph * pw * c if plan["pad"] else 0,
-        # every tap is in bounds of the padded input: the folded bias serves all pixels
+        # every tap is in bounds of the padded input: one (folded) bias serves all pixels
         **_bias(layer, plan["rows"], geo["in_offset"], "bias_folded"),
         **_stream(layer, fmt, plan),
         **_requant(layer, mult, shift, "oc"),
