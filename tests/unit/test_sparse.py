@@ -208,8 +208,9 @@ def _formats_model(seed: int = 21) -> bytes:
     positions and window-row jumps; width: offset positions), groups, 1x1 and
     1xK (no jump), dense layers of 72 columns over 7 rows and of 504 columns
     (2-byte counts and offsets); in every filter an empty row and a row whose
-    only nonzero is its last weight (the longest gap: escapes). Biases: none
-    (no array: the input offset is added per read), small, spanning more than
+    only nonzero is its last weight (the longest gap: escapes); one filter
+    all zeros (no stream in gap / bitmap). Biases: none
+    (no array: the kernel folds the input offset in), small, spanning more than
     int16 but less than 2^16 (int16 + a literal base), and cancelling the
     fold (the folded bias is the small one)."""
     rng = np.random.default_rng(seed)
@@ -255,6 +256,10 @@ def _formats_model(seed: int = 21) -> bytes:
             outs.append(b.fully_connected(x, w, bias(rows, ws, kinds[k % 4]),
                                           *random_activation_quant(rng, (0.01, 1.0)), activation=ACTIVATIONS[k % 4]))
             k += 1
+    # a conv whose filter is all zeros: no stream in gap / bitmap, each output its bias
+    wq, ws = random_weights(rng, (5, 3, 3, FORMATS_SHAPE[3]), axis=0)
+    outs.append(b.conv2d(x, b.const_int8(np.zeros_like(wq), ws, axis=0), bias(wq.reshape(5, -1), ws, "small"),
+                         *random_activation_quant(rng, (0.01, 1.0))))
     b.output(*outs)
     return b.build()
 

@@ -378,8 +378,11 @@ def _stream(layer: Layer, fmt: str, w: dict) -> dict:
         stream, keys = encode_gap(rows, w["positions"], int4)
     else:
         stream, keys = encode_bitmap(rows, w["positions"], int4)
+    nonzeros = int(np.count_nonzero(rows))
+    # a layer of zeros in gap / bitmap: no stream at all, each output is its bias
+    name = layer.const("values", stream, "uint8_t") if nonzeros or fmt == FORMAT else None
     return {**keys, "format": fmt, "int4": int4, "run": w["run"], "jump": w["jump"],
-            "stream": layer.const("values", stream, "uint8_t")}
+            "nonzeros": nonzeros, "stream": name}
 
 
 def _bias_storage(values: np.ndarray) -> tuple[str | None, int, int]:
@@ -498,7 +501,7 @@ _KERNELS = {"FULLY_CONNECTED": (fully_connected, _fully_connected_sparse),
 def _stream_bytes(layer: Layer, fmt: str) -> int:
     scratch = _scratch(layer)
     _stream(scratch, fmt, _weights(scratch))
-    return int(scratch.constants[-1].values.nbytes)
+    return sum(int(k.values.nbytes) for k in scratch.constants)
 
 
 def _scratch(layer: Layer) -> Layer:
