@@ -45,8 +45,9 @@ def cli(verbose: bool) -> None:
                    "calibrate a Keras, .pt2 or .onnx model.")
 @click.option("--optimize", type=click.Choice(["balanced", "size", "speed"]), default="balanced",
               show_default=True,
-              help="How pruned weights are stored: size stores a layer sparse whenever that is smaller, "
-                   "speed only when it is faster, balanced when smaller and not slower.")
+              help="How pruned weights are stored: size in whichever layout (dense, offset-sparse, gap, "
+                   "bitmap) makes a layer's constants smallest, speed sparse only when it is faster, "
+                   "balanced when smaller and not slower.")
 def build(model: Path, board: str, out_dir: Path | None, calibration: Path | None, optimize: str) -> None:
     """Compile MODEL (.tflite, .keras, .h5, SavedModel, .pt2 or .onnx) for a board."""
     out_dir = out_dir or Path("out") / model.stem

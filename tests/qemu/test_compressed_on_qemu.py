@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 
+from tinycomp.codegen.generate import generate
 from tinycomp.codegen.ops import sparse
 from tinycomp.frontends.tflite import parse_tflite
 from tinycomp.pipeline import build_graph
@@ -35,12 +36,21 @@ def pruned():
     return pruned_tflite(digits_model().tflite)
 
 
+@pytest.mark.parametrize("storage", ["balanced", "size"])
 @pytest.mark.parametrize("board", ["qemu-mps2-an386", "qemu-mps2-an385"])
-def test_pruned_digits_bit_exact_on_qemu(pruned, board):
+def test_pruned_digits_bit_exact_on_qemu(pruned, board, storage):
+    """Balanced: offset-sparse where it pays. Size: bitmap and gap layers,
+    unfolded int16 biases, and the 1x1 bitmap conv writing over its input
+    (its declared lag), in a real chain of layers."""
     d = digits_model()
     t = parse_tflite(pruned).tensors[parse_tflite(pruned).inputs[0]]
     x = np.clip(np.round(d.x_test[:40] / t.scale) + t.zero_point, -128, 127).astype(np.int8)
-    out = assert_bit_exact_on_board(pruned, x.reshape(40, 1, 8, 8, 1), board)
+    if storage == "size":
+        model = generate(parse_tflite(pruned), storage="size")
+        assert model.plan.overlapped
+        assert {sparse.GAP, sparse.BITMAP} <= {l["format"] for l in
+                                               sparse.compression_summary(parse_tflite(pruned), "size")["layers"]}
+    out = assert_bit_exact_on_board(pruned, x.reshape(40, 1, 8, 8, 1), board, storage)
     assert out.shape == (40, 10)
 
 

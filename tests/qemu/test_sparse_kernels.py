@@ -1,9 +1,11 @@
-"""The offset-sparse CONV_2D / FULLY_CONNECTED kernels and the depthwise DSP
-path on QEMU (an386 = Cortex-M4 with DSP, an385 = Cortex-M3 without), bit for
+"""The sparse CONV_2D / FULLY_CONNECTED kernels (offset-sparse, and
+--optimize size's gap and bitmap) and the depthwise DSP path on QEMU (an386 = Cortex-M4 with DSP, an385 = Cortex-M3 without), bit for
 bit against TFLM, over random sparsities and shapes (forced sparse wherever
 the format is smaller, so the kernels are exercised beyond the cost model's
 choice)."""
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -15,7 +17,8 @@ from tinycomp.frontends.tflite import parse_tflite
 from tests.support.harness import assert_bit_exact_on_board
 from tests.support.tflite_builder import (ModelBuilder, random_activation_quant, random_bias,
                                           random_weights)
-from tests.unit.test_sparse import _conv, _fc, _inputs
+from tests.unit.test_sparse import (SPARSE_FORMATS, _conv, _fc, _formats_inputs, _formats_model, _inputs,
+                                    forced)  # noqa: F401 (a fixture)
 
 BOARDS = ["qemu-mps2-an386", "qemu-mps2-an385"]
 
@@ -79,3 +82,33 @@ def test_depthwise_dsp_path_survives_pruned_channels(board):
     ctx = depthwise.depthwise_conv_2d(Layer(g, node))
     assert ctx["dsp"]  # a pruned channel no longer forces the plain kernel
     assert_bit_exact_on_board(buf, _inputs(np.random.default_rng(3), shape[1:], n=6).reshape(6, *shape), board)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("fmt", SPARSE_FORMATS)
+def test_size_formats_bit_exact_on_qemu(fmt, board, forced):
+    """tests/unit/test_sparse.py's formats model (int8 and INT4 filters, every
+    conv geometry, empty rows, escapes, 2-byte counts, each bias storage)
+    with every layer in one format."""
+    forced(fmt)
+    assert_bit_exact_on_board(_formats_model(), _formats_inputs(), board, "size")
+
+
+def test_weights_bytes_is_what_the_firmware_stores(tmp_path):
+    """--optimize size on the formats model (gap, bitmap and offset-sparse
+    layers): the linked tinycomp_w_* symbols (nm) are exactly the arrays
+    generate() counts in weights_bytes, byte for byte."""
+    from tinycomp.boards import load_board
+    from tinycomp.pipeline import build_graph
+    from tinycomp.sweep import weight_symbols
+
+    buf = _formats_model()
+    graph = parse_tflite(buf, name="formats")
+    model = generate(graph, storage="size")
+    info = build_graph(graph, buf, tmp_path, "qemu-mps2-an386", optimize="size")
+    symbols = weight_symbols(load_board("qemu-mps2-an386"), tmp_path / info["firmware"]["elf"])
+    declared = {name: int(n) * {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4}[ctype] for ctype, name, n in
+                re.findall(r"const (\w+) (tinycomp_w_\w+)\[(\d+)\]", model.files["tinycomp_weights.c"])}
+    assert symbols == declared
+    assert sum(symbols.values()) == model.weights_bytes
+    assert {l["format"] for l in info["compression"]["layers"]} >= {sparse.GAP, sparse.BITMAP}

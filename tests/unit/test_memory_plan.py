@@ -519,3 +519,66 @@ def _replay_at_skip(graph, node):
     mem.write(skip, np.arange(ss))
     _replay_node(graph, plan, mem, node)
     mem.read(y, np.arange(graph.tensor(y).nbytes), "fused output")
+
+
+# --- the gap / bitmap CONV_2D kernels (--optimize size, ops/sparse.py) -------
+
+def _replay_sparse_conv(graph, plan, mem, node, ctx):
+    """conv_2d_sparse.c.j2 in its most hostile order: padded, each batch's
+    windows read (the copy into scratch) before any of its writes; else per
+    output row, blocks of pixels (ctx's pixel_blocks), each block's bytes
+    all written before its windows are read."""
+    where = f"sparse CONV_2D {node.index}"
+    x, y = node.inputs[0], node.outputs[0]
+    n = graph.tensor(x).shape[0]
+    _, oh, ow, oc = graph.tensor(y).shape
+    read_window = _window_reader(graph, mem, node, x, y, where)
+    for b in range(n):
+        if ctx["pad"]:
+            for p in range(b * oh * ow, (b + 1) * oh * ow):
+                read_window(p)
+            mem.write(y, np.arange(b * oh * ow * oc, (b + 1) * oh * ow * oc))
+            continue
+        for oy in range(oh):
+            for block, first, last, _ in ctx["pixel_blocks"]:
+                for ox in range(first, last, block):
+                    p0 = (b * oh + oy) * ow + ox
+                    mem.write(y, np.arange(p0 * oc, (p0 + block) * oc))
+                    for p in range(p0, p0 + block):
+                        read_window(p)
+
+
+@pytest.mark.parametrize("geo", [
+    ((8, 8), 16, 24, (1, 1), (1, 1), "SAME", 1),  # blocks of 4 tile the rows: window_lag's bound
+    ((6, 7), 8, 8, (1, 1), (1, 1), "VALID", 1),  # 4 + 3 single pixels a row
+    ((7, 6), 8, 12, (3, 3), (1, 1), "VALID", 1),
+    ((9, 9), 4, 6, (3, 3), (2, 2), "VALID", 1),  # 4 + 0
+    ((6, 6), 8, 8, (3, 3), (1, 1), "SAME", 1),  # padded: read first
+    ((6, 6), 8, 4, (3, 3), (1, 1), "SAME", 2),
+], ids=str)
+def test_sparse_conv_lag_is_safe_for_its_kernel(geo):
+    """The gap / bitmap conv's declared lag survives the kernel's most hostile
+    order with its output that many bytes below its input; where its bound
+    is window_lag's, one byte less clobbers a byte."""
+    from tinycomp.codegen.ops import sparse
+    graph = _conv_sandwich(np.random.default_rng(7), *geo)
+    node = graph.nodes[1]
+    for fmt in (sparse.GAP, sparse.BITMAP):
+        ctx = sparse._conv_2d_sparse(Layer(graph, node, storage="size"), fmt)
+        lag = ctx["inplace_lag"]
+        x, y = node.inputs[0], node.outputs[0]
+        sx, sy = graph.tensor(x).nbytes, graph.tensor(y).nbytes
+        exact = ctx["pad"] or graph.tensor(y).shape[2] % ctx["pixel_blocks"][0][0] == 0
+        for d, ok in ((lag, True), (lag - 1, False)):
+            if d < 0 or (not ok and not exact):
+                continue
+            size = max(sx + d, sy)
+            tight = MemoryPlan({x: (ARENA, d), y: (ARENA, 0)}, {}, size, (node.index,))
+            mem = _Memory.__new__(_Memory)
+            mem.graph, mem.plan, mem.regions = graph, tight, {ARENA: np.zeros(size, np.int64)}
+            mem.write(x, np.arange(sx))
+            if ok:
+                _replay_sparse_conv(graph, tight, mem, node, ctx)
+            else:
+                with pytest.raises(AssertionError, match="clobbered"):
+                    _replay_sparse_conv(graph, tight, mem, node, ctx)

@@ -3,15 +3,18 @@ bit-exact with TFLM over random sparsities and shapes, chosen only when smaller
 and not slower (the cost model in ops/sparse.py)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from tinycomp.codegen.generate import generate
+from tinycomp.codegen.layer import Layer
 from tinycomp.codegen.ops import sparse
 from tinycomp.frontends.tflite import parse_tflite
 from tests.support.harness import assert_bit_exact
 from tests.support.tflite_builder import (ModelBuilder, random_activation_quant, random_bias,
-                                          random_int8, random_weights)
+                                          random_int4_weights, random_int8, random_weights)
 
 ACTIVATIONS = [None, "RELU", "RELU6", "RELU_N1_TO_1"]
 
@@ -191,3 +194,163 @@ def test_storage_aims_follow_the_users_choice():
     for aim in sparse.STORAGE_AIMS:
         ours = compile_for_host(buf, storage=aim).infer(x)
         assert np.array_equal(ours.reshape(len(x), -1), run_tflm(buf, x).reshape(len(x), -1)), aim
+
+
+# --- --optimize size: the gap and bitmap formats (and offset-sparse) -----------
+
+SPARSE_FORMATS = (sparse.FORMAT, sparse.GAP, sparse.BITMAP)
+FORMATS_SHAPE = (1, 7, 6, 12)
+
+
+def _formats_model(seed: int = 21) -> bytes:
+    """One input, one output per layer, int8 and INT4 filters at random
+    densities (5-70%): convs with padding, strides, dilation (height: index
+    positions and window-row jumps; width: offset positions), groups, 1x1 and
+    1xK (no jump), dense layers of 72 columns over 7 rows and of 504 columns
+    (2-byte counts and offsets); in every filter an empty row and a row whose
+    only nonzero is its last weight (the longest gap: escapes); one filter
+    all zeros (no stream in gap / bitmap). Biases: none
+    (no array: the kernel folds the input offset in), small, spanning more than
+    int16 but less than 2^16 (int16 + a literal base), and cancelling the
+    fold (the folded bias is the small one)."""
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder()
+    s_in, zp_in = random_activation_quant(rng, zero_point_range=(-128, -100))  # a large fold
+    x = b.input(FORMATS_SHAPE, s_in, zp_in)
+    outs, kinds = [], ["none", "small", "wide", "cancel"]
+
+    def filt(shape, int4, per_channel):
+        wq, ws = (random_int4_weights if int4 else random_weights)(rng, shape, axis=0 if per_channel else None)
+        wq = np.where(rng.random(shape) < rng.uniform(0.05, 0.7), wq, 0).astype(np.int8)
+        rows = wq.reshape(shape[0], -1)
+        rows[0] = 0
+        rows[1] = 0
+        rows[1, -1] = -8 if int4 else 99
+        return (b.const_int4 if int4 else b.const_int8)(wq, ws, axis=0), rows, ws
+
+    def bias(rows, ws, kind):
+        n = rows.shape[0]
+        if kind == "none":
+            return None
+        q, bs = random_bias(rng, n, s_in, ws)
+        if kind == "wide":
+            q = rng.integers(20000, 60000, n)
+        elif kind == "cancel":
+            q = q + zp_in * rows.astype(np.int64).sum(axis=1)  # bias - in_offset * sum(w)
+        return b.const_int32(np.asarray(q, np.int32), scales=bs)
+
+    convs = [  # cout, (kh, kw), groups, stride, dilation, padding
+        (9, (3, 3), 1, 1, 1, "SAME"), (5, (3, 3), 1, 2, 1, "VALID"), (7, (2, 3), 1, (1, 2), (2, 1), "SAME"),
+        (6, (3, 2), 1, 1, (1, 2), "SAME"), (6, (3, 3), 3, 1, 1, "SAME"), (10, (1, 1), 1, (2, 1), 1, "VALID"),
+        (4, (1, 3), 1, 1, 1, "SAME")]
+    k = 0
+    for int4 in (False, True):
+        for cout, kernel, groups, stride, dilation, padding in convs:
+            w, rows, ws = filt((cout, *kernel, FORMATS_SHAPE[3] // groups), int4, per_channel=k % 3 != 1)
+            outs.append(b.conv2d(x, w, bias(rows, ws, kinds[k % 4]), *random_activation_quant(rng, (0.01, 1.0)),
+                                 stride=stride, padding=padding, dilation=dilation,
+                                 activation=ACTIVATIONS[k % 4]))
+            k += 1
+        for depth, units in ((72, 11), (504, 6)):  # INT4 FC per-tensor: TFLM refuses per-channel
+            w, rows, ws = filt((units, depth), int4, per_channel=not int4 and depth == 72)
+            outs.append(b.fully_connected(x, w, bias(rows, ws, kinds[k % 4]),
+                                          *random_activation_quant(rng, (0.01, 1.0)), activation=ACTIVATIONS[k % 4]))
+            k += 1
+    # a conv whose filter is all zeros: no stream in gap / bitmap, each output its bias
+    wq, ws = random_weights(rng, (5, 3, 3, FORMATS_SHAPE[3]), axis=0)
+    outs.append(b.conv2d(x, b.const_int8(np.zeros_like(wq), ws, axis=0), bias(wq.reshape(5, -1), ws, "small"),
+                         *random_activation_quant(rng, (0.01, 1.0))))
+    b.output(*outs)
+    return b.build()
+
+
+def _formats_inputs(n: int = 8) -> np.ndarray:
+    return _inputs(np.random.default_rng(5), FORMATS_SHAPE, n)
+
+
+@pytest.fixture
+def forced(monkeypatch):
+    """force(fmt): every FC / CONV_2D layer stored in fmt (with --optimize
+    size's bias choices), whichever is smaller."""
+    def force(fmt: str):
+        monkeypatch.setattr(sparse, "layer_format", lambda layer: fmt)
+    return force
+
+
+def _layer_bytes(model) -> dict[int, int]:
+    """Bytes of each layer's arrays as tinycomp_weights.c declares them."""
+    sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4}
+    out: dict[int, int] = {}
+    for ctype, layer, n in re.findall(r"const (\w+) tinycomp_w_l(\d+)_\w+\[(\d+)\]",
+                                      model.files["tinycomp_weights.c"]):
+        out[int(layer)] = out.get(int(layer), 0) + sizes[ctype] * int(n)
+    return out
+
+
+@pytest.mark.parametrize("fmt", SPARSE_FORMATS)
+def test_size_formats_bit_exact(fmt, forced):
+    """Every layer of the formats model in one format, on the host."""
+    buf = _formats_model()
+    forced(fmt)
+    text = generate(parse_tflite(buf), storage="size").files["tinycomp_model.c"]
+    walks = {sparse.FORMAT: "x[p[", sparse.GAP: "pg[q >> 1]", sparse.BITMAP: "__builtin_ctz(m)"}
+    assert [f for f, walk in walks.items() if walk in text] == [fmt]
+    assert_bit_exact(buf, _formats_inputs(), "size")
+
+
+def test_size_bias_choices_are_exercised():
+    """The formats model's layers take each bias storage: no array, int16
+    with a literal base, the raw bias with the input offset added per read,
+    and the folded bias."""
+    g = parse_tflite(_formats_model())
+    contexts = [sparse._bias(Layer(g, n, storage="size"), g.tensor(n.inputs[1]).data.reshape(
+        g.tensor(n.inputs[1]).shape[0], -1), -g.tensor(n.inputs[0]).zero_point, "bias_folded") for n in g.nodes]
+    assert any(c["bias"] is None for c in contexts)
+    assert any(c["bias"] and c["bias_base"] for c in contexts)
+    assert any(c["bias"] and c["x_offset"] for c in contexts)
+    assert any(c["bias"] and not c["x_offset"] for c in contexts)
+
+
+def test_size_aim_picks_the_smallest_format(forced, monkeypatch):
+    """Per layer, --optimize size's arrays take as few bytes as the smallest
+    of the four formats forced on the whole model; weights_bytes is the sum of
+    the arrays tinycomp_weights.c declares; the model uses several formats."""
+    g = parse_tflite(_formats_model())
+    chosen = generate(g, storage="size")
+    assert chosen.weights_bytes == sum(_layer_bytes(chosen).values())
+    picked = sparse.compression_summary(g, "size")["layers"]
+    per_format = {}
+    with monkeypatch.context():
+        for fmt in sparse.SIZE_FORMATS:
+            forced(fmt)
+            model = generate(g, storage="size")
+            assert model.weights_bytes == sum(_layer_bytes(model).values())
+            per_format[fmt] = _layer_bytes(model)
+    mine = _layer_bytes(chosen)
+    for layer in picked:
+        i = layer["index"]
+        best = min(per_format[f][i] for f in sparse.SIZE_FORMATS)
+        assert mine[i] == best == per_format[layer["format"]][i], layer
+    assert {sparse.GAP, sparse.BITMAP} <= {l["format"] for l in picked}
+
+
+def test_gap_and_bitmap_layout():
+    w = np.array([[0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                   0, 0, 0, 0, 0, 0, 0, 0, -2],
+                  [0] * 41,
+                  [5] + [0] * 40], np.int8)
+    pos = np.broadcast_to(np.arange(41), w.shape)
+    stream, keys = sparse.encode_gap(w, pos)
+    # counts 2, 0, 1; values 3, -2, 5; gaps 2 (code 1), 39 (15, 15, code 8), 1 (code 0), pad 0
+    assert keys == {"count_bytes": 1, "values_at": 3, "gaps_at": 6}
+    assert stream.tolist() == [2, 0, 1, 3, 254, 5, 0xF1, 0x8F, 0x00]
+    stream, keys = sparse.encode_gap(w, pos, int4=True)
+    assert stream.tolist() == [2, 0, 1, 0xE3, 0x05, 0xF1, 0x8F, 0x00]  # values 3, -2, 5 as nibbles
+    stream, keys = sparse.encode_bitmap(w, pos)
+    # 41 positions: 6 bytes a row; bit b of byte k is position 8k + b
+    assert keys == {"row_bytes": 6, "values_at": 18}
+    assert stream[:18].tolist() == [2, 0, 0, 0, 0, 1] + [0] * 6 + [1, 0, 0, 0, 0, 0]
+    assert stream[18:].tolist() == [3, 254, 5]
+    many = np.ones((1, 300), np.int8)  # 300 nonzeros: 2-byte counts
+    stream, keys = sparse.encode_gap(many, np.arange(300)[None, :])
+    assert keys["count_bytes"] == 2 and stream[:2].tolist() == [44, 1]

@@ -1,31 +1,78 @@
 """Sparse weight storage for FULLY_CONNECTED and CONV_2D, chosen per layer
 when it is smaller than dense int8 AND, by a calibrated cost model, not slower
-than the dense kernel on a DSP core.
+than the dense kernel on a DSP core (`--optimize balanced`, `speed`), or,
+with `--optimize size`, whichever of dense and the three formats below makes
+the layer's constants smallest.
 
-Format ("offset-sparse"): one byte stream per layer, rows (a dense unit or a
-conv filter) back to back:
+Rows are a dense unit or a conv filter. A weight's *position* in its row is
+its input offset (see below) for offset-sparse; for gap and bitmap it is its
+index in the row wherever the filter's window rows are contiguous in the
+input (FULLY_CONNECTED; CONV_2D without groups and without width dilation),
+and the kernel turns an index j into the input offset j + (j / run) * jump
+(run: weights per window row, kw * C; jump: the padded input's bytes between
+the end of one window row and the start of the next). Elsewhere (grouped or
+width-dilated convs) the position is the input offset itself.
+
+Format "offset-sparse" (every aim): one byte stream per layer, rows back to
+back:
 
     count   nonzeros in the row                  (idx_bytes, little-endian)
     pairs   per nonzero: input offset, weight    (idx_bytes LE, then 1 byte)
 
-The offset is where the weight's input sits relative to the output pixel's
+Format "gap" (`--optimize size`): three sections, each continuous over all
+rows (no per-row padding):
+
+    counts  nonzeros of each row                 (count_bytes each, LE)
+    values  the nonzeros, rows in order          (int8 bytes; INT4: nibbles,
+                                                  low nibble first, as TFLite)
+    gaps    per nonzero, position minus the previous nonzero's position
+            (the first: position + 1), as 4-bit codes, low nibble first:
+            code 15 adds 15 and another code follows; code c < 15 adds c + 1
+            and ends the gap. A gap of 40 is 15, 15, 9.
+
+The last section ends on a padding nibble 0 when its length is odd. At the
+digits CNN's 90% zeros a gap takes 1.3 codes on average: ~1.7 bytes per
+nonzero with the value instead of offset-sparse's 3 (2-byte offsets).
+
+Format "bitmap" (`--optimize size`): two sections:
+
+    bitmaps one bit per position, row_bytes per row (bit b of byte k is
+            position 8k + b; set: the weight is nonzero)
+    values  the nonzeros, rows in order          (as in "gap")
+
+It wins at 30-60% density: a bit per weight against a code of 4 bits or
+more per nonzero.
+
+The offset: where the weight's input sits relative to the output pixel's
 window origin: (ky * dil_h * PW + kx * dil_w) * C + group * filter_c + c for
 a conv (PW the width of the zero-padded input), the column for a dense unit.
 idx_bytes is 1 when every offset and count is below 256, else 2.
 
-Why offsets and not a bitmap: the kernel does exactly four instructions per
-nonzero (LDRB offset, LDRSB weight, LDRSB input, MLA; the pointer step and
-loop test are shared by four nonzeros) and nothing per zero weight. A bitmap
-walk (the previous format) pays per bitmap byte and per set bit for the bit
-search, and at the digits CNN's 85% sparsity it was twice slower than the
-dense DSP kernel. The price is a byte per nonzero (1 bit per weight for a
-bitmap): at 85% zeros 0.30 vs 0.28 of dense.
+Why offsets and not a bitmap for the default aims: the offset-sparse kernel
+does exactly four instructions per nonzero (LDRB offset, LDRSB weight, LDRSB
+input, MLA; the pointer step and loop test are shared by four nonzeros) and
+nothing per zero weight. A bitmap walk pays per bitmap byte and per set bit
+for the bit search, and at the digits CNN's 85% sparsity it was twice slower
+than the dense DSP kernel; the gap kernel decodes a nibble per code. Both
+are there for `--optimize size`, where bytes decide.
 
 Why a padded input: with every tap in bounds, each nonzero's offset is a
 build-time constant for every output pixel, and the input offset folds into
 the bias for all of them. The pad value is the input zero point, whose
 (x - zp) is 0: a padded tap adds exactly what TFLM's skipped tap adds.
 The padded copy lives in the layer's scratch (RAM), made once per batch.
+
+Biases under `--optimize size` (`_bias`): the folded bias, or the raw bias
+with the fold computed in the kernel, whichever stores in fewer bytes; int16
+with a literal base added in the kernel whenever the values span less than
+2^16; no array when every value is the same. The kernel's fold: gap and
+bitmap rows sum their values and add in_offset * sum once per row (and
+block of pixels); offset-sparse adds in_offset to each input it reads. Both
+are sum((x + in_offset) * w), 0 on a padded tap as before.
+
+Gap and bitmap convs walk a row's stream once for up to PIXEL_BLOCK output
+pixels of an output row (their accumulators in registers): the decode, their
+costly part, is shared.
 
 Arithmetic equals the dense kernels and TFLM: the same int32 products are
 summed, only the zero ones are left out.
@@ -36,7 +83,7 @@ import numpy as np
 
 from ..layer import Layer
 from .common import bias_const, channel_multipliers, folded_bias, fused_activation, uniform_pair
-from .conv import check_io, check_weights, conv_2d, geometry
+from .conv import check_io, check_weights, conv_2d, geometry, lag
 from .fully_connected import fully_connected
 
 FC_SPARSE = "kernels/fully_connected_sparse.c.j2"
@@ -96,6 +143,57 @@ def _le(v: np.ndarray, n: int) -> np.ndarray:
     return np.stack([(v >> (8 * i)) & 0xFF for i in range(n)], axis=-1).reshape(-1).astype(np.uint8)
 
 
+def _nibbles(v: np.ndarray) -> np.ndarray:
+    """4-bit codes packed two per byte, the first in the low nibble (TFLite's
+    INT4 order); an odd count ends on a 0 nibble."""
+    v = np.asarray(v, np.int64) & 0xF
+    if v.size % 2:
+        v = np.append(v, 0)
+    return (v[0::2] | (v[1::2] << 4)).astype(np.uint8)
+
+
+def _values(weights: np.ndarray, int4: bool) -> np.ndarray:
+    """The nonzeros of all rows, in order: int8 bytes or INT4 nibbles."""
+    nz = weights[weights != 0].astype(np.int64)
+    return _nibbles(nz) if int4 else nz.astype(np.int8).view(np.uint8)
+
+
+def _count_bytes(weights: np.ndarray) -> int | None:
+    top = int(np.count_nonzero(weights, axis=1).max(initial=0))
+    return 1 if top < 256 else 2 if top < 65536 else None
+
+
+def encode_gap(weights: np.ndarray, positions: np.ndarray, int4: bool = False) -> tuple[np.ndarray, dict]:
+    """The "gap" stream (module docstring) and where its sections start."""
+    cb = _count_bytes(weights)
+    r, c = np.nonzero(weights)
+    pos = positions[r, c].astype(np.int64)
+    first = np.ones(r.size, bool)
+    first[1:] = r[1:] != r[:-1]
+    prev = np.where(first, -1, np.concatenate([[-1], pos[:-1]]))
+    gaps = pos - prev
+    assert (gaps >= 1).all(), "positions must increase along a row"
+    escapes = (gaps - 1) // 15
+    codes = np.full(int((escapes + 1).sum()), 15, np.int64)
+    codes[np.cumsum(escapes + 1) - 1] = (gaps - 1) - 15 * escapes
+    counts = _le(np.count_nonzero(weights, axis=1), cb)
+    values = _values(weights, int4)
+    stream = np.concatenate([counts, values, _nibbles(codes)]).astype(np.uint8)
+    return stream, {"count_bytes": cb, "values_at": counts.size, "gaps_at": counts.size + values.size}
+
+
+def encode_bitmap(weights: np.ndarray, positions: np.ndarray, int4: bool = False) -> tuple[np.ndarray, dict]:
+    """The "bitmap" stream (module docstring) and its row length in bytes."""
+    rows = weights.shape[0]
+    row_bytes = (int(positions.max(initial=0)) + 8) // 8
+    bits = np.zeros((rows, row_bytes * 8), np.uint8)
+    r, c = np.nonzero(weights)
+    bits[r, positions[r, c]] = 1
+    bitmaps = np.packbits(bits, axis=1, bitorder="little").reshape(-1)
+    stream = np.concatenate([bitmaps, _values(weights, int4)]).astype(np.uint8)
+    return stream, {"row_bytes": row_bytes, "values_at": bitmaps.size}
+
+
 def stream_bytes(rows: int, nonzeros: int, idx_bytes: int, odd_rows: int | None = None) -> int:
     """Bytes of the stream; odd_rows (INT4: rows with an odd count) given,
     half a byte per value plus the pad nibble of those rows."""
@@ -118,7 +216,15 @@ def _conv_plan(layer: Layer) -> dict:
     base = ((ky * geo["dil_h"] * pw + kx * geo["dil_w"]) * c + cc).reshape(-1)
     fpg = oc // (c // ci)
     offsets = base[None, :] + (np.arange(oc) // fpg * ci)[:, None]
+    # gap / bitmap positions: the index in the filter where each window row
+    # is contiguous in the input (one group, no width dilation), else the offset
+    if ci == c and geo["dil_w"] == 1:
+        positions, run, jump = np.broadcast_to(np.arange(kh * kw * ci), (oc, kh * kw * ci)), kw * c, \
+            (geo["dil_h"] * pw - kw) * c if kh > 1 else 0
+    else:
+        positions, run, jump = offsets, 0, 0
     return {"geo": geo, "pad": pad, "pad_hw": (ph, pw), "offsets": offsets,
+            "positions": positions, "run": run, "jump": jump,
             "copy_rows": max(0, min(geo["in_h"], ph - geo["pad_h"])),
             "copy_cols": max(0, min(geo["in_w"], pw - geo["pad_w"]))}
 
@@ -205,83 +311,197 @@ def _requant(layer: Layer, mult: str, shift: str, index: str) -> dict:
     return {"requant": fn, "mult": m, "shift": s}
 
 
-def _constant_bytes(context_fn, layer: Layer) -> int:
+GAP, BITMAP = "gap", "bitmap"
+# --optimize size's candidates; on equal bytes the earlier (faster) one wins
+SIZE_FORMATS = ("dense", FORMAT, BITMAP, GAP)
+
+
+def _weights(layer: Layer) -> dict:
+    """The filter as rows, and each weight's input offset and position
+    (module docstring), with the conv's padded-input plan."""
+    w = layer.input(1)
+    rows = w.data.reshape(w.shape[0], -1)
+    if layer.node.op.value == "FULLY_CONNECTED":
+        cols = np.broadcast_to(np.arange(rows.shape[1]), rows.shape)
+        return {"rows": rows, "offsets": cols, "positions": cols, "run": 0, "jump": 0, "int4": w.dtype == "int4"}
+    return {"rows": rows, "int4": w.dtype == "int4", **_conv_plan(layer)}
+
+
+def _available(fmt: str, layer: Layer) -> bool:
+    """Whether the format can hold this layer's counts and offsets."""
+    if fmt == FORMAT:
+        est = choose(layer.graph, layer.node, layer.storage)
+        return est is not None and est["sparse_bytes"] is not None
+    return fmt != GAP or _count_bytes(_weights(layer)["rows"]) is not None
+
+
+def _constant_bytes(fmt: str, layer: Layer) -> int:
     scratch = _scratch(layer)
-    context_fn(scratch)
+    dense_fn, sparse_fn = _KERNELS[layer.node.op.value]
+    dense_fn(scratch) if fmt == "dense" else sparse_fn(scratch, fmt)
     return sum(k.values.nbytes for k in scratch.constants)
 
 
+def layer_format(layer: Layer) -> str:
+    """How the layer's weights are stored, as the storage aim decides:
+    balanced / speed, offset-sparse where the cost model says so, else dense;
+    size, the format whose constants (weights, biases, multipliers, shifts,
+    streams: what flash holds) take the fewest bytes, each candidate built in
+    full on a scratch layer."""
+    if layer.storage != "size":
+        return FORMAT if pays(layer) else "dense"
+    if choose(layer.graph, layer.node, "size") is None:  # no constant int8 / INT4 filter
+        return "dense"
+    sizes = {f: _constant_bytes(f, layer) for f in SIZE_FORMATS if _available(f, layer)}
+    return min(sizes, key=lambda f: (sizes[f], SIZE_FORMATS.index(f)))
+
+
 def stores_sparse(layer: Layer) -> bool:
-    """Whether the layer's weights are stored sparse, as the storage aim
-    decides. For --optimize size the weight streams alone do not decide: both
-    layouts are built on scratch layers and the one whose constants (weights,
-    biases, multipliers, shifts, indices: what flash holds) take fewer bytes
-    wins."""
-    if not pays(layer):
-        return False
-    if layer.storage == "size":
-        dense_fn, sparse_fn = _KERNELS[layer.node.op.value]
-        return _constant_bytes(sparse_fn, layer) < _constant_bytes(dense_fn, layer)
-    return True
+    return layer_format(layer) != "dense"
 
 
 def dense_or_sparse(layer: Layer) -> dict:
-    """FULLY_CONNECTED and CONV_2D: the sparse kernel where stores_sparse says so."""
+    """FULLY_CONNECTED and CONV_2D: the kernel of the format layer_format picks."""
     dense_fn, sparse_fn = _KERNELS[layer.node.op.value]
-    return sparse_fn(layer) if stores_sparse(layer) else dense_fn(layer)
+    fmt = layer_format(layer)
+    return dense_fn(layer) if fmt == "dense" else sparse_fn(layer, fmt)
 
 
-def _fully_connected_sparse(layer: Layer) -> dict:
+def _stream(layer: Layer, fmt: str, w: dict) -> dict:
+    """The layer's weight stream in `fmt` and what its kernel needs to walk it."""
+    rows, int4 = w["rows"], w["int4"]
+    if fmt == FORMAT:
+        counts = np.count_nonzero(rows, axis=1)
+        ib = _idx_bytes(int(w["offsets"].max(initial=0)), int(counts.max(initial=0)))
+        stream, keys = encode(rows, w["offsets"], ib, int4), {"idx_bytes": ib}
+    elif fmt == GAP:
+        stream, keys = encode_gap(rows, w["positions"], int4)
+    else:
+        stream, keys = encode_bitmap(rows, w["positions"], int4)
+    nonzeros = int(np.count_nonzero(rows))
+    # a layer of zeros in gap / bitmap: no stream at all, each output is its bias
+    name = layer.const("values", stream, "uint8_t") if nonzeros or fmt == FORMAT else None
+    return {**keys, "format": fmt, "int4": int4, "run": w["run"], "jump": w["jump"],
+            "nonzeros": nonzeros, "stream": name}
+
+
+def _bias_storage(values: np.ndarray) -> tuple[str | None, int, int]:
+    """(C type or None for no array, literal base, bytes) of a bias array
+    stored as values - base: none when all are equal, int16 when they span
+    less than 2^16, else int32."""
+    v = np.asarray(values, np.int64)
+    lo, hi = int(v.min(initial=0)), int(v.max(initial=0))
+    if lo == hi:
+        return None, lo, 0
+    if -(1 << 15) <= lo and hi < 1 << 15:
+        return "int16_t", 0, 2 * v.size
+    if hi - lo < 1 << 16:
+        return "int16_t", lo + (1 << 15), 2 * v.size
+    fits = -(1 << 31) <= lo and hi < 1 << 31
+    return "int32_t", 0, 4 * v.size if fits else 1 << 62
+
+
+def _bias(layer: Layer, rows: np.ndarray, in_offset: int, suffix: str) -> dict:
+    """The bias and how the kernel starts each accumulator: bias[o] + bias_base,
+    and x_offset, the input offset the kernel folds in itself (0: folded into
+    the bias; dot_sparse.c.j2). balanced / speed: the folded bias
+    (bias_const). size: the folded or the raw bias, whichever stores smaller
+    (the folded one on a tie: no work in the kernel), narrowed by
+    _bias_storage."""
+    folded = folded_bias(layer, rows, 2, in_offset)
+    if layer.storage != "size":
+        return {"bias": bias_const(layer, suffix, folded), "bias_base": 0, "x_offset": 0}
+    raw = folded_bias(layer, rows, 2, 0)  # the bias alone, zeros without one
+    choices = [(values, x_off, _bias_storage(values)) for values, x_off in ((folded, 0), (raw, in_offset))]
+    values, x_off, (ctype, base, _) = min(choices, key=lambda c: c[2][2])
+    name = layer.const(suffix if x_off == 0 else "bias", values - base, ctype) if ctype else None
+    return {"bias": name, "bias_base": base, "x_offset": x_off}
+
+
+def _fully_connected_sparse(layer: Layer, fmt: str = FORMAT) -> dict:
     fully_connected(_scratch(layer))  # the dense kernel's checks; its arrays are dropped
     w = layer.input(1)
     units, depth = w.shape
     act_min, act_max = fused_activation(layer)
-    ib = choose(layer.graph, layer.node, layer.storage)["idx_bytes"]
-    offsets = np.broadcast_to(np.arange(depth), (units, depth))
     mult, shift = channel_multipliers(layer, w.quant.scale, units,
                                       float_product=not w.quant.per_channel)
     return {
         "template": FC_SPARSE,
         "batches": layer.input().size // depth, "depth": depth, "units": units,
-        "idx_bytes": ib, "int4": w.dtype == "int4",
-        "stream": layer.const("values", encode(w.data, offsets, ib, w.dtype == "int4"), "uint8_t"),
-        "bias": bias_const(layer, "bias", folded_bias(layer, w.data, 2, -layer.input().zero_point)),
+        **_stream(layer, fmt, _weights(layer)),
+        **_bias(layer, w.data, -layer.input().zero_point, "bias"),
         **_requant(layer, mult, shift, "o"),
         "out_offset": layer.output().zero_point,
         "act_min": act_min, "act_max": act_max,
     }
 
 
-def _conv_2d_sparse(layer: Layer) -> dict:
+def _conv_2d_sparse(layer: Layer, fmt: str = FORMAT) -> dict:
     conv_2d(_scratch(layer))  # the dense kernel's checks of shapes, groups and quantization
     check_io(layer)
     w = layer.input(1)
     oc = w.shape[0]
     c = layer.input().shape[3]
     check_weights(layer, 0, oc)
-    plan = _conv_plan(layer)
+    plan = _weights(layer)
     geo = plan["geo"]
-    ib = choose(layer.graph, layer.node, layer.storage)["idx_bytes"]
-    rows = w.data.reshape(oc, -1)
     mult, shift = channel_multipliers(layer, w.quant.scale, oc)
     ph, pw = plan["pad_hw"]
+    blocks = _pixel_blocks(geo["out_w"])
     return {
         **geo,
+        **({"inplace_lag": _blocked_lag(layer, geo, plan["pad"], blocks[0][0])} if fmt != FORMAT else {}),
         "template": CONV_SPARSE,
-        "in_c": c, "out_c": oc, "idx_bytes": ib, "int4": w.dtype == "int4",
+        "in_c": c, "out_c": oc,
         "pad": plan["pad"], "p_h": ph, "p_w": pw,
         "copy_rows": plan["copy_rows"], "copy_cols": plan["copy_cols"],
         "in_zp": layer.input().zero_point,
         "scratch_bytes": ph * pw * c if plan["pad"] else 0,
-        # every tap is in bounds of the padded input: the folded bias serves all pixels
-        "bias": bias_const(layer, "bias_folded", folded_bias(layer, rows, 2, geo["in_offset"])),
-        "stream": layer.const("values", encode(rows, plan["offsets"], ib, w.dtype == "int4"), "uint8_t"),
+        # every tap is in bounds of the padded input: one (folded) bias serves all pixels
+        **_bias(layer, plan["rows"], geo["in_offset"], "bias_folded"),
+        **_stream(layer, fmt, plan),
         **_requant(layer, mult, shift, "oc"),
+        "pixel_blocks": blocks,
     }
+
+
+PIXEL_BLOCK = 4  # gap / bitmap convs: output pixels sharing one decode of a row
+
+
+def _blocked_lag(layer: Layer, geo: dict, padded: bool, block: int) -> int:
+    """How far below its input the gap / bitmap conv's output may start
+    (docs/KERNELS.md, inplace_lag). Padded: each batch's input is copied into
+    scratch before the batch's first write (read first, one block per batch
+    image). Otherwise windows are read from the input while a block's
+    outputs are written: blocks of `block` pixels from the start of each
+    output row, which are passes.memory.window_lag's blocks when they tile the
+    row; else single pixels' bound plus the (block - 1) pixels' bytes a block
+    may write beyond it."""
+    if padded:
+        return lag(layer, geo, block=geo["out_h"] * geo["out_w"], read_first=True)
+    if geo["out_w"] % block == 0:
+        return lag(layer, geo, block=block)
+    return lag(layer, geo) + (block - 1) * layer.output().shape[3]
+
+
+def _pixel_blocks(out_w: int) -> list[tuple]:
+    """(pixels, first ox, end ox, accumulator names) of the gap / bitmap conv
+    loops over an output row: blocks of PIXEL_BLOCK pixels (the stream walk,
+    the costly part, is shared by them), single pixels for the rest."""
+    n = min(PIXEL_BLOCK, out_w)
+    full = out_w - out_w % n
+    blocks = [(n, 0, full, [f"acc{k}" for k in range(n)] if n > 1 else ["acc"])]
+    return blocks + ([(1, full, out_w, ["acc"])] if full < out_w else [])
 
 
 _KERNELS = {"FULLY_CONNECTED": (fully_connected, _fully_connected_sparse),
             "CONV_2D": (conv_2d, _conv_2d_sparse)}
+
+
+def _stream_bytes(layer: Layer, fmt: str) -> int:
+    scratch = _scratch(layer)
+    _stream(scratch, fmt, _weights(scratch))
+    return sum(int(k.values.nbytes) for k in scratch.constants)
 
 
 def _scratch(layer: Layer) -> Layer:
@@ -309,15 +529,16 @@ def compression_summary(graph, aim: str = "balanced") -> dict | None:
         w = np.asarray(t.data)
         zeros = int(w.size - np.count_nonzero(w))
         est = choose(graph, node, aim) if op != "DEPTHWISE_CONV_2D" else None
-        sparse = est is not None and stores_sparse(Layer(graph, node, storage=aim))
+        layer = Layer(graph, node, storage=aim)
+        fmt = layer_format(layer) if est is not None else "dense"
         entry = {"index": node.index, "name": node.name, "op": op, "bits": 4 if t.dtype == "int4" else 8,
                  "weights": int(w.size), "sparsity": round(zeros / max(w.size, 1), 4),
                  "dense_bytes": t.nbytes,  # INT4: packed
-                 "stored_bytes": int(est["sparse_bytes"]) if sparse else t.nbytes,
-                 "format": FORMAT if sparse else "dense"}
+                 "stored_bytes": t.nbytes if fmt == "dense" else _stream_bytes(layer, fmt),
+                 "format": fmt}
         if est is not None:
-            entry["reason"] = est["reason"] if sparse or est["format"] != FORMAT else \
-                "its sparse weights are smaller but its constants in all are not (--optimize size)"
+            entry["reason"] = est["reason"] if aim != "size" else \
+                f"the smallest constants of {', '.join(SIZE_FORMATS)} (--optimize size)"
             entry["sparse_bytes"] = est["sparse_bytes"]
             entry["model_instructions"] = {"dense_dsp": est.get("model_instructions_dense"),
                                            "sparse": est.get("model_instructions_sparse")}
@@ -339,7 +560,8 @@ def compression_summary(graph, aim: str = "balanced") -> dict | None:
         "choice": {"balanced": "per layer: sparse only when smaller than dense int8 and, by the cost "
                                "model in tinycomp/codegen/ops/sparse.py (COST), not slower than the dense "
                                "DSP kernel on Cortex-M4",
-                   "size": "per layer: sparse whenever smaller than dense int8 (--optimize size)",
+                   "size": "per layer: the format (dense int8, offset-sparse, bitmap or gap) whose "
+                           "constants take the fewest bytes (--optimize size)",
                    "speed": "per layer: sparse only when the cost model says it is faster than the dense "
                             "DSP kernel on Cortex-M4 (--optimize speed)"}[aim],
         "layers": layers,
