@@ -314,6 +314,13 @@ def _requant(layer: Layer, mult: str, shift: str, index: str) -> dict:
 GAP, BITMAP = "gap", "bitmap"
 # --optimize size's candidates; on equal bytes the earlier (faster) one wins
 SIZE_FORMATS = ("dense", FORMAT, BITMAP, GAP)
+# Net flash a sparse layer's own kernel adds over the dense one, estimated from
+# builds of the issue-10 CNN for QEMU an386: with no charge, the unpruned
+# model's two small convs went bitmap to save 23 B of constants and the flash
+# grew by 128 B; with 80 B, the pruned model kept two small layers dense and its
+# flash grew by 564 B (their dense DSP kernels are larger than the bitmap ones).
+# 40 B gives the smallest flash of the three builds.
+SPARSE_CODE_BYTES = 40
 
 
 def _weights(layer: Layer) -> dict:
@@ -347,12 +354,14 @@ def layer_format(layer: Layer) -> str:
     balanced / speed, offset-sparse where the cost model says so, else dense;
     size, the format whose constants (weights, biases, multipliers, shifts,
     streams: what flash holds) take the fewest bytes, each candidate built in
-    full on a scratch layer."""
+    full on a scratch layer, a sparse one charged SPARSE_CODE_BYTES for its
+    kernel."""
     if layer.storage != "size":
         return FORMAT if pays(layer) else "dense"
     if choose(layer.graph, layer.node, "size") is None:  # no constant int8 / INT4 filter
         return "dense"
-    sizes = {f: _constant_bytes(f, layer) for f in SIZE_FORMATS if _available(f, layer)}
+    sizes = {f: _constant_bytes(f, layer) + (0 if f == "dense" else SPARSE_CODE_BYTES)
+             for f in SIZE_FORMATS if _available(f, layer)}
     return min(sizes, key=lambda f: (sizes[f], SIZE_FORMATS.index(f)))
 
 
