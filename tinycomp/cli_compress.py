@@ -124,12 +124,12 @@ def compress(model_path, data_path, prune, channels, low_rank, qat, int4, epochs
         raise InputDataError(f"--workers must be at least 1, got {workers}")
     if searching and max_drop is None:
         raise InputDataError("the search needs an accuracy budget: give --max-drop")
+    if out_path.suffix != ".keras":
+        raise OutputError(f"--out must name a .keras file, got {out_path}")
     if searching and ray_address is not None:  # before TensorFlow loads: an unreachable cluster fails fast
         from .compress.tasks import check_ray_address
 
         check_ray_address(ray_address)
-    if out_path.suffix != ".keras":
-        raise OutputError(f"--out must name a .keras file, got {out_path}")
     data = load_data(data_path)
     x_train = np.asarray(data["x_train"], np.float32)
     x_test = np.asarray(data.get("x_test", x_train), np.float32)

@@ -19,8 +19,12 @@ sensitivity decides), and channel pruning on top; last, at the best candidate, I
 weights (QAT on 16 levels) in the layers that save the most bytes for the
 least loss (int4_order: each layer alone rounded to INT4 in that candidate's
 INT8 model, its loss measured on held-out data and its bytes counted): the
-first, the first half, all of them. The choice is the smallest feasible
-candidate (--max-drop) or the most accurate one within --budget-bytes.
+first, the first half, all of them, and all of them at the nearest sparsity
+over the budget, since QAT may win back what post-training rounding lost
+(under --max-drop: within --budget-bytes they would only shrink a candidate
+that already fits). The choice is the
+smallest feasible candidate (--max-drop) or the most accurate one within
+--budget-bytes.
 """
 from __future__ import annotations
 
@@ -181,13 +185,17 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
         # the same sparsity spread by second-order saliency, and channel pruning on top
         run([(top["prune"], 0.0, "fisher"), (top["prune"], CHANNELS)])
     top = best(rows)
-    if top is not None:
+    if top is not None and budget_bytes is None:
         # INT4 where it saves the most bytes per loss: the first layer, the first half, all
+        # (under --budget-bytes they would only shrink a candidate that already fits)
         x_rank, y_rank = held_out_split(x_train, y_train)[2:]
         order = int4_order(top, x_rank[:RANK_SAMPLES], y_rank[:RANK_SAMPLES])
-        n = len(order)
-        run([(top["prune"], top["channels"], top["allocation"], tuple(r["layer"] for r in order[:k]))
-             for k in sorted({1, (n + 1) // 2, n}) if k])
+        n, every = len(order), tuple(r["layer"] for r in order)
+        # and all of them at the nearest sparsity over the budget: QAT may win back what it lost
+        over = sorted(r["prune"] for r in rows if r["prune"] > top["prune"] and not feasible(r)
+                      and not r["channels"] and r["allocation"] == "lamp" and not r["int4"])
+        run([(top["prune"], top["channels"], top["allocation"], every[:k]) for k in sorted({1, (n + 1) // 2, n}) if k]
+            + [(over[0], 0.0, "lamp", every) for _ in over[:1] if every])
         for r in rows:
             if r["int4"]:
                 r["int4_order"] = order
