@@ -20,11 +20,10 @@ weights (QAT on 16 levels) in the layers that save the most bytes for the
 least loss (int4_order: each layer alone rounded to INT4 in that candidate's
 INT8 model, its loss measured on held-out data and its bytes counted): the
 first, the first half, all of them, and all of them at the nearest sparsity
-over the budget, since QAT may win back what post-training rounding lost
-(under --max-drop: within --budget-bytes they would only shrink a candidate
-that already fits). The choice is the
-smallest feasible candidate (--max-drop) or the most accurate one within
---budget-bytes.
+over the budget, since QAT may win back what post-training rounding lost.
+Only under --max-drop: within --budget-bytes they would only shrink a
+candidate that already fits. The choice is the smallest feasible candidate
+(--max-drop) or the most accurate one within --budget-bytes.
 """
 from __future__ import annotations
 
@@ -194,8 +193,11 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
         # and all of them at the nearest sparsity over the budget: QAT may win back what it lost
         over = sorted(r["prune"] for r in rows if r["prune"] > top["prune"] and not feasible(r)
                       and not r["channels"] and r["allocation"] == "lamp" and not r["int4"])
-        run([(top["prune"], top["channels"], top["allocation"], every[:k]) for k in sorted({1, (n + 1) // 2, n}) if k]
-            + [(over[0], 0.0, "lamp", every) for _ in over[:1] if every])
+        tries = [(top["prune"], top["channels"], top["allocation"], every[:k]) for k in sorted({1, (n + 1) // 2, n})
+                 if k]
+        if over and every:
+            tries.append((over[0], 0.0, "lamp", every))
+        run(tries)
         for r in rows:
             if r["int4"]:
                 r["int4_order"] = order
