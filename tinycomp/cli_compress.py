@@ -62,6 +62,9 @@ def load_keras(path: Path):
 @click.option("--weight-bits", type=click.Choice(["8", "4"]), default="8", show_default=True,
               help="4: write the CONV_2D, DEPTHWISE_CONV_2D and per-tensor FULLY_CONNECTED filters as "
                    "packed INT4 in the .tflite (with --qat trained on 16 levels, else rounded).")
+@click.option("--int4", "int4", default=None, metavar="LAYERS",
+              help="Comma-separated conv/dense layer names whose filters become packed INT4, the others "
+                   "staying INT8 (with --qat those layers train on 16 levels, the rest on 256).")
 @click.option("--int16", type=int, default=0, show_default=True, metavar="N",
               help="Keep the N activation tensors whose int16 brings the outputs closest to the float "
                    "model's (measured) in int16: their layers run TFLite's 16x8 kernels.")
@@ -96,8 +99,9 @@ def load_keras(path: Path):
 @click.option("--sensitivity", is_flag=True,
               help="Add per-layer sensitivity to the report: the input model's accuracy with only one layer "
                    "quantized, or pruned at --prune (0.5 without it); two test-set passes per layer.")
-def compress(model_path, data_path, prune, channels, low_rank, qat, int16, epochs, max_drop, weight_bits, allocation,
-             rounding, distill, temperature, budget_bytes, workers, ray_address, out_path, report_path, sensitivity):
+def compress(model_path, data_path, prune, channels, low_rank, qat, int4, int16, epochs, max_drop, weight_bits,
+             allocation, rounding, distill, temperature, budget_bytes, workers, ray_address, out_path, report_path,
+             sensitivity):
     """Compress a Keras MODEL and write the result to --out (and its INT8 .tflite beside it).
 
     With no method named (--prune, --channels, --low-rank, --qat), or with
@@ -108,10 +112,14 @@ def compress(model_path, data_path, prune, channels, low_rank, qat, int16, epoch
 
     opts = CompressOptions(prune=prune, channels=channels, low_rank=low_rank, qat=qat, epochs=epochs,
                            max_drop=max_drop, weight_bits=int(weight_bits), int16=int16, allocation=allocation,
-                           rounding=rounding, distill=temperature if distill else None)
+                           rounding=rounding, distill=temperature if distill else None,
+                           int4=tuple(dict.fromkeys(n.strip() for n in (int4 or "").split(",") if n.strip())))
+    if int4 is not None and not opts.int4:
+        raise InputDataError("--int4 takes comma-separated layer names, got none")
     check_options(opts)  # before loading TensorFlow: a typo should fail fast
     methods = [f"--{n}" for n, v in (("prune", prune), ("channels", channels), ("low-rank", low_rank),
-                                     ("qat", qat), ("weight-bits", weight_bits != "8"), ("int16", int16)) if v]
+                                     ("qat", qat), ("weight-bits", weight_bits != "8"), ("int4", int4),
+                                     ("int16", int16)) if v]
     searching = budget_bytes is not None or not methods
     if budget_bytes is not None and methods:
         raise InputDataError(f"--budget-bytes searches the methods itself; drop {', '.join(methods)}")
@@ -123,6 +131,10 @@ def compress(model_path, data_path, prune, channels, low_rank, qat, int16, epoch
         raise InputDataError("the search needs an accuracy budget: give --max-drop")
     if out_path.suffix != ".keras":
         raise OutputError(f"--out must name a .keras file, got {out_path}")
+    if searching and ray_address is not None:  # before TensorFlow loads: an unreachable cluster fails fast
+        from .compress.tasks import check_ray_address
+
+        check_ray_address(ray_address)
     data = load_data(data_path)
     x_train = np.asarray(data["x_train"], np.float32)
     x_test = np.asarray(data.get("x_test", x_train), np.float32)

@@ -61,6 +61,9 @@ def test_sparsity_outside_open_interval(tmp_path, data, sparsity):
     (("--rounding", "stochastic"), "--rounding chooses QAT's weight rounding: add --qat"),
     (("--distill", "--temperature", "0"), "--temperature must be > 0"),
     (("--int16", "-1"), "--int16 is how many activation tensors to keep in int16, >= 0; got -1"),
+    (("--int4", "conv2d", "--weight-bits", "4"), "--weight-bits 4 makes every layer INT4; drop --int4"),
+    (("--int4", " , "), "--int4 takes comma-separated layer names, got none"),
+    (("--int4", "conv2d", "--qat", "--rounding", "both"), "--rounding stochastic is for 8-bit weights"),
 ])
 def test_training_options_checked_before_loading(tmp_path, data, args, text):
     r, out = _cli(tmp_path, "m.keras", "--data", data, *args)
@@ -193,6 +196,46 @@ def test_compress_int4_weights(tmp_path, data):
     assert "rounded" not in text and "INT8 activations, INT4 weights (converted) test accuracy" in text
     x = graph.tensor(graph.inputs[0])
     assert_bit_exact(buf, np.random.default_rng(0).integers(-128, 128, (20, *x.shape), dtype=np.int8))
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("args, chosen, exact", [
+    (("--qat", "--int4", "conv2d_1,dense_10", "--epochs", "1"), ("conv2d_1", "dense_10"), True),
+    (("--int4", "depthwise_conv2d", "--epochs", "0"), ("depthwise_conv2d",), False),
+], ids=["qat", "rounded"])
+def test_compress_int4_in_chosen_layers(tmp_path, data, args, chosen, exact):
+    """--int4 LAYERS: INT4 filters in exactly those layers (with --qat trained
+    on 16 levels, so every value is exact; without, rounded from int8), the
+    others int8; the report names them; the .tflite builds and equals TFLite Micro."""
+    from tests.support.harness import assert_bit_exact
+    from tests.support.models import digits_model
+    from tinycomp.frontends.tflite import parse_tflite
+
+    out, report = tmp_path / "c.keras", tmp_path / "r.md"
+    r = _run(digits_model().keras_path, "--data", data, *args, "--max-drop", "100", "--out", out, "--report", report)
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    buf = out.with_suffix(".tflite").read_bytes()
+    graph = parse_tflite(buf)
+    weighted = [n for n in graph.nodes if n.op.value in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    layers = ("conv2d", "depthwise_conv2d", "conv2d_1", "dense_10")  # the model's, in order
+    assert [graph.tensor(n.inputs[1]).dtype for n in weighted] == \
+        ["int4" if name in chosen else "int8" for name in layers]
+    text = report.read_text()
+    rounded = "" if exact else " (rounded from int8)"
+    assert (f"INT4 weights (TFLite's packed INT4, int8 activations) in {len(chosen)} layers: "
+            + ", ".join(f"`{n}`{rounded}" for n in chosen)) in text
+    x = graph.tensor(graph.inputs[0])
+    assert_bit_exact(buf, np.random.default_rng(2).integers(-128, 128, (20, *x.shape), dtype=np.int8))
+
+
+@pytest.mark.tf
+def test_int4_unknown_layer(tmp_path, data):
+    from tests.support.models import digits_model
+
+    r = _run(digits_model().keras_path, "--data", data, "--int4", "conv2d,nope", "--out", tmp_path / "o.keras")
+    _bad(r.exception, "--int4: no conv/dense layer named 'nope'; the model's are conv2d, depthwise_conv2d, "
+                      "conv2d_1, dense_10")
+    assert not (tmp_path / "o.keras").exists()
 
 
 @pytest.mark.tf

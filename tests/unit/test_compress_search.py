@@ -55,6 +55,30 @@ def test_max_drop_alone_finds_the_smallest_model_within_budget(mlp):
     # The written model is the chosen one: its stored bytes are the row's.
     tflite = (root / "small.tflite").read_bytes()
     assert stored_bytes(tflite) == int(chosen[0][1].replace(",", ""))
+    # INT4 candidates were tried at the best earlier candidate, on the ranked
+    # layers (the first, then more), each smaller than that candidate
+    int4 = [row for row in rows if "INT4: " in row[0]]
+    assert len(int4) >= 2, rows
+    base = int4[0][0].split("INT4: ")[0].rstrip(", ") or "INT8 only"
+    assert all(int(row[1].replace(",", "")) < size[base] for row in int4)
+    assert "INT4 candidates take the layers in this order" in (root / "r.md").read_text()
+    # the .tflite holds INT4 filters in exactly the chosen candidate's INT4 layers
+    named = chosen[0][0].replace(" **(chosen)**", "").split("INT4: ")[1].split(", ") if "INT4: " in chosen[0][0] \
+        else []
+    assert sorted(int4_layers_of(tflite, root / "small.keras")) == sorted(named)
+
+
+def int4_layers_of(tflite: bytes, keras_path) -> list[str]:
+    """The Keras names of the conv/dense layers whose filter is INT4 in the
+    .tflite (ops and layers pair up in order in a chain)."""
+    from tinycomp.cli_compress import load_keras
+    from tinycomp.compress.int4 import INT4, weighted_ops
+    from tinycomp.compress.prune import prunable_layers
+
+    layers = [layer.name for layer in prunable_layers(load_keras(keras_path))]
+    ops = weighted_ops(tflite)
+    assert len(ops) == len(layers)
+    return [layer for layer, (_, kind) in zip(layers, ops) if kind == INT4]
 
 
 def test_budget_bytes_takes_the_most_accurate_that_fits(mlp):

@@ -100,3 +100,21 @@ def test_report_names_int4_layers_and_rounding():
     assert "INT4 weights (TFLite's packed INT4, int8 activations) in 2 layers: `conv`, `dense` (rounded from int8)" \
         in text
     assert "INT8 activations, INT4 weights (converted) test accuracy: 50.00%" in text
+
+
+def test_layers_to_int4_by_model_order():
+    """Keras names map to the conv/depthwise/FC ops in order (the converter's
+    tensor names are not Keras's); only the chosen layers become INT4."""
+    from tinycomp.compress.int4 import layers_to_int4, weighted_ops
+
+    rng = np.random.default_rng(3)
+    buf, _ = _model(rng, grid=True)
+    out, done = layers_to_int4(buf, ["conv", "dw", "fc"], ["fc", "conv"])
+    assert done == [("conv", True), ("fc", True)]  # in model order
+    assert [kind for _, kind in weighted_ops(out)] == [17, 9, 17]  # INT4, INT8, INT4
+    again, done = layers_to_int4(out, ["conv", "dw", "fc"], ["conv"])  # already INT4: left as it is
+    assert again == out and done == [("conv", True)]
+    x = rng.integers(-128, 128, (8, 1, 5, 5, 4), dtype=np.int8)
+    assert_bit_exact(out, x)
+    with pytest.raises(ModelError, match="3 conv/dense ops for 2 conv/dense layers"):
+        layers_to_int4(buf, ["conv", "dw"], ["conv"])

@@ -60,17 +60,50 @@ def _channel_to_int4(q: np.ndarray) -> tuple[np.ndarray, float, bool]:
 
 def int4_layers(buf: bytes) -> list[str]:
     """Output names of the layers whose filter is INT4."""
+    return [name for name, kind in weighted_ops(buf) if kind == INT4]
+
+
+def _weighted(model):
+    """(op, kind, output name) of each CONV_2D, DEPTHWISE_CONV_2D and
+    FULLY_CONNECTED op, in execution order."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    sub = model.subgraphs[0]
+    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    for op in sub.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        kind = codes.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+        if kind in _OPS:
+            name = sub.tensors[op.outputs[0]].name
+            yield op, kind, name.decode() if isinstance(name, bytes) else str(name)
+
+
+def weighted_ops(buf: bytes) -> list[tuple[str, int]]:
+    """(output name, filter tensor type) of each conv/depthwise/FC op, in order."""
     from ai_edge_litert.tools import flatbuffer_utils as fb
 
     model = fb.read_model_from_bytearray(bytearray(buf))
     sub = model.subgraphs[0]
-    names = []
-    for op in sub.operators:
-        if op.inputs is not None and len(op.inputs) > 1 and op.inputs[1] >= 0 and \
-                sub.tensors[op.inputs[1]].type == INT4:
-            name = sub.tensors[op.outputs[0]].name
-            names.append(name.decode() if isinstance(name, bytes) else str(name))
-    return names
+    return [(name, sub.tensors[op.inputs[1]].type) for op, _, name in _weighted(model)]
+
+
+def layers_to_int4(buf: bytes, layer_names: list[str], chosen) -> tuple[bytes, list[tuple[str, bool]]]:
+    """INT4 filters in the layers named in `chosen` (Keras names), the rest left
+    as they are. `layer_names` are the model's conv/dense layers in order: a
+    chain converts each to one conv/depthwise/FC op in the same order (the
+    converter's tensor names do not keep Keras's names, the order does).
+    Returns the .tflite and per chosen layer (in model order) whether its
+    values were exact (already INT4 from the converter, or on QAT's grid)."""
+    ops = weighted_ops(buf)
+    if len(ops) != len(layer_names):
+        raise ModelError(f"the .tflite has {len(ops)} conv/dense ops for {len(layer_names)} conv/dense layers; "
+                         "cannot tell which op is which layer")
+    chosen = set(chosen)
+    tflite_name = {layer: name for layer, (name, _) in zip(layer_names, ops)}
+    todo = [tflite_name[layer] for layer, (_, kind) in zip(layer_names, ops) if layer in chosen and kind != INT4]
+    buf, done = to_int4(buf, todo) if todo else (buf, [])
+    exact = dict(done)
+    return buf, [(layer, exact.get(tflite_name[layer], True)) for layer in layer_names if layer in chosen]
 
 
 def pack(values: np.ndarray) -> np.ndarray:
@@ -90,15 +123,10 @@ def to_int4(buf: bytes, layers=None) -> tuple[bytes, list[tuple[str, bool]]]:
 
     model = fb.read_model_from_bytearray(bytearray(buf))
     sub = model.subgraphs[0]
-    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     wanted = None if layers is None else set(layers)
     done = []
-    for op in sub.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        kind = codes.get(max(code.builtinCode, code.deprecatedBuiltinCode))
-        name = sub.tensors[op.outputs[0]].name
-        name = name.decode() if isinstance(name, bytes) else str(name)
-        if kind not in _OPS or (wanted is not None and name not in wanted):
+    for op, kind, name in list(_weighted(model)):
+        if wanted is not None and name not in wanted:
             continue
         w = sub.tensors[op.inputs[1]]
         if w.type != INT8 or w.quantization is None or w.quantization.scale is None:

@@ -100,7 +100,8 @@ def predict(model, x: np.ndarray, y: np.ndarray, scales: dict[str, float], seed:
         kernel = layer.kernel.numpy()
         view, per_channel = analysis.device_kernel(type(layer).__name__, kernel)
         amax = np.abs(view.reshape(-1, view.shape[-1]) if per_channel else view).max(axis=0)
-        step = np.where(amax > 0, amax / 127.0, 0.0)
+        levels = 7.0 if getattr(layer, "weight_bits", 8) == 4 else 127.0  # a QAT layer trained for INT4
+        step = np.where(amax > 0, amax / levels, 0.0)
         noise = rng.uniform(-0.5, 0.5, view.shape) * step * (view != 0)  # a zero rounds exactly
         layer.kernel.assign((view + noise).reshape(kernel.shape).astype(kernel.dtype))
         try:

@@ -177,13 +177,15 @@ _SAME_RANGE = ("MaxPooling2D", "GlobalMaxPooling2D", "MaxPooling1D", "GlobalMaxP
                "Dropout", "ZeroPadding2D", "ZeroPadding1D")
 
 
-def quantize_model(model, ranges: dict | None = None, rounding: str = "nearest", weight_bits: int = 8):
+def quantize_model(model, ranges: dict | None = None, rounding: str = "nearest", weight_bits: int = 8,
+                   int4=()):
     """A QAT copy of `model`: BN folded, ReLU fused, weights and activations fake-quantized.
 
     `ranges` maps activation names ("input" or a layer name of the folded model) to
     fixed (min, max); those fake-quants are frozen. Without it every range is learnt.
     `rounding` is the weights' in training steps: "nearest" or "stochastic".
-    weight_bits 4: every kernel fake-quantized to 16 levels (INT4 after conversion).
+    weight_bits 4: every kernel fake-quantized to 16 levels (INT4 after conversion);
+    else only the kernels of the layers named in `int4`, the others to 256.
     """
     import keras
 
@@ -215,7 +217,8 @@ def quantize_model(model, ranges: dict | None = None, rounding: str = "nearest",
             split = act not in ("linear", "relu", "relu6")  # softmax etc.: quantize the logits first
             cfg.pop("name")
             new = swap[kind].from_config({**cfg, "activation": "linear" if split else act,
-                                          "name": layer.name, "rounding": rounding, "weight_bits": weight_bits})
+                                          "name": layer.name, "rounding": rounding,
+                                          "weight_bits": 4 if layer.name in int4 else weight_bits})
             x = new(x)
             new.set_weights(weights)
             x = fq(x, layer.name)
@@ -237,12 +240,12 @@ def quantize_model(model, ranges: dict | None = None, rounding: str = "nearest",
 
 
 def qat_train(model, x, y, epochs: int = 3, batch_size: int = 32, learning_rate: float = 5e-4,
-              temperature: float | None = None, rounding: str = "nearest", weight_bits: int = 8):
+              temperature: float | None = None, rounding: str = "nearest", weight_bits: int = 8, int4=()):
     """Quantize `model` and fine-tune it with fake quantization; returns the QAT model.
     With a temperature, y holds distill.pack rows. `model` itself is not changed."""
     from .prune import compile_for_finetune
 
-    qmodel = quantize_model(model, rounding=rounding, weight_bits=weight_bits)
+    qmodel = quantize_model(model, rounding=rounding, weight_bits=weight_bits, int4=int4)
     # One pass in training mode seeds every EMA range before the weights move.
     qmodel(x[: min(len(x), 256)], training=True)
     compile_for_finetune(qmodel, learning_rate, temperature)

@@ -15,7 +15,14 @@ layers by LAMP score); then, twice, candidates between the best feasible
 sparsity and the nearest infeasible one (bisection: accuracy falls and size
 shrinks as sparsity grows); then, at the best sparsity, the zeros spread by
 second-order saliency instead (prune.fisher_sparsities: measured per-layer
-sensitivity decides), and channel pruning on top. The choice is the smallest feasible candidate
+sensitivity decides), and channel pruning on top; last, at the best candidate, INT4
+weights (QAT on 16 levels) in the layers that save the most bytes for the
+least loss (int4_order: each layer alone rounded to INT4 in that candidate's
+INT8 model, its loss measured on held-out data and its bytes counted): the
+first, the first half, all of them, and all of them at the nearest sparsity
+over the budget, since QAT may win back what post-training rounding lost.
+Only under --max-drop: within --budget-bytes they would only shrink a
+candidate that already fits. The choice is the smallest feasible candidate
 (--max-drop) or the most accurate one within --budget-bytes.
 """
 from __future__ import annotations
@@ -28,11 +35,14 @@ import numpy as np
 
 from tinycomp.errors import AccuracyBudgetError
 
+from .steps import held_out_split
+
 LADDER = (0.0, 0.5, 0.7, 0.8, 0.9)
 TOP = 0.97             # the highest sparsity tried
 REFINE_ROUNDS = 2
 CLOSE_ENOUGH = 0.03    # stop refining when feasible and infeasible are this close
 CHANNELS = 0.25        # filters removed in the channel-pruning candidate
+RANK_SAMPLES = 300     # held-out samples that rank the layers for INT4
 
 
 def stored_bytes(tflite: bytes) -> int:
@@ -43,12 +53,14 @@ def stored_bytes(tflite: bytes) -> int:
     return generate(parse_tflite(tflite), storage="size").weights_bytes
 
 
-def label(prune: float, channels: float, allocation: str = "lamp") -> str:
+def label(prune: float, channels: float, allocation: str = "lamp", int4=()) -> str:
     parts = []
     if prune:
         parts.append(f"S={prune:g}" + ("" if allocation == "lamp" else f" ({allocation})"))
     if channels:
         parts.append(f"channels -{channels:.0%}")
+    if int4:
+        parts.append(f"INT4: {', '.join(int4)}")
     return ", ".join(parts) or "INT8 only"
 
 
@@ -60,16 +72,20 @@ def within_budget(row: dict, max_drop: float, budget_bytes: int | None) -> bool:
 
 
 def evaluate(keras_model: bytes, x_train, y_train, x_test, y_test, prune: float, channels: float,
-             allocation: str, epochs: int, max_drop: float, distill: float | None) -> dict:
-    """One candidate, from the input model's .keras bytes; a task (tasks.py)."""
+             allocation: str, epochs: int, max_drop: float, distill: float | None, int4=()) -> dict:
+    """One candidate, from the input model's .keras bytes; a task (tasks.py).
+    int4: conv/dense layers whose weights QAT trains on 16 levels and the
+    .tflite holds as INT4 (the rest on 256, INT8); none: no QAT."""
     from tinycomp.cli_compress import load_keras
     from tinycomp.frontends.keras import quiet_tensorflow
 
+    from .prune import prunable_layers
     from .steps import CompressOptions, compress
 
     # the plain INT8 model is a candidate of its own: the others skip that step
     opts = CompressOptions(prune=prune or None, channels=channels or None, epochs=epochs, max_drop=max_drop,
-                           allocation=allocation, distill=distill, baseline=not (prune or channels))
+                           allocation=allocation, distill=distill, baseline=not (prune or channels or int4),
+                           qat=bool(int4), int4=tuple(int4))
     with tempfile.TemporaryDirectory(prefix="tinycomp-candidate-") as tmp, quiet_tensorflow():
         path = Path(tmp) / "model.keras"
         path.write_bytes(keras_model)
@@ -77,8 +93,9 @@ def evaluate(keras_model: bytes, x_train, y_train, x_test, y_test, prune: float,
         out = Path(tmp) / "out.keras"
         model.save(out)
         compressed = out.read_bytes()
-    return {"label": label(prune, channels, allocation), "prune": prune, "channels": channels,
-            "allocation": allocation, "bytes": stored_bytes(tflite),
+        layers = [layer.name for layer in prunable_layers(model)]
+    return {"label": label(prune, channels, allocation, int4), "prune": prune, "channels": channels,
+            "allocation": allocation, "int4": tuple(int4), "layers": layers, "bytes": stored_bytes(tflite),
             "accuracy": report.int8_accuracy, "input_accuracy": report.steps[0].accuracy,
             "tflite": tflite, "keras": compressed, "report": report}
 
@@ -135,13 +152,13 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
     progress = Progress(describe, stream)
 
     def run(candidates):
-        """candidates: (sparsity, channel fraction[, allocation])"""
-        candidates = [(*c, "lamp")[:3] for c in candidates]
-        tried = {(r["prune"], r["channels"], r["allocation"]) for r in rows}
+        """candidates: (sparsity, channel fraction[, allocation[, INT4 layers]])"""
+        candidates = [(*c, *("lamp", ())[len(c) - 2:]) for c in candidates]
+        tried = {(r["prune"], r["channels"], r["allocation"], r["int4"]) for r in rows}
         todo = [c for c in dict.fromkeys(candidates) if c not in tried]
         progress.add(len(todo))
-        tasks = [(keras_model, x_train, y_train, x_test, y_test, p, c, a, epochs, max_drop, distill)
-                 for p, c, a in todo]
+        tasks = [(keras_model, x_train, y_train, x_test, y_test, p, c, a, epochs, max_drop, distill, q)
+                 for p, c, a, q in todo]
         finished: list[dict] = []  # in the order they finish, for the best so far
 
         def done(_, row):
@@ -156,8 +173,8 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
     for _ in range(REFINE_ROUNDS):
         if best(rows) is None and budget_bytes is not None:
             break
-        lo, hi = _bracket([r for r in rows if r["channels"] == 0.0 and r["allocation"] == "lamp"], feasible,
-                          budget_bytes is not None)
+        lo, hi = _bracket([r for r in rows if r["channels"] == 0.0 and r["allocation"] == "lamp" and not r["int4"]],
+                          feasible, budget_bytes is not None)
         if hi - lo <= CLOSE_ENOUGH:
             break
         k = max(1, min(workers, 3))
@@ -166,6 +183,24 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
     if top is not None and top["prune"]:
         # the same sparsity spread by second-order saliency, and channel pruning on top
         run([(top["prune"], 0.0, "fisher"), (top["prune"], CHANNELS)])
+    top = best(rows)
+    if top is not None and budget_bytes is None:
+        # INT4 where it saves the most bytes per loss: the first layer, the first half, all
+        # (under --budget-bytes they would only shrink a candidate that already fits)
+        x_rank, y_rank = held_out_split(x_train, y_train)[2:]
+        order = int4_order(top, x_rank[:RANK_SAMPLES], y_rank[:RANK_SAMPLES])
+        n, every = len(order), tuple(r["layer"] for r in order)
+        # and all of them at the nearest sparsity over the budget: QAT may win back what it lost
+        over = sorted(r["prune"] for r in rows if r["prune"] > top["prune"] and not feasible(r)
+                      and not r["channels"] and r["allocation"] == "lamp" and not r["int4"])
+        tries = [(top["prune"], top["channels"], top["allocation"], every[:k]) for k in sorted({1, (n + 1) // 2, n})
+                 if k]
+        if over and every:
+            tries.append((over[0], 0.0, "lamp", every))
+        run(tries)
+        for r in rows:
+            if r["int4"]:
+                r["int4_order"] = order
     chosen = best(rows)
     if chosen is None:
         if budget_bytes is not None:
@@ -179,6 +214,41 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
             f"{100 * top_acc['accuracy']:.2f}% against the input's {100 * top_acc['input_accuracy']:.2f}%; "
             "raise --max-drop or allow more --epochs")
     return rows, chosen
+
+
+def int4_order(row: dict, x, y) -> list[dict]:
+    """The conv/dense layers of a candidate, the most bytes saved per loss
+    first: each alone rounded to INT4 in the candidate's INT8 model (what
+    QAT then trains on), its stored bytes counted and its cross-entropy
+    measured with TFLite Micro on held-out data. Layers INT4 would not make
+    smaller (or cannot hold: a per-channel FULLY_CONNECTED) are left out."""
+    from tinycomp.errors import ModelError
+
+    from .int4 import layers_to_int4
+
+    base = _int8_loss(row["tflite"], x, y)
+    order = []
+    for name in row["layers"]:
+        try:
+            buf, _ = layers_to_int4(row["tflite"], row["layers"], [name])
+        except ModelError:
+            continue
+        saved = row["bytes"] - stored_bytes(buf)
+        if saved > 0:
+            order.append({"layer": name, "saved": saved, "loss": _int8_loss(buf, x, y) - base})
+    # a loss that fell is no cost: those layers go first, the larger saving first
+    return sorted(order, key=lambda r: (max(r["loss"], 0.0) / r["saved"], -r["saved"]))
+
+
+def _int8_loss(tflite: bytes, x, y) -> float:
+    """Mean cross-entropy of an INT8 .tflite's outputs (probabilities, or
+    logits through a softmax) on (x, y), run in TFLite Micro."""
+    from .analysis import softmax
+    from .steps import _tflm_accuracy
+
+    _, out = _tflm_accuracy(tflite, x, y)
+    probs = out if out.min() >= 0 and np.allclose(out.sum(-1), 1, atol=0.05) else softmax(out)
+    return float(np.mean(-np.log(np.clip(probs[np.arange(len(y)), np.asarray(y)], 1e-7, 1.0))))
 
 
 def _bracket(rows: list[dict], feasible, feasible_above: bool) -> tuple[float, float]:
@@ -221,6 +291,12 @@ def table(rows: list[dict], chosen: dict, max_drop: float, budget_bytes: int | N
         lines.append(f"| {r['label']}{mark} | {r['bytes']:,} | {float_bytes / max(r['bytes'], 1):.1f}x smaller | "
                      f"{100 * r['accuracy']:.2f}% | {100 * (r['accuracy'] - r['input_accuracy']):+.2f} pt | "
                      f"{'yes' if ok else 'no'} | {'yes' if id(r) in front else ''} |")
+    order = next((r["int4_order"] for r in rows if "int4_order" in r), None)
+    if order is not None:
+        lines += ["", "INT4 candidates take the layers in this order, the most bytes saved per loss first (each "
+                  "alone rounded to INT4 in the best earlier candidate's INT8 model; cross-entropy change on "
+                  "held-out training data, TFLite Micro): "
+                  + ", ".join(f"{r['layer']} (-{r['saved']:,} B, {r['loss']:+.4f})" for r in order) + "."]
     lines += ["", f"Chosen: {chosen['label']}, {chosen['bytes']:,} B, {100 * chosen['accuracy']:.2f}%. "
               "The sections below are its own."]
     return lines

@@ -30,6 +30,7 @@ class CompressOptions:
     allocation: str = "lamp"        # how --prune's zeros spread over layers (prune.ALLOCATIONS)
     rounding: str = "nearest"       # QAT's weight rounding in training: nearest, stochastic or both (keep the better)
     weight_bits: int = 8            # 4: INT4 filters in the .tflite (compress/int4.py)
+    int4: tuple[str, ...] = ()      # else INT4 filters only in these conv/dense layers (Keras names)
     int16: int = 0                  # activation tensors kept in int16, chosen by measured gain (compress/int16.py)
 
 
@@ -57,7 +58,9 @@ def check_options(opts: CompressOptions) -> None:
         raise InputDataError(f"--rounding is one of {', '.join(ROUNDINGS)}; got {opts.rounding!r}")
     if opts.rounding != "nearest" and not opts.qat:
         raise InputDataError("--rounding chooses QAT's weight rounding: add --qat")
-    if opts.rounding != "nearest" and opts.weight_bits == 4:
+    if opts.int4 and opts.weight_bits == 4:
+        raise InputDataError("--weight-bits 4 makes every layer INT4; drop --int4 (or --weight-bits 4)")
+    if opts.rounding != "nearest" and (opts.weight_bits == 4 or opts.int4):
         raise InputDataError("--rounding stochastic is for 8-bit weights; INT4's 16 levels round to nearest")
     if opts.distill is not None and not opts.distill > 0:
         raise InputDataError(f"--temperature must be > 0, got {opts.distill}")
@@ -159,6 +162,28 @@ def _tflm_accuracy(buf: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, np.
     return float(np.mean(probs.argmax(-1) == y)), probs
 
 
+def check_int4_names(model, names) -> None:
+    """--int4 names conv/dense layers of the input model."""
+    from .prune import prunable_layers
+
+    known = [layer.name for layer in prunable_layers(model)]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputDataError(f"--int4: no conv/dense layer named {unknown[0]!r}; the model's are {', '.join(known)}")
+
+
+def int4_chosen(model, opts: CompressOptions) -> list[str]:
+    """The conv/dense layers of `model` (the input changed by the steps so far)
+    whose weights are INT4: all with --weight-bits 4, else those --int4 names
+    (both halves of a layer low-rank split)."""
+    from .prune import prunable_layers
+
+    names = [layer.name for layer in prunable_layers(model)]
+    if opts.weight_bits == 4:
+        return names
+    return [n for n in names if n in opts.int4 or n.rsplit("_lr_", 1)[0] in opts.int4]
+
+
 def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, name: str = "model"):
     """Apply the steps of `opts` to a float Keras model; returns (model, Report, int8 .tflite)."""
     from . import channels, lowrank, prune, qat
@@ -170,6 +195,7 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
     y_test = check_labels(model, y_test, "y_test")
     if not prune.prunable_layers(model):
         raise ModelError("model has no prunable layer (Conv1D, Conv2D, DepthwiseConv2D or Dense)")
+    check_int4_names(model, opts.int4)
     import keras
 
     keras.utils.set_random_seed(0)  # the same data and options give the same model
@@ -246,7 +272,8 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
         tried = []
         for rounding in ROUNDINGS[opts.rounding]:
             qmodel = qat.qat_train(model, x_fit, y_fit, epochs=qat_epochs, batch_size=opts.batch_size,
-                                   temperature=temperature, rounding=rounding, weight_bits=opts.weight_bits)
+                                   temperature=temperature, rounding=rounding, weight_bits=opts.weight_bits,
+                                   int4=int4_chosen(model, opts))
             buf = qat.qat_to_tflite(qmodel)
             tried.append((qmodel, buf, rounding))
         if len(tried) > 1:  # kept: the better INT8 accuracy on data the test set never decides
@@ -260,18 +287,18 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
             tried = [tried[kept]]
         else:
             record(f"QAT (fake-quant, float eval{', stochastic rounding' if opts.rounding == 'stochastic' else ''})"
-                   + (", INT4 weights" if opts.weight_bits == 4 else ""), tried[0][0])
+                   + (", INT4 weights" if opts.weight_bits == 4 else "")
+                   + (f", INT4 weights in {', '.join(int4_chosen(model, opts))}" if opts.int4 else ""), tried[0][0])
         out_model, buf, _ = tried[0]
     else:
         buf = qat.qat_to_tflite(calibrated_model(model, calib, "minmax")[0])
         out_model = model
-    if opts.weight_bits == 4:
+    if opts.weight_bits == 4 or opts.int4:
         # the filters as INT4: exact for QAT's 16 levels, rounded without QAT
-        from .int4 import int4_layers, to_int4
+        from .int4 import layers_to_int4
 
-        buf, rewritten = to_int4(buf)  # what the converter left int8
-        rounded = {name for name, exact in rewritten if not exact}
-        report.int4_layers = [(name, name not in rounded) for name in int4_layers(buf)]
+        names = [layer.name for layer in prune.prunable_layers(out_model)]
+        buf, report.int4_layers = layers_to_int4(buf, names, int4_chosen(out_model, opts))
     if opts.int16:
         buf = _keep_int16(buf, model, x_val if budgeted else x_fit[:500], opts.int16, report)
     acc, probs = int8_accuracy(buf, x_test, y_test)

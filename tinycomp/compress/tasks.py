@@ -10,6 +10,7 @@ survive a fork.
 from __future__ import annotations
 
 import os
+import socket
 from typing import Callable, Sequence
 
 from tinycomp.errors import InputDataError
@@ -46,11 +47,32 @@ def run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int = 1, ray_addres
     return results
 
 
+JOIN_TIMEOUT = 10.0  # seconds for the cluster's address to answer
+
+
+def check_ray_address(address: str, timeout: float = JOIN_TIMEOUT) -> None:
+    """Refuse a HOST:PORT (or ray://HOST:PORT) nothing answers on within
+    `timeout`: ray.init retries an unreachable address for minutes. "local"
+    and "auto" are Ray's own to resolve."""
+    target = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    host = host.strip("[]")  # an IPv6 literal
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        why = (f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError)
+               else (exc.strerror or str(exc) or type(exc).__name__).lower())
+        raise InputDataError(f"cannot join the Ray cluster at {address}: {why} on {host}:{port}") from None
+
+
 def _on_ray(fn: Callable, tasks: Sequence[tuple], address: str, done) -> list:
     try:
         import ray
     except ImportError:
         raise InputDataError("--ray needs Ray: pip install 'tinycomp[ray]'") from None
+    check_ray_address(address)
     joined = not ray.is_initialized()
     if joined:
         try:
