@@ -38,7 +38,7 @@ def depthwise_conv_2d(layer: Layer) -> dict:
     int4 = w.dtype == "int4"
     ctx = {
         **geo, **biases(layer, geo, per_channel),
-        "in_c": c, "out_c": oc, "depth_mult": mult_depth,
+        "in_c": c, "out_c": oc, "depth_mult": mult_depth, "dw3_band": "dsp" in layer.features,
         "block": block, "full_blocks": oc // block, "tail": oc % block,
         "int4": int4, "weights": None if int4 else layer.const("weights", w.data, "int8_t"),
         "mult": mult, "shift": shift,
@@ -57,6 +57,10 @@ def depthwise_conv_2d(layer: Layer) -> dict:
     ctx.update(_dsp(layer, geo, per_channel, mult, shift) if layer.storage != "size"
                else {"dsp": False, "dw3": False})
     ctx["raw_from_folded"], ctx["one_bias"] = False, layer.storage == "size"
+    if ctx["dw3"] and ctx["dw3_band"] and geo["has_border"]:
+        # the shared 3x3 DSP kernel copies a border row's three input rows
+        # here, zero-point padded, and runs the interior kernel on them
+        ctx["scratch_bytes"] = 3 * ((geo["out_w"] - 1) * geo["stride_w"] + 3) * c
     if ctx["one_bias"] and ctx["bias"] and ctx["folded_bias"]:
         # and one bias array: the border's raw bias is the folded one minus
         # the input offset times the filter's sum, derived per border pixel
@@ -176,6 +180,7 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
                         else layer.const("dsp_weights", w2, "int16_t")),
         "tap_offsets": offsets,
         "off2": f"(int32_t)0x{(lane << 16) | lane:08x}u",
+        "zp4": f"(int32_t)0x{(-off & 0xFF) * 0x01010101:08x}u",
     }
 
 

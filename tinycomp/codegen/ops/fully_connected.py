@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..layer import Layer
 from .common import channel_multipliers, folded_bias
-from .conv import gemm_context
+from .conv import gemm_context, reserve_xq
 
 # 1 row x 4 units: 4 accumulators, the unpacked input word and one unpacked
 # weight word live in registers; the 4 units' words are 16 adjacent bytes.
@@ -34,6 +34,7 @@ def fully_connected(layer: Layer) -> dict:
            # a row whose length is not whole words is copied, so the kernel's
            # word loads never read past the input tensor
            "copy": depth % (8 if g["int4"] else 4) != 0}
-    if ctx["copy"]:
-        ctx["scratch_bytes"] = g["kw"] * 4
+    used = reserve_xq(layer, g, g["kw"] * 4 if ctx["copy"] else 0, 1)
+    if used:
+        ctx["scratch_bytes"] = used
     return ctx
