@@ -6,7 +6,7 @@ import numpy as np
 
 from ...passes.memory import window_lag
 from ...reference.gemmlowp import multiply_by_quantized_multiplier
-from ..layer import Layer
+from ..layer import Constant, Layer
 from .common import channel_multipliers, folded_bias, int4_weights
 from .conv import biases, check_io, check_weights, geometry
 
@@ -68,7 +68,16 @@ def depthwise_conv_2d(layer: Layer) -> dict:
         ctx["bias"], ctx["raw_from_folded"] = None, True
     # cores without DSP: 3x3 layers share one plain function too
     # (depthwise_conv_2d_plain3.c.j2; its geometry fields are int16)
-    ctx["plain3"] = _shareable_3x3(geo, c) and mult_depth == 1
+    # (tc_requant_fast there: not for a multiplier of INT32_MIN)
+    mults = next(k.values for k in layer.constants if k.name == mult)
+    ctx["plain3"] = (_shareable_3x3(geo, c) and mult_depth == 1
+                     and not np.any(mults == np.iinfo(np.int32).min))
+    if ctx["plain3"]:
+        # its weights channel-major, (c, 3, 3), so one pointer walks the
+        # channels and a channel's taps are immediate offsets (same bytes)
+        i = next(i for i, k in enumerate(layer.constants) if k.name == ctx["weights"])
+        k = layer.constants[i]
+        layer.constants[i] = Constant(k.name, k.ctype, k.values.reshape(9, oc).T.reshape(-1).copy())
     return ctx
 
 
