@@ -48,9 +48,11 @@ FORMAT = "offset-sparse"
 # conv; 128 -> 32 dense): instructions = per_nz * nonzeros * outputs/row
 # + per_out * outputs (requantization, loop set-up, the padded copy and the
 # call, amortised). Measured: conv 4.83 per nonzero + 56 per output, FC 4.78
-# + 47; dense DSP conv 1.15 and FC 1.41 per MAC (remeasured with the int16
-# rows of conv_2d_gemm.c.j2; 1.50 and 1.53 before). Break-even is about 16%
-# density for a 3x3x16 filter. The dense figures are the DSP kernels', the
+# + 47; dense DSP conv 1.50 and FC 1.53 per MAC. Break-even is about 23%
+# density for a 3x3x16 filter. (Measured before the DSP GEMM unpacked its
+# rows to int16 once: on the same layers it now runs 1.15 and 1.41. Refitting
+# would store pruned layers of about 16-23% density dense in balanced builds,
+# a compression-policy change left to its owner.) The dense figures are the DSP kernels', the
 # faster dense case: a layer not slower than them on an M4 is far from slower
 # than the plain dense kernels on an M3 (3-4x the DSP's instructions there),
 # where the sparse kernel, which uses no DSP instruction, costs the same.
@@ -59,7 +61,7 @@ COST = {
     "sparse_nz": {1: 4.8, 2: 6.8},
     "sparse_out": {"CONV_2D": 56.0, "FULLY_CONNECTED": 47.0},
     "pad_byte": 0.0,  # folded into sparse_out above
-    "dense_mac": {"CONV_2D": 1.15, "FULLY_CONNECTED": 1.41},
+    "dense_mac": {"CONV_2D": 1.5, "FULLY_CONNECTED": 1.53},
     # INT4 (estimated, not fitted): the dense GEMM unpacks nibbles (measured
     # 1.59 and 1.71 per MAC on a 3x3x32 conv and a 512 -> 64 FC); the sparse
     # kernel adds a bitfield extract per nonzero and a load per two.
