@@ -106,10 +106,13 @@ def build(model_path: Path, out_dir: Path, options: BuildOptions = BuildOptions(
 
 
 def build_graph(graph: Graph, tflite: bytes, out_dir: Path, board_name: str,
-                protect: tuple[Path, ...] = (), optimize: str = "balanced") -> dict:
+                protect: tuple[Path, ...] = (), optimize: str = "balanced",
+                features: frozenset[str] | None = None) -> dict:
     board = load_board(board_name)
-    # the board's core features choose kernels (Helium where the core has MVE)
-    model = generate(graph, storage=optimize, features=board.features)
+    # the board's core features choose kernels (Helium where the core has
+    # MVE); `features` overrides them (tests: C generated for a plainer core
+    # compiled for this one must still be exact)
+    model = generate(graph, storage=optimize, features=board.features if features is None else features)
     info = manifest(graph, model, board, optimize)
     with staged_dir(out_dir, protect) as stage:
         model.write(stage / "src")

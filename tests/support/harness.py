@@ -103,20 +103,23 @@ def assert_bit_exact(tflite_bytes: bytes, inputs, storage: str = "balanced") -> 
 
 
 def assert_bit_exact_on_board(tflite_bytes: bytes, inputs, board: str = "qemu",
-                              storage: str = "balanced"):
+                              storage: str = "balanced", features: frozenset[str] | None = None):
     """Build for a QEMU board (firmware cached by generated sources and board),
     run inputs (N, *shape) (a list for several inputs) over serial, assert equal
     to TFLM; returns the outputs (N, size) (a list for several outputs).
-    This is how kernels' DSP paths (compiled only for cores with DSP) are proven."""
+    This is how kernels' DSP paths (compiled only for cores with DSP) are proven.
+    `features` replaces the board's when choosing kernels (the C stays the
+    board's to compile)."""
     from tinycomp.pipeline import build_graph, run_all
 
     graph = parse_tflite(tflite_bytes, name="test")
     # the board's kernels (MVE on an547), weights stored as build --optimize `storage` says
-    model = generate(graph, storage=storage, features=load_board(board).features)
+    features = load_board(board).features if features is None else frozenset(features)
+    model = generate(graph, storage=storage, features=features)
     digest = hashlib.sha256(repr((sorted(model.files.items()), board)).encode()).hexdigest()[:16]
     out = REPO / ".cache" / "board-builds" / board / digest
     if not (out / "tinycomp.json").exists():
-        build_graph(graph, tflite_bytes, out, board, optimize=storage)
+        build_graph(graph, tflite_bytes, out, board, optimize=storage, features=features)
     arrays = _as_list(inputs)
     # (N, *shape), the batch dimension dropped only where it is 1 (run_all's convention)
     inner = lambda s: s[1:] if s and s[0] == 1 else s  # noqa: E731

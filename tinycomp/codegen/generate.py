@@ -105,7 +105,7 @@ def _contexts(graph: Graph, storage: str, features: frozenset[str]) -> tuple[lis
     for node in graph.nodes:
         if node.op.is_alias:
             continue
-        layer = Layer(graph, node, storage=storage)
+        layer = Layer(graph, node, storage=storage, features=features)
         context = _context(layer, features)
         layers.append(layer)
         contexts.append(context)

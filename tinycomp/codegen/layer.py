@@ -33,6 +33,9 @@ class Layer:
     node: Node
     constants: list[Constant] = field(default_factory=list)
     storage: str = "balanced"  # build --optimize: how weights are stored (codegen/ops/sparse.py)
+    # the target core's features (Board.features): a context may spend scratch
+    # on a DSP-only layout where "dsp" is in them; its C stays correct anywhere
+    features: frozenset = frozenset()
 
     @property
     def fn(self) -> str:

@@ -179,6 +179,9 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
     # accumulator (tc_requant_bounded).
     reach = np.abs(np.asarray(bias, np.int64)) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)
     bounded = right and int(reach.max(initial=0)) < 1 << 30
+    # and the output offset inside the rounding term (tc_requant_off): one
+    # SMMLAR for the multiply, the rounding and the offset
+    offset_in_round = bounded and bool(np.all(m >= 0)) and int(-s.min(initial=-1)) <= 21
     pair = uniform_pair(layer, mult, shift)
     if pair:
         m0, s0 = pair[0], -pair[1] if right else pair[1]
@@ -190,14 +193,52 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
         mult_of, shift_of = (lambda i: f"{mult}[{i}]"), (lambda i: f"{shift}[{i}]")
     act_min, act_max = fused_activation(layer)
     return {
+        # short rows unrolled whole: no loop counter to keep in a register
+        "unroll": kw if kw <= GEMM_FULL_UNROLL else GEMM_UNROLL,
+        "xq_off": None, "wexp": False, "wexp_off": None,  # reserve_xq, reserve_wexp set these
         "units": units, "k": k, "kw": kw, "wwords": wwords, "int4": int4, "block": block,
         "nfull": units // block, "rest": units % block, "rstride": rstride, "right": right,
-        "bounded": bounded, "fuse": None,  # _conv_2d_add sets the residual ADD
+        "bounded": bounded, "offset_in_round": offset_in_round, "fuse": None,  # _conv_2d_add sets the residual ADD
         "weights": layer.const("weights", words, "int32_t"),
         "bias": bias_const(layer, "bias_folded", bias),
         "mult": mult_of, "shift": shift_of,
         "out_offset": layer.output().zero_point, "act_min": act_min, "act_max": act_max,
     }
+
+
+# Activation words per step of the DSP int8 inner loop (its loop overhead
+# is then one compare and branch per 16 x np x block MACs).
+GEMM_UNROLL = 4
+GEMM_FULL_UNROLL = 16
+
+
+def reserve_xq(layer: Layer, g: dict, used: int, np_: int) -> int:
+    """Scratch bytes for a kernel that already uses `used` bytes, plus the
+    int8 DSP path's unpacked activations (conv_2d_gemm.c.j2: expand): two
+    int32 words per activation word and pixel, 8-byte aligned for LDRD (the
+    planner's scratch offsets are). Only for a target with DSP (elsewhere
+    the bytes would go unused); INT4 rows unpack in the loop: nothing."""
+    if g["int4"] or "dsp" not in layer.features:
+        return used
+    g["xq_off"] = -(-used // 8) * 8
+    return g["xq_off"] + 8 * g["kw"] * np_
+
+
+# RAM the DSP path of a convolution may spend on its weights unpacked to
+# int16 (reserve_wexp): 8 bytes per weight word instead of 4 in flash.
+WEXP_BYTES = 8192
+
+
+def reserve_wexp(layer: Layer, g: dict, used: int, pixel_pairs: int) -> int:
+    """Scratch bytes with room for the unpacked weights (conv_2d_gemm.c.j2:
+    expand_weights) when they fit WEXP_BYTES and are reused by enough pixel
+    pairs: unpacking once costs about 4 instructions a word, and saves 2 a
+    word for every pixel pair after. Not under --optimize size."""
+    need = 8 * g["units"] * g["kw"]
+    if g["xq_off"] is None or layer.storage == "size" or need > WEXP_BYTES or pixel_pairs < 4:
+        return used
+    g["wexp"], g["wexp_off"] = True, -(-used // 8) * 8
+    return g["wexp_off"] + need
 
 
 # Output channels per step of the blocked convolution (x 2 pixels): 2x2 keeps
@@ -279,9 +320,13 @@ def _conv_2d_fast(layer: Layer, geo: dict, w, mult: str, shift: str) -> dict:
            "template": "kernels/conv_2d_fast.c.j2", "shared_args": True}
     if shared:
         # pixel 1's row is read up to its whole words (kp bytes, INT4: k + 4)
-        ctx["scratch_bytes"] = (kw + geo["stride_w"]) * kh * ci + kp - k
-    elif not direct:
-        ctx["scratch_bytes"] = 2 * kp
+        used = (kw + geo["stride_w"]) * kh * ci + kp - k
+    else:
+        used = 0 if direct else 2 * kp
+    used = reserve_xq(layer, g, used, 2 if ctx["pixels"] >= 2 else 1)
+    used = reserve_wexp(layer, g, used, ctx["pixels"] // 2)
+    if used:
+        ctx["scratch_bytes"] = used
     # Pixels go in pairs, in row-major order. The window copy reads both
     # windows of a pair into scratch before the pair's first write; the
     # direct path reads the pair's input rows again for every channel block,
@@ -306,9 +351,9 @@ def _conv_2d_add(layer: Layer) -> dict:
 
     fused = layer.options["residual_add"]
     conv, node = fused["conv"], fused["add"]
-    conv_layer = Layer(layer.graph, conv, layer.constants)
+    conv_layer = Layer(layer.graph, conv, layer.constants, features=layer.features)
     ctx = conv_2d(conv_layer)
-    a = add(Layer(layer.graph, node, layer.constants))
+    a = add(Layer(layer.graph, node, layer.constants, features=layer.features))
     if ctx.get("template") != "kernels/conv_2d_fast.c.j2" or a.get("template") != "kernels/add_fast.c.j2":
         raise layer.refuse("residual ADD folded into a convolution that cannot take it")
     first = node.inputs[0] == conv.outputs[0]  # the conv's value is the ADD's first operand

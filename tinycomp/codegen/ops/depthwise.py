@@ -6,7 +6,7 @@ import numpy as np
 
 from ...passes.memory import window_lag
 from ...reference.gemmlowp import multiply_by_quantized_multiplier
-from ..layer import Layer
+from ..layer import Constant, Layer
 from .common import channel_multipliers, folded_bias, int4_weights
 from .conv import biases, check_io, check_weights, geometry
 
@@ -38,7 +38,7 @@ def depthwise_conv_2d(layer: Layer) -> dict:
     int4 = w.dtype == "int4"
     ctx = {
         **geo, **biases(layer, geo, per_channel),
-        "in_c": c, "out_c": oc, "depth_mult": mult_depth,
+        "in_c": c, "out_c": oc, "depth_mult": mult_depth, "dw3_band": "dsp" in layer.features,
         "block": block, "full_blocks": oc // block, "tail": oc % block,
         "int4": int4, "weights": None if int4 else layer.const("weights", w.data, "int8_t"),
         "mult": mult, "shift": shift,
@@ -57,6 +57,10 @@ def depthwise_conv_2d(layer: Layer) -> dict:
     ctx.update(_dsp(layer, geo, per_channel, mult, shift) if layer.storage != "size"
                else {"dsp": False, "dw3": False})
     ctx["raw_from_folded"], ctx["one_bias"] = False, layer.storage == "size"
+    if ctx["dw3"] and ctx["dw3_band"] and geo["has_border"]:
+        # the shared 3x3 DSP kernel copies a border row's three input rows
+        # here, zero-point padded, and runs the interior kernel on them
+        ctx["scratch_bytes"] = 3 * ((geo["out_w"] - 1) * geo["stride_w"] + 3) * c
     if ctx["one_bias"] and ctx["bias"] and ctx["folded_bias"]:
         # and one bias array: the border's raw bias is the folded one minus
         # the input offset times the filter's sum, derived per border pixel
@@ -64,7 +68,16 @@ def depthwise_conv_2d(layer: Layer) -> dict:
         ctx["bias"], ctx["raw_from_folded"] = None, True
     # cores without DSP: 3x3 layers share one plain function too
     # (depthwise_conv_2d_plain3.c.j2; its geometry fields are int16)
-    ctx["plain3"] = _shareable_3x3(geo, c) and mult_depth == 1
+    # (tc_requant_fast there: not for a multiplier of INT32_MIN)
+    mults = next(k.values for k in layer.constants if k.name == mult)
+    ctx["plain3"] = (_shareable_3x3(geo, c) and mult_depth == 1
+                     and not np.any(mults == np.iinfo(np.int32).min))
+    if ctx["plain3"]:
+        # its weights channel-major, (c, 3, 3), so one pointer walks the
+        # channels and a channel's taps are immediate offsets (same bytes)
+        i = next(i for i, k in enumerate(layer.constants) if k.name == ctx["weights"])
+        k = layer.constants[i]
+        layer.constants[i] = Constant(k.name, k.ctype, k.values.reshape(9, oc).T.reshape(-1).copy())
     return ctx
 
 
@@ -176,6 +189,7 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
                         else layer.const("dsp_weights", w2, "int16_t")),
         "tap_offsets": offsets,
         "off2": f"(int32_t)0x{(lane << 16) | lane:08x}u",
+        "zp4": f"(int32_t)0x{(-off & 0xFF) * 0x01010101:08x}u",
     }
 
 

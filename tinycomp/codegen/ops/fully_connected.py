@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from ..layer import Layer
 from .common import channel_multipliers, folded_bias
-from .conv import gemm_context
+from .conv import gemm_context, reserve_xq
 
 # 1 row x 4 units: 4 accumulators, the unpacked input word and one unpacked
 # weight word live in registers; the 4 units' words are 16 adjacent bytes.
 FC_BLOCK = 4
+# Rows up to this depth are unpacked to int16 once (DSP targets, 2 bytes of
+# scratch per input value; conv.reserve_xq): ~12% fewer instructions, but a
+# long row would outweigh the rest of a small model's arena (AD's 640-value
+# input: 768 -> 2,048 bytes), so longer rows unpack in the loop.
+FC_XQ_DEPTH = 256
 
 
 def fully_connected(layer: Layer) -> dict:
@@ -34,6 +39,9 @@ def fully_connected(layer: Layer) -> dict:
            # a row whose length is not whole words is copied, so the kernel's
            # word loads never read past the input tensor
            "copy": depth % (8 if g["int4"] else 4) != 0}
-    if ctx["copy"]:
-        ctx["scratch_bytes"] = g["kw"] * 4
+    used = g["kw"] * 4 if ctx["copy"] else 0
+    if depth <= FC_XQ_DEPTH:
+        used = reserve_xq(layer, g, used, 1)
+    if used:
+        ctx["scratch_bytes"] = used
     return ctx

@@ -96,7 +96,10 @@ FORMAT = "offset-sparse"
 # + per_out * outputs (requantization, loop set-up, the padded copy and the
 # call, amortised). Measured: conv 4.83 per nonzero + 56 per output, FC 4.78
 # + 47; dense DSP conv 1.50 and FC 1.53 per MAC. Break-even is about 23%
-# density for a 3x3x16 filter. The dense figures are the DSP kernels', the
+# density for a 3x3x16 filter. (Measured before the DSP GEMM unpacked its
+# rows to int16 once: on the same layers it now runs 1.15 and 1.41. Refitting
+# would store pruned layers of about 16-23% density dense in balanced builds,
+# a compression-policy change left to its owner.) The dense figures are the DSP kernels', the
 # faster dense case: a layer not slower than them on an M4 is far from slower
 # than the plain dense kernels on an M3 (3-4x the DSP's instructions there),
 # where the sparse kernel, which uses no DSP instruction, costs the same.
