@@ -112,6 +112,28 @@ def _contexts(graph: Graph, storage: str, features: frozenset[str]) -> tuple[lis
     return layers, contexts
 
 
+def _plan(graph: Graph, layers: list[Layer], contexts: list[dict]) -> MemoryPlan:
+    return plan_memory(graph, scratch_bytes={l.node.index: c.get("scratch_bytes", 0) for l, c in zip(layers, contexts)},
+                       inplace=_inplace_lags(layers, contexts))
+
+
+def _spend_spare_ram(graph: Graph, layers: list[Layer], contexts: list[dict], arena: int) -> None:
+    """Give each layer whose kernel can trade scratch for speed (Layer.spare_ram)
+    the most it can have with the arena staying `arena` bytes, in graph order:
+    speed from RAM the model already needs, never a larger arena."""
+    for i, layer in enumerate(layers):
+        for level in (2, 1):
+            faster = Layer(graph, layer.node, storage=layer.storage, features=layer.features, spare_ram=level)
+            context = _context(faster, layer.features)
+            if context.get("scratch_bytes", 0) <= contexts[i].get("scratch_bytes", 0):
+                continue  # the kernel has no use for more
+            kept = layers[i], contexts[i]
+            layers[i], contexts[i] = faster, context
+            if _plan(graph, layers, contexts).arena_bytes <= arena:
+                break
+            layers[i], contexts[i] = kept
+
+
 def _pointer(plan: MemoryPlan, graph: Graph, tensor: int, const: bool) -> str:
     """C expression of a tensor's buffer, typed: the caller's output buffer
     or a place in the arena."""
@@ -410,11 +432,9 @@ def generate(graph: Graph, storage: str = "balanced",
     layers, contexts = _contexts(graph, storage, frozenset(features))
     if not layers:
         raise UnsupportedOpError(f"{graph.name}: the model computes nothing (only reshapes)")
-    plan = plan_memory(
-        graph,
-        scratch_bytes={l.node.index: c.get("scratch_bytes", 0) for l, c in zip(layers, contexts)},
-        inplace=_inplace_lags(layers, contexts),
-    )
+    plan = _plan(graph, layers, contexts)
+    _spend_spare_ram(graph, layers, contexts, plan.arena_bytes)
+    plan = _plan(graph, layers, contexts)
     if plan.arena_bytes >= 1 << 31:  # offsets into the arena are C ints
         raise ModelError(f"{graph.name}: the model needs an arena of {plan.arena_bytes:,} bytes; "
                          "no target holds that")

@@ -36,6 +36,10 @@ class Layer:
     # the target core's features (Board.features): a context may spend scratch
     # on a DSP-only layout where "dsp" is in them; its C stays correct anywhere
     features: frozenset = frozenset()
+    # scratch the kernel may spend on speed alone, in a balanced build: 0 none,
+    # 1 int16 rows (conv.reserve_xq), 2 also int16 weights (conv.reserve_wexp);
+    # generate() grants the most that leaves the arena as it is
+    spare_ram: int = 0
 
     @property
     def fn(self) -> str:

@@ -217,8 +217,9 @@ def reserve_xq(layer: Layer, g: dict, used: int, np_: int) -> int:
     int8 DSP path's unpacked activations (conv_2d_gemm.c.j2: expand): two
     int32 words per activation word and pixel, 8-byte aligned for LDRD (the
     planner's scratch offsets are). Only for a target with DSP (elsewhere
-    the bytes would go unused); INT4 rows unpack in the loop: nothing."""
-    if g["int4"] or "dsp" not in layer.features:
+    the bytes would go unused), in a balanced build only where generate()
+    grants the RAM (Layer.spare_ram); INT4 rows unpack in the loop: nothing."""
+    if g["int4"] or "dsp" not in layer.features or (layer.storage == "balanced" and layer.spare_ram < 1):
         return used
     g["xq_off"] = -(-used // 8) * 8
     return g["xq_off"] + 8 * g["kw"] * np_
@@ -233,9 +234,12 @@ def reserve_wexp(layer: Layer, g: dict, used: int, pixel_pairs: int) -> int:
     """Scratch bytes with room for the unpacked weights (conv_2d_gemm.c.j2:
     expand_weights) when they fit WEXP_BYTES and are reused by enough pixel
     pairs: unpacking once costs about 4 instructions a word, and saves 2 a
-    word for every pixel pair after. Not under --optimize size."""
+    word for every pixel pair after. Under --optimize speed always; balanced
+    only on RAM the arena has spare (Layer.spare_ram 2: generate() grants it
+    where the arena does not grow); never under size."""
     need = 8 * g["units"] * g["kw"]
-    if g["xq_off"] is None or layer.storage == "size" or need > WEXP_BYTES or pixel_pairs < 4:
+    spend = layer.storage == "speed" or (layer.storage == "balanced" and layer.spare_ram >= 2)
+    if g["xq_off"] is None or not spend or need > WEXP_BYTES or pixel_pairs < 4:
         return used
     g["wexp"], g["wexp_off"] = True, -(-used // 8) * 8
     return g["wexp_off"] + need
