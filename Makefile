@@ -35,9 +35,10 @@ test: setup
 fuzz: setup
 	TINYCOMP_FUZZ_EXAMPLES=30000 $(PY) -m pytest -q -s tests/host/test_fuzz_models.py
 
-# make bench BOARD=qemu-mps3-an547: one board (default: mps2-an386 and -an385)
+# make bench BOARD=qemu-mps3-an547: one board (default: mps2-an386 and -an385);
+# OPTIMIZE=speed: the builds' aim (default balanced)
 bench: setup
-	$(PY) -m benchmarks.bench $(if $(BOARD),--board $(BOARD))
+	$(PY) -m benchmarks.bench $(if $(BOARD),--board $(BOARD)) $(if $(OPTIMIZE),--optimize $(OPTIMIZE))
 
 clean:
 	rm -rf $(VENV) .cache build out demo-out

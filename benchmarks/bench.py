@@ -10,6 +10,7 @@ exists next to the checkout; otherwise the architectures built in
 benchmarks/models.py (seeded weights) stand in.
 
     python -m benchmarks.bench [--board qemu-mps2-an386] [--models auto|reference|code]
+                               [--optimize balanced|speed|size]
                                [--timing-board nucleo-l4r5zi] [--json results.json]
 """
 from __future__ import annotations
@@ -86,14 +87,15 @@ def pick_source(choice: str) -> str:
     return "reference" if choice == "reference" or (choice == "auto" and have) else "code"
 
 
-def bench_board(board: str, source: str, timing_board: str | None) -> list[dict]:
-    """Build and profile every model; with timing_board also estimate cycles."""
+def bench_board(board: str, source: str, timing_board: str | None, optimize: str = "balanced") -> list[dict]:
+    """Build (build --optimize `optimize`) and profile every model; with
+    timing_board also estimate cycles."""
     rows = []
     for name in models.NAMES:
         tflite = model_bytes(name, source)
-        out = ROOT / ".cache" / "bench" / board / f"{name}-{source}"
+        out = ROOT / ".cache" / "bench" / board / f"{name}-{source}-{optimize}"
         graph = parse_tflite(tflite, name=name)
-        build_graph(graph, tflite, out, board)
+        build_graph(graph, tflite, out, board, optimize=optimize)
         p = profile_build(out)
         # TFLM's arena holds the model's input and output tensors; ours holds
         # the input but leaves the output in the caller's buffer, so
@@ -155,20 +157,22 @@ def cycles_table(rows: list[dict]) -> str:
                    "code: the architectures of benchmarks/models.py; auto: reference when present.")
 @click.option("--timing-board", default="nucleo-l4r5zi", show_default=True,
               help="Board whose core timing, flash and clock the cycle estimate uses.")
+@click.option("--optimize", type=click.Choice(["balanced", "speed", "size"]), default="balanced", show_default=True,
+              help="The builds' aim (build --optimize): speed may spend more RAM, size fewer flash bytes.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
-def main(boards, choice, timing_board, json_path):
+def main(boards, choice, optimize, timing_board, json_path):
     """Build, profile and tabulate the MLPerf Tiny models."""
     source = pick_source(choice)
     what = (f"the MLPerf Tiny reference models ({SHARED_MODELS})" if source == "reference"
             else "the MLPerf Tiny architectures of benchmarks/models.py (seeded weights)")
-    click.echo(f"models: {what}")
+    click.echo(f"models: {what}; build --optimize {optimize}")
     results = {}
     for requested in boards:
         b = load_board(requested)
         board = b.name  # an alias (qemu, qemu-m55) finds its anchors too
         target = load_board(timing_board)
         timed = b.core is not None and target.core is not None and b.core.cpu == target.core.cpu
-        rows = bench_board(board, source, timing_board if timed else None)
+        rows = bench_board(board, source, timing_board if timed else None, optimize)
         results[board] = rows
         where = {"qemu-mps2-an386": "mps2-an386", "qemu-mps3-an547": "mps3-an547, Helium kernels"}
         click.echo(f"\n{board} (ratios against TFLite Micro + CMSIS-NN on "

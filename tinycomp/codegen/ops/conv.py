@@ -355,9 +355,11 @@ def _conv_2d_add(layer: Layer) -> dict:
 
     fused = layer.options["residual_add"]
     conv, node = fused["conv"], fused["add"]
-    conv_layer = Layer(layer.graph, conv, layer.constants, features=layer.features)
+    # the fused layer's aim, core and RAM grant hold for both halves
+    conv_layer = Layer(layer.graph, conv, layer.constants, storage=layer.storage, features=layer.features,
+                       spare_ram=layer.spare_ram)
     ctx = conv_2d(conv_layer)
-    a = add(Layer(layer.graph, node, layer.constants, features=layer.features))
+    a = add(Layer(layer.graph, node, layer.constants, storage=layer.storage, features=layer.features))
     if ctx.get("template") != "kernels/conv_2d_fast.c.j2" or a.get("template") != "kernels/add_fast.c.j2":
         raise layer.refuse("residual ADD folded into a convolution that cannot take it")
     first = node.inputs[0] == conv.outputs[0]  # the conv's value is the ADD's first operand
