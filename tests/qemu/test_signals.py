@@ -41,10 +41,27 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _as_a_terminal_starts_it():
+    """A foreground job's signal state: SIGINT and SIGTERM at their defaults and
+    unblocked, whatever the pytest worker (and libraries run in it) left."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _signal_state(pid: int) -> str:
+    try:
+        return " ".join(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
+                        if ln.startswith(("SigBlk", "SigIgn", "SigCgt", "State")))
+    except FileNotFoundError:
+        return "gone"
+
+
 def _start_flash(build):
     """`tinycomp flash` on a QEMU build: the emulator runs until tinycomp is stopped."""
     proc = subprocess.Popen([sys.executable, "-m", "tinycomp.cli", "flash", str(build)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_a_terminal_starts_it)
     line = proc.stdout.readline()
     assert "is running" in line, line + proc.stderr.read()
     qemu = [k for k in _children(proc.pid) if "qemu" in Path(f"/proc/{k}/cmdline").read_text()]
@@ -66,7 +83,12 @@ def _gone_within(pid: int, seconds: float) -> bool:
 def test_interrupt_and_terminate_stop_the_emulator(qemu_build, sig, code, word):
     proc, qemu = _start_flash(qemu_build)
     proc.send_signal(sig)
-    assert proc.wait(timeout=20) == code
+    try:
+        assert proc.wait(timeout=20) == code
+    except subprocess.TimeoutExpired:
+        state = _signal_state(proc.pid)
+        proc.kill()
+        raise AssertionError(f"tinycomp did not stop within 20 s of {sig.name}: {state}") from None
     assert word in proc.stderr.read()
     assert _gone_within(qemu, 5)
 
