@@ -12,18 +12,14 @@ Run as `python -m tests.support.keras_lstm int8|float-edges OUT.tflite` to conve
 """
 from __future__ import annotations
 
-import hashlib
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks import models as mlperf
+from tests.support.models import converted_in_subprocess
 
 FRAMES, FEATURES, CELLS, WORDS = 20, 10, 16, 4
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _convert(float_edges: bool) -> bytes:
@@ -50,19 +46,8 @@ def _convert(float_edges: bool) -> bytes:
 
 
 def keras_lstm_model(float_edges: bool = False) -> bytes:
-    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
     kind = "float-edges" if float_edges else "int8"
-
-    def produce() -> bytes:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "m.tflite"
-            done = subprocess.run([sys.executable, "-m", "tests.support.keras_lstm", kind, str(out)],
-                                  cwd=REPO, capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                raise RuntimeError(f"converting the Keras LSTM failed:\n{done.stderr[-3000:]}")
-            return out.read_bytes()
-
-    return mlperf.cached_file(mlperf.CACHE_DIR / f"keras-lstm-{kind}-{digest}.tflite", produce)
+    return converted_in_subprocess("tests.support.keras_lstm", kind, f"keras-lstm-{kind}", "the Keras LSTM")
 
 
 def utterances(n: int, seed: int, float_edges: bool = False) -> np.ndarray:

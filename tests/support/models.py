@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +81,26 @@ def digits_model() -> Digits:
     with np.load(npz_path) as saved:
         probs = saved["float_probs"]
     return Digits(tflite, keras_path, split.x_test, split.y_test, probs, x_calibration)
+
+
+def converted_in_subprocess(module: str, kind: str, cache_name: str, what: str) -> bytes:
+    """The .tflite that `python -m module kind OUT` writes (the module imports
+    TensorFlow; this process need not), cached as
+    <cache_name>-<hash of the module's source>.tflite under .cache/models/."""
+    root = Path(__file__).resolve().parents[2]
+    source = root / (module.replace(".", "/") + ".py")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+
+    def produce() -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "m.tflite"
+            done = subprocess.run([sys.executable, "-m", module, kind, str(out)],
+                                  cwd=root, capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                raise RuntimeError(f"converting {what} failed:\n{done.stderr[-3000:]}")
+            return out.read_bytes()
+
+    return mlperf.cached_file(mlperf.CACHE_DIR / f"{cache_name}-{digest}.tflite", produce)
 
 
 @pytest.fixture(scope="session")

@@ -12,20 +12,16 @@ Run as `python -m tests.support.variable_models KIND OUT.tflite` to convert.
 """
 from __future__ import annotations
 
-import hashlib
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks import models as mlperf
+from tests.support.models import converted_in_subprocess
 
 FRAME = (1, 1, 10, 1)  # one frame of 10 features
 RING = 8  # frames the streaming model keeps
 CLASSES = 4
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _convert(kind: str) -> bytes:
@@ -82,18 +78,8 @@ def _convert(kind: str) -> bytes:
 def streaming_model(kind: str = "int8") -> bytes:
     """The converted streaming model ("int8"; "int16": the 16x8 scheme;
     "float-edges": the converter's defaults, float32 in and out)."""
-    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-
-    def produce() -> bytes:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "m.tflite"
-            done = subprocess.run([sys.executable, "-m", "tests.support.variable_models", kind, str(out)],
-                                  cwd=REPO, capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                raise RuntimeError(f"converting the {kind} streaming model failed:\n{done.stderr[-3000:]}")
-            return out.read_bytes()
-
-    return mlperf.cached_file(mlperf.CACHE_DIR / f"streaming-{kind}-{digest}.tflite", produce)
+    return converted_in_subprocess("tests.support.variable_models", kind, f"streaming-{kind}",
+                                   f"the {kind} streaming model")
 
 
 def frames(model: bytes, n: int, seed: int) -> np.ndarray:
