@@ -110,6 +110,12 @@ def _classes():
             return quant_kernel(self.kernel if kernel is None else kernel, bits=self.weight_bits,
                                 stochastic=bool(training) and self.rounding == "stochastic", **how)
 
+        def finish(self, out):
+            """The layer's bias and activation after its product."""
+            if self.bias is not None:
+                out = out + self.bias
+            return self.activation(out) if self.activation is not None else out
+
         def get_config(self):
             return {**super().get_config(), "weight_bits": self.weight_bits, "rounding": self.rounding}
 
@@ -117,9 +123,7 @@ def _classes():
     class QuantConv2D(QuantKernel, keras.layers.Conv2D):
         def call(self, inputs, training=None):
             out = self.convolution_op(inputs, self.quantized(training))
-            if self.use_bias:
-                out = out + self.bias
-            return self.activation(out) if self.activation is not None else out
+            return self.finish(out)
 
     @keras.saving.register_keras_serializable(package="tinycomp")
     class QuantConv1D(QuantKernel, keras.layers.Conv1D):
@@ -138,9 +142,7 @@ def _classes():
                                padding="SAME" if self.padding == "same" else "VALID",
                                dilations=(1, 1, self.dilation_rate[0], 1))
             out = tf.squeeze(out, 1)
-            if self.use_bias:
-                out = out + self.bias
-            return self.activation(out) if self.activation is not None else out
+            return self.finish(out)
 
     @keras.saving.register_keras_serializable(package="tinycomp")
     class QuantDepthwiseConv2D(QuantKernel, keras.layers.DepthwiseConv2D):
@@ -148,19 +150,14 @@ def _classes():
             out = keras.ops.depthwise_conv(inputs, self.quantized(training, depthwise=True),
                                            strides=self.strides, padding=self.padding,
                                            dilation_rate=self.dilation_rate, data_format=self.data_format)
-            if self.use_bias:
-                out = out + self.bias
-            return self.activation(out) if self.activation is not None else out
+            return self.finish(out)
 
     @keras.saving.register_keras_serializable(package="tinycomp")
     class QuantDense(QuantKernel, keras.layers.Dense):
         def call(self, inputs, training=None):
             # Per-tensor: the converter transposes a Dense kernel to FULLY_CONNECTED's
             # (out, in) layout and rejects a per-channel axis that would move with it.
-            out = keras.ops.matmul(inputs, self.quantized(training, per_channel=False))
-            if self.bias is not None:
-                out = out + self.bias
-            return self.activation(out) if self.activation is not None else out
+            return self.finish(keras.ops.matmul(inputs, self.quantized(training, per_channel=False)))
 
     _registered.update(FakeQuant=FakeQuant, QuantConv2D=QuantConv2D, QuantConv1D=QuantConv1D,
                        QuantDepthwiseConv2D=QuantDepthwiseConv2D, QuantDense=QuantDense)
