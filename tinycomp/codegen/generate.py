@@ -433,8 +433,9 @@ def generate(graph: Graph, storage: str = "balanced",
     if not layers:
         raise UnsupportedOpError(f"{graph.name}: the model computes nothing (only reshapes)")
     plan = _plan(graph, layers, contexts)
-    _spend_spare_ram(graph, layers, contexts, plan.arena_bytes)
-    plan = _plan(graph, layers, contexts)
+    if storage == "balanced" and "dsp" in features:  # the only builds whose kernels hold back RAM
+        _spend_spare_ram(graph, layers, contexts, plan.arena_bytes)
+        plan = _plan(graph, layers, contexts)
     if plan.arena_bytes >= 1 << 31:  # offsets into the arena are C ints
         raise ModelError(f"{graph.name}: the model needs an arena of {plan.arena_bytes:,} bytes; "
                          "no target holds that")
