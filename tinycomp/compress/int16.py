@@ -26,18 +26,18 @@ import numpy as np
 
 from tinycomp.errors import ModelError
 
+from .int4 import new_buffer, op_kinds, tensor_name
+
 INT8, INT16, INT32, INT64 = 9, 7, 2, 4
 WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 SAME_RANGE = ("MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE")
 SIXTEEN_BY_EIGHT = WEIGHTED + SAME_RANGE + ("MEAN",)  # what a 16x8 part may hold (TFLM and tinycomp run them)
 
 
-def _name(tensor) -> str:
-    return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
-
-
 class _Graph:
-    """The flatbuffer object model of a .tflite with the lookups the rewrite needs."""
+    """The flatbuffer object model of a .tflite with the lookups the rewrite
+    needs; who writes and reads each tensor is mapped once, before the rewrite
+    changes any op."""
 
     def __init__(self, buf: bytes):
         from ai_edge_litert import schema_py_generated as schema
@@ -48,8 +48,13 @@ class _Graph:
         if len(self.model.subgraphs) != 1:
             raise ModelError("int16 activations: the model must have one subgraph")
         self.sub = self.model.subgraphs[0]
-        codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-        self.kinds = [codes.get(max(c.builtinCode, c.deprecatedBuiltinCode), "?") for c in self.model.operatorCodes]
+        self.kinds = op_kinds(self.model)
+        self._writer, self._readers = {}, {}
+        for op in self.sub.operators:
+            for t in self.activations(op.outputs):
+                self._writer[t] = op
+            for t in self.activations(op.inputs):
+                self._readers.setdefault(t, []).append(op)
 
     def kind(self, op) -> str:
         return self.kinds[op.opcodeIndex]
@@ -62,10 +67,10 @@ class _Graph:
         return [t for t in (ts if ts is not None else ()) if t >= 0 and not self.const(t)]
 
     def producer(self, t: int):
-        return next((op for op in self.sub.operators if t in self.activations(op.outputs)), None)
+        return self._writer.get(t)
 
     def readers(self, t: int) -> list:
-        return [op for op in self.sub.operators if t in self.activations(op.inputs)]
+        return self._readers.get(t, [])
 
     def is_output(self, t: int) -> bool:
         return t in list(self.sub.outputs)
@@ -84,9 +89,9 @@ def _part(g: _Graph, t: int) -> list:
     Raises ModelError naming what cannot run 16x8."""
     tensor = g.sub.tensors[t]
     if tensor.type != INT8:
-        raise ModelError(f"tensor {_name(tensor)!r} is not an int8 activation")
+        raise ModelError(f"tensor {tensor_name(tensor)!r} is not an int8 activation")
     if g.is_output(t) or g.producer(t) is None:
-        raise ModelError(f"tensor {_name(tensor)!r} is a model input or output: it keeps its type")
+        raise ModelError(f"tensor {tensor_name(tensor)!r} is a model input or output: it keeps its type")
     part, kept = [g.producer(t)], [t]
     for u in kept:  # grows as pooling/reshape pass int16 on
         for op in g.readers(u):
@@ -99,10 +104,10 @@ def _part(g: _Graph, t: int) -> list:
     for op in part:
         kind = g.kind(op)
         if kind not in SIXTEEN_BY_EIGHT:
-            raise ModelError(f"tensor {_name(tensor)!r} meets {kind} {_name(g.sub.tensors[op.outputs[0]])!r}, "
+            raise ModelError(f"tensor {tensor_name(tensor)!r} meets {kind} {tensor_name(g.sub.tensors[op.outputs[0]])!r}, "
                              f"which has no 16x8 form here (int16 parts hold {', '.join(SIXTEEN_BY_EIGHT)})")
         if kind in WEIGHTED and g.sub.tensors[op.inputs[1]].type != INT8:
-            raise ModelError(f"{kind} {_name(g.sub.tensors[op.outputs[0]])!r}: 16x8 needs int8 weights")
+            raise ModelError(f"{kind} {tensor_name(g.sub.tensors[op.outputs[0]])!r}: 16x8 needs int8 weights")
     return part
 
 
@@ -119,14 +124,14 @@ def candidates(buf: bytes) -> list[str]:
                 _part(g, t)
             except ModelError:
                 continue
-            names.append(_name(g.sub.tensors[t]))
+            names.append(tensor_name(g.sub.tensors[t]))
     return names
 
 
 def to_mixed(buf: bytes, names: list[str]) -> bytes:
     """The .tflite with the named activation tensors kept in int16 (module doc)."""
     g = _Graph(buf)
-    index = {_name(t): i for i, t in enumerate(g.sub.tensors)}
+    index = {tensor_name(t): i for i, t in enumerate(g.sub.tensors)}
     part = []
     for name in names:
         if name not in index:
@@ -177,7 +182,7 @@ def _twin(g: _Graph, t: int) -> int:
     import copy
 
     twin = copy.deepcopy(g.sub.tensors[t])
-    twin.name = f"{_name(twin)}/int16"
+    twin.name = f"{tensor_name(twin)}/int16"
     _to_int16(twin)
     g.sub.tensors.append(twin)
     return len(g.sub.tensors) - 1
@@ -199,21 +204,17 @@ def _quantize(g: _Graph, src: int, dst: int):
 
 def _widen_bias(g: _Graph, op) -> None:
     """The int32 bias (scale s_in8 * s_w) as the int64 bias 16x8 reads (scale s_in16 * s_w)."""
-    schema = g.schema
     bias = g.sub.tensors[op.inputs[2]]
     if bias.type == INT64:
         return
     if bias.type != INT32:
-        raise ModelError(f"bias {_name(bias)!r} is neither int32 nor int64")
+        raise ModelError(f"bias {tensor_name(bias)!r} is neither int32 nor int64")
     x = g.sub.tensors[g.activations(op.inputs)[0]]
     s8, s16 = float(x.quantization.scale[0]), _int16_scale(x)
     b = np.asarray(g.model.buffers[bias.buffer].data, np.uint8).view("<i4").astype(np.float64)
     values = np.round(b * (s8 / s16)).astype("<i8")
     w_scales = np.asarray(g.sub.tensors[op.inputs[1]].quantization.scale, np.float64)
-    copy = schema.BufferT()
-    copy.data = values.view(np.uint8)
-    g.model.buffers.append(copy)
-    bias.buffer, bias.type = len(g.model.buffers) - 1, INT64
+    bias.buffer, bias.type = new_buffer(g.model, g.schema, values.view(np.uint8)), INT64
     count = len(bias.quantization.scale)
     bias.quantization.scale = [float(s16 * s) for s in np.broadcast_to(w_scales, (count,))]
 
@@ -221,7 +222,7 @@ def _widen_bias(g: _Graph, op) -> None:
 def int16_tensors(buf: bytes) -> list[str]:
     """Names of the model's int16 activation tensors."""
     g = _Graph(buf)
-    return [_name(g.sub.tensors[t]) for op in g.sub.operators for t in g.activations(op.outputs)
+    return [tensor_name(g.sub.tensors[t]) for op in g.sub.operators for t in g.activations(op.outputs)
             if g.sub.tensors[t].type == INT16]
 
 
@@ -233,7 +234,8 @@ def choose(buf: bytes, x_int8: np.ndarray, reference: np.ndarray, n: int) -> tup
     from tinycomp.frontends.tflite import parse_tflite
     from tinycomp.reference.tflm import run
 
-    out = parse_tflite(buf).tensors[parse_tflite(buf).outputs[0]]
+    graph = parse_tflite(buf)
+    out = graph.tensor(graph.outputs[0])
     reference = np.asarray(reference, np.float64).reshape(len(x_int8), -1)
 
     def error(model: bytes) -> float:

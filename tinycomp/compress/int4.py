@@ -63,19 +63,25 @@ def int4_layers(buf: bytes) -> list[str]:
     return [name for name, kind in weighted_ops(buf) if kind == INT4]
 
 
+def op_kinds(model) -> list[str]:
+    """The builtin op name of each of a flatbuffer model's operator codes."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return [codes.get(max(c.builtinCode, c.deprecatedBuiltinCode), "?") for c in model.operatorCodes]
+
+
+def tensor_name(tensor) -> str:
+    return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+
+
 def _weighted(model):
     """(op, kind, output name) of each CONV_2D, DEPTHWISE_CONV_2D and
     FULLY_CONNECTED op, in execution order."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    sub = model.subgraphs[0]
-    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    sub, kinds = model.subgraphs[0], op_kinds(model)
     for op in sub.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        kind = codes.get(max(code.builtinCode, code.deprecatedBuiltinCode))
-        if kind in _OPS:
-            name = sub.tensors[op.outputs[0]].name
-            yield op, kind, name.decode() if isinstance(name, bytes) else str(name)
+        if kinds[op.opcodeIndex] in _OPS:
+            yield op, kinds[op.opcodeIndex], tensor_name(sub.tensors[op.outputs[0]])
 
 
 def weighted_ops(buf: bytes) -> list[tuple[str, int]]:
@@ -154,7 +160,7 @@ def to_int4(buf: bytes, layers=None) -> tuple[bytes, list[tuple[str, bool]]]:
         new_scales = (scales.astype(np.float64) * grow).astype(np.float32)
         w.type = INT4
         w.quantization.scale = [float(s) for s in new_scales]
-        w.buffer = _new_buffer(model, schema, pack(values))
+        w.buffer = new_buffer(model, schema, pack(values))
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             _rescale_bias(model, schema, sub, op, scales, new_scales)
         done.append((name, exact))
@@ -165,7 +171,7 @@ def to_int4(buf: bytes, layers=None) -> tuple[bytes, list[tuple[str, bool]]]:
     return bytes(fb.convert_object_to_bytearray(model)), done
 
 
-def _new_buffer(model, schema, data: np.ndarray) -> int:
+def new_buffer(model, schema, data: np.ndarray) -> int:
     b = schema.BufferT()
     b.data = np.asarray(data, np.uint8)
     model.buffers.append(b)
@@ -184,4 +190,4 @@ def _rescale_bias(model, schema, sub, op, old: np.ndarray, new: np.ndarray) -> N
     # as many scales as the bias had (its zero points stay): one, or one per channel
     count = len(bias.quantization.scale) if bias.quantization.scale is not None else len(new)
     bias.quantization.scale = [float(s_in * np.float32(s)) for s in np.broadcast_to(new, (count,))]
-    bias.buffer = _new_buffer(model, schema, values.view(np.uint8))
+    bias.buffer = new_buffer(model, schema, values.view(np.uint8))
