@@ -12,15 +12,13 @@ import pytest
 from tests.support.harness import assert_bit_exact
 from tests.support.models import digits_model, mlperf_inputs, mlperf_tflite
 from tinycomp.compress import int16
+from tinycomp.compress.analysis import int8_inputs
 from tinycomp.errors import ModelError
 from tinycomp.frontends.tflite import parse_tflite
 
 
 def _quantized(tflite: bytes, x: np.ndarray) -> np.ndarray:
-    g = parse_tflite(tflite)
-    t = g.tensor(g.inputs[0])
-    q = np.clip(np.round(np.asarray(x, np.float64) / t.scale) + t.zero_point, -128, 127).astype(np.int8)
-    return q.reshape((len(x), *t.shape))
+    return int8_inputs(parse_tflite(tflite), x)
 
 
 def _models():
@@ -66,7 +64,8 @@ def test_int16_brings_the_digits_outputs_closer_to_the_float_model():
     everything = int16.to_mixed(d.tflite, int16.candidates(d.tflite))
     from tinycomp.reference.tflm import run
 
-    out = parse_tflite(d.tflite).tensor(parse_tflite(d.tflite).outputs[0])
+    graph = parse_tflite(d.tflite)
+    out = graph.tensor(graph.outputs[0])
     y, _ = run(everything, x)
     all16 = float(np.mean(((y.astype(np.float64) - out.zero_point) * out.scale - d.float_probs[:120]) ** 2))
     assert all16 < 0.75 * base, (all16, base)

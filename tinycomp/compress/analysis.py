@@ -228,6 +228,13 @@ def float_activations(model, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
     return acts
 
 
+def int8_inputs(graph, x: np.ndarray) -> np.ndarray:
+    """Float samples x quantized as the graph's int8 input, (N, *input shape)."""
+    inp = graph.tensor(graph.inputs[0])
+    q = np.clip(np.round(np.asarray(x, np.float64) / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
+    return q.reshape((len(x), *inp.shape))
+
+
 def int8_activations(tflite: bytes, x: np.ndarray) -> list[dict]:
     """The input and every op output of an INT8 .tflite on float samples x, run
     with TFLite Micro's reference kernels (what the generated C equals bit for bit)."""
@@ -236,12 +243,12 @@ def int8_activations(tflite: bytes, x: np.ndarray) -> list[dict]:
 
     graph = parse_tflite(tflite)
     inp = graph.tensor(graph.inputs[0])
-    xq = np.clip(np.round(np.asarray(x, np.float64) / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
-    xq = xq.reshape((len(x), *inp.shape[1:]))
+    xq = int8_inputs(graph, x)
     # The first output of each op: every op here (conv, pool, FC, softmax) has one.
     outs = [(n.op.value, graph.tensor(n.outputs[0])) for n in graph.nodes
             if graph.tensor(n.outputs[0]).quant is not None]
-    _, seen = run(tflite, xq.reshape((len(x), *inp.shape)), tuple(t.index for _, t in outs))
+    _, seen = run(tflite, xq, tuple(t.index for _, t in outs))
+    xq = xq.reshape((len(x), *inp.shape[1:]))
     entries = [{"op": "input", "shape": tuple(inp.shape[1:]), "scale": inp.scale,
                 "zero_point": inp.zero_point, "values": xq}]
     for op, t in outs:

@@ -132,11 +132,8 @@ def _keep_int16(buf: bytes, model, x: np.ndarray, n: int, report) -> bytes:
     from . import int16
     from tinycomp.frontends.tflite import parse_tflite
 
-    graph = parse_tflite(buf)
-    inp = graph.tensor(graph.inputs[0])
-    q = np.clip(np.round(np.asarray(x[:200], np.float64) / inp.scale) + inp.zero_point, -128, 127)
     reference = model.predict(x[:200], verbose=0, batch_size=256)
-    names, report.int16_rows = int16.choose(buf, q.astype(np.int8).reshape((len(q), *inp.shape)), reference, n)
+    names, report.int16_rows = int16.choose(buf, analysis.int8_inputs(parse_tflite(buf), x[:200]), reference, n)
     report.int16_tensors = names
     return int16.to_mixed(buf, names) if names else buf
 
@@ -155,9 +152,8 @@ def _tflm_accuracy(buf: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, np.
     from tinycomp.reference.tflm import run_all
 
     graph = parse_tflite(buf)
-    inp, out = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
-    q = np.clip(np.round(np.asarray(x, np.float64) / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
-    outs, _ = run_all(buf, [q.reshape((len(x), *inp.shape))])
+    out = graph.tensor(graph.outputs[0])
+    outs, _ = run_all(buf, [analysis.int8_inputs(graph, x)])
     probs = (outs[0].reshape(len(x), -1).astype(np.float32) - out.zero_point) * out.scale
     return float(np.mean(probs.argmax(-1) == y)), probs
 
