@@ -45,6 +45,25 @@ def test_every_candidate_at_once_is_bit_exact_on_the_host(name):
     assert_bit_exact(mixed, x)
 
 
+def test_a_model_made_with_the_converters_defaults():
+    """Float32 in and out around the int8 graph, and a dynamic batch: the
+    flatten's shape computed by SHAPE -> STRIDED_SLICE -> PACK. Candidates
+    stop where SHAPE reads a tensor; a part that takes in the RESHAPE keeps
+    its computed int32 shape as it is. Bit-exact either way."""
+    from tests.support.models import digits_default_conversion
+
+    tflite = digits_default_conversion()
+    x = digits_model().x_test[:12].astype(np.float32).reshape(12, 1, 8, 8, 1)
+    assert len(int16.candidates(tflite)) >= 2
+    assert_bit_exact(int16.to_mixed(tflite, int16.candidates(tflite)), x)
+    flatten = next(n for n in parse_tflite(tflite).nodes if n.op.value == "RESHAPE")
+    mixed = int16.to_mixed(tflite, [parse_tflite(tflite).tensor(flatten.outputs[0]).name])
+    shape_input = parse_tflite(mixed).tensor(next(n for n in parse_tflite(mixed).nodes
+                                                  if n.op.value == "RESHAPE").inputs[1])
+    assert shape_input.dtype == "int32"
+    assert_bit_exact(mixed, x)
+
+
 def test_each_digits_candidate_alone_is_bit_exact_on_the_host():
     tflite, x = MODELS["digits"]
     for name in int16.candidates(tflite):

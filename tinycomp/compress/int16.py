@@ -138,22 +138,20 @@ def to_mixed(buf: bytes, names: list[str]) -> bytes:
             raise ModelError(f"no tensor named {name!r} in the model")
         part += [op for op in _part(g, index[name]) if not any(op is p for p in part)]
     inside = {id(op) for op in part}
-    twins: dict[int, int] = {}  # int8 tensor -> its int16 twin at the part's border
-    sixteen: set[int] = set()  # tensors that are int16 now
     for op in part:  # first, while every input still has its int8 scale
         if g.kind(op) in WEIGHTED and len(op.inputs) > 2 and op.inputs[2] >= 0:
             _widen_bias(g, op)
-    for op in part:
-        for t in g.activations(op.inputs) + g.activations(op.outputs):
-            border = (not g.producer(t) or id(g.producer(t)) not in inside or g.is_output(t)
-                      or any(id(r) not in inside for r in g.readers(t)))
-            if not border:
-                if t not in sixteen:
-                    _to_int16(g.sub.tensors[t])
-                    sixteen.add(t)
-                continue
-            if t not in twins:
-                twins[t] = _twin(g, t)
+    # the part's int8 tensors (a RESHAPE's computed int32 shape stays as it is):
+    # int16 in place inside the part, an int16 twin where the int8 rest meets it
+    int8 = {t for op in part for t in g.activations(op.inputs) + g.activations(op.outputs)
+            if g.sub.tensors[t].type == INT8}
+    twins: dict[int, int] = {}
+    for t in sorted(int8):
+        if (g.producer(t) is None or id(g.producer(t)) not in inside or g.is_output(t)
+                or any(id(r) not in inside for r in g.readers(t))):
+            twins[t] = _twin(g, t)
+        else:
+            _to_int16(g.sub.tensors[t])
     new_ops = []
     for op in g.sub.operators:
         if id(op) in inside:
