@@ -120,3 +120,40 @@ def test_depthwise_3x3_border_pixels_without_scratch_on_m4(name):
     x = random_int8(rng, (6, *shape))
     x[0].fill(-128)
     assert_bit_exact_on_board(model, x, "qemu", features=frozenset())
+
+
+def _pairs_model(seed=1):
+    """Paired rows (conv.py: pack_pairs) and the rows they refuse, side by
+    side: a 1x1 conv and an FC that pair; a conv with a -128 weight and an FC
+    of long all-127 rows (r + 256 s could leave int32) that do not."""
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder()
+    shape = (1, 5, 6, 12)
+    x = b.input(shape, *random_activation_quant(rng))
+    y1 = _conv(b, rng, x, 10, (1, 1), activation="RELU")
+    wq = rng.integers(-127, 128, size=(6, 3, 3, 12)).astype(np.int8)
+    wq[3, 1, 1, 4] = -128
+    w = b.const_int8(wq, scales=list(rng.uniform(0.002, 0.02, 6)), axis=0)
+    y2 = b.conv2d(x, w, None, 0.5, -3)
+    flat = b.reshape(x, (1, 360))
+    y3 = b.fully_connected(flat, b.const_int8(rng.integers(-127, 128, size=(8, 360)).astype(np.int8),
+                                             scales=[0.002]), None, 0.4, 2)
+    y4 = b.fully_connected(flat, b.const_int8(np.full((4, 360), 127, np.int8) * np.array([[1], [-1], [1], [1]],
+                                                                                         np.int8),
+                                             scales=[0.0005]), None, 2.0, 0)
+    b.output(y1, y2, y3, y4)
+    return b.build(), shape, rng
+
+
+@pytest.mark.parametrize("board,features", [("qemu", DSP), ("qemu", frozenset()), ("qemu-mps2-an385", None)])
+def test_gemm_paired_rows(board, features):
+    """Paired and refused rows bit-exact with int16 rows in scratch (M4),
+    unpacked in the loop (C for a core without DSP on the M4) and on the M3's
+    plain path."""
+    model, shape, rng = _pairs_model()
+    code = _code(model, features or frozenset())
+    bodies = code.split("static TC_LAYER_FN void ")[1:]
+    paired = ["paired rows: the odd channels' sums" in body for body in bodies]
+    assert paired == [True, False, True, False]  # y1, y2, y3, y4 (the RESHAPE is an alias)
+    kwargs = {} if features is None else {"features": features}
+    assert_bit_exact_on_board(model, _inputs(rng, shape), board, **kwargs)

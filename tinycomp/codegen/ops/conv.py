@@ -15,7 +15,7 @@ import numpy as np
 
 from ...ir.shapes import conv_out_size
 from ...passes.memory import window_lag
-from ..layer import Layer
+from ..layer import Constant, Layer
 from . import conv_c1
 from .common import (bias_const, channel_multipliers, check_filter_quant, folded_bias, fused_activation,
                      int4_weights, uniform_pair)
@@ -129,6 +129,46 @@ def pack_rows(rows: np.ndarray, block: int) -> tuple[np.ndarray, int]:
     return np.concatenate([head, words[full:].reshape(-1)]), kw
 
 
+def pack_pairs(rows: np.ndarray, block: int) -> tuple[np.ndarray, int]:
+    """pack_rows with each even/odd pair of a full block's rows (r, s)
+    merged: the pair's two words at activation word j hold, as int16 halves,
+    h_i = r_i + 256 s_i for i = 4j, 4j + 2 (the first word) and 4j + 1,
+    4j + 3 (the second), stored as bytes (r_i, s_i - [r_i < 0]) so that the
+    low byte sign-extends to r_i and the halfword reads as h_i exactly. One
+    SMLAD of an activation pair with such a word adds two MACs of row r and
+    two of row s (times 256), one SMLAD of its SXTB16 adds row r's: the block
+    (conv_2d_gemm.c.j2: pair_*) unpacks half the weight words a plain packing
+    needs, then takes s = (A - r) / 256. Same bytes as pack_rows; the caller
+    checks pairable() first."""
+    units, k = rows.shape
+    kw = -(-k // 4)
+    padded = np.zeros((units, kw * 4), np.int64)
+    padded[:, :k] = rows
+    full = units // block * block
+    r, s = padded[0:full:2], padded[1:full:2]
+    hi = s - (r < 0)  # the borrow the signed low byte takes from the high one
+    quads = np.stack([r, hi], axis=-1).reshape(r.shape[0], kw, 2, 2, 2)  # (pair, word, i%4 // 2, i%2, byte)
+    even_odd = quads.transpose(0, 1, 3, 2, 4).reshape(r.shape[0], kw, 2, 4)  # word 2j: i even, 2j+1: i odd
+    merged = np.zeros((full, kw * 4), np.int64)
+    merged[0:full:2], merged[1:full:2] = even_odd[:, :, 0].reshape(-1, kw * 4), even_odd[:, :, 1].reshape(-1, kw * 4)
+    out = padded.copy()
+    out[:full] = merged
+    return pack_rows(out.astype(np.int8), block)
+
+
+def pairable(rows: np.ndarray, block: int, bias: np.ndarray) -> bool:
+    """Whether pack_pairs' rows can run paired exactly: an even block, int8
+    weights of -127..127 (a high byte s - 1 must stay a byte), and every
+    pair's merged sum r + 256 s (bias included) within int32 for any int8
+    input, so neither accumulator wraps and (A - r) / 256 is exact."""
+    units = rows.shape[0]
+    full = units // block * block
+    if block % 2 or not full or int(rows.min(initial=0)) < -127:
+        return False
+    reach = np.abs(np.asarray(bias, np.int64)) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)
+    return int((reach[0:full:2] + 256 * reach[1:full:2]).max()) < 1 << 31
+
+
 def pack_rows4(rows: np.ndarray, block: int) -> tuple[np.ndarray, int]:
     """INT4 rows (units, k) as int32 words for the blocked kernels, 8 weights
     a word: byte b of word j holds weight 8j + b in its low nibble and weight
@@ -156,6 +196,7 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
     activation words a row is read in (2 per weight word, wwords)."""
     units, k = rows.shape
     int4 = layer.input(1).dtype == "int4"
+    paired, plain_words = False, None
     if int4:
         words, wwords = pack_rows4(rows, block)
         kw = 2 * wwords
@@ -165,7 +206,9 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
         if int(np.abs(rows.astype(np.int64)).sum(axis=1).max(initial=0)) * 16 * 128 >= 1 << 31:
             raise layer.refuse("INT4 rows too long for the kernel's 16x scaled accumulator")
     else:
-        words, kw = pack_rows(rows, block)
+        paired = pairable(rows, block, bias)
+        words, kw = (pack_pairs if paired else pack_rows)(rows, block)
+        plain_words = lambda: pack_rows(rows, block)[0]  # noqa: E731 (reserve_wexp)
         wwords = kw
     by_name = {c.name: c for c in layer.constants}
     m, s = by_name[mult].values, by_name[shift].values
@@ -196,7 +239,8 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
         # short rows unrolled whole: no loop counter to keep in a register
         "unroll": kw if kw <= GEMM_FULL_UNROLL else GEMM_UNROLL,
         "xq_off": None, "wexp": False, "wexp_off": None,  # reserve_xq, reserve_wexp set these
-        "units": units, "k": k, "kw": kw, "wwords": wwords, "int4": int4, "block": block,
+        "units": units, "k": k, "kw": kw, "wwords": wwords, "int4": int4, "block": block, "paired": paired,
+        "plain_words": plain_words,
         "nfull": units // block, "rest": units % block, "rstride": rstride, "right": right,
         "bounded": bounded, "offset_in_round": offset_in_round, "fuse": None,  # _conv_2d_add sets the residual ADD
         "weights": layer.const("weights", words, "int32_t"),
@@ -241,6 +285,10 @@ def reserve_wexp(layer: Layer, g: dict, used: int, pixel_pairs: int) -> int:
     spend = layer.storage == "speed" or (layer.storage == "balanced" and layer.spare_ram >= 2)
     if g["xq_off"] is None or not spend or need > WEXP_BYTES or pixel_pairs < 4:
         return used
+    if g["paired"]:  # unpacked weights are plain int16 pairs: pack_rows' order
+        i = next(i for i, c in enumerate(layer.constants) if c.name == g["weights"])
+        layer.constants[i] = Constant(g["weights"], "int32_t", g["plain_words"]().astype(np.int32))
+        g["paired"] = False
     g["wexp"], g["wexp_off"] = True, -(-used // 8) * 8
     return g["wexp_off"] + need
 
