@@ -23,6 +23,7 @@ from tinycomp.codegen.generate import generate
 from tinycomp.frontends.tflite import parse_tflite
 from tests.host.test_conv import _weights_and_bias
 from tests.qemu.test_kernels_dsp_dw_add import _dw_chain_model
+from tests.unit.test_codegen_dedup import _chain
 from tests.support.harness import assert_bit_exact_on_board
 from tests.support.tflite_builder import ModelBuilder, random_activation_quant, random_int8
 
@@ -157,3 +158,13 @@ def test_gemm_paired_rows(board, features):
     assert paired == [True, False, True, False]  # y1, y2, y3, y4 (the RESHAPE is an alias)
     kwargs = {} if features is None else {"features": features}
     assert_bit_exact_on_board(model, _inputs(rng, shape), board, **kwargs)
+
+
+@pytest.mark.parametrize("board", ["qemu", "qemu-mps2-an385"])
+def test_shared_per_tensor_requant(board):
+    """Same-shape per-tensor FC layers sharing one function, their
+    multiplier and shift read from arrays (generate._share_requant)."""
+    rng = np.random.default_rng(11)
+    model, shape = _chain(rng, "fc", per_channel=False)
+    assert _code(model, DSP).count("static TC_LAYER_FN void ") == 1
+    assert_bit_exact_on_board(model, _inputs(rng, (1, 24)), board)

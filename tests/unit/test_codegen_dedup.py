@@ -13,7 +13,7 @@ from tests.support.tflite_builder import (ModelBuilder, random_activation_quant,
                                           random_int8, random_weights)
 
 
-def _chain(rng, op: str, n: int = 3):
+def _chain(rng, op: str, n: int = 3, per_channel: bool = True):
     """n layers of one shape in a row, every tensor with the same zero point
     (the output offset, the clamps and a window's border fill are literals of
     the kernel); the first layer's input scale differs."""
@@ -24,10 +24,11 @@ def _chain(rng, op: str, n: int = 3):
     x = b.input(shape, s, zp)
     for i in range(n):
         s_in = s if i == 0 else s_out
+        axis = 0 if per_channel else None
         if op == "fc":
-            wq, ws = random_weights(rng, (24, 24), axis=0)
+            wq, ws = random_weights(rng, (24, 24), axis=axis)
         else:
-            wq, ws = random_weights(rng, (8, 3, 3, 8), axis=0)
+            wq, ws = random_weights(rng, (8, 3, 3, 8), axis=axis)
         w = b.const_int8(wq, scales=ws, axis=0)
         bq, bs = random_bias(rng, 24 if op == "fc" else 8, s_in, ws)
         bias = b.const_int32(bq, scales=bs)
@@ -75,3 +76,18 @@ def test_different_shapes_keep_their_own_functions():
     c = generate(parse_tflite(model, name="t")).files["tinycomp_model.c"]
     assert len(_functions(c)) == 2
     assert_bit_exact(model, random_int8(rng, (10, 1, 24)))
+
+
+def test_per_tensor_layers_share_a_function():
+    """Per-tensor requantization is rendered as literals, which differ from
+    layer to layer: the layers then take the pair from an array
+    (generate._share_requant) and share one function."""
+    rng = np.random.default_rng(10)
+    model, shape = _chain(rng, "fc", per_channel=False)
+    c = generate(parse_tflite(model, name="t")).files["tinycomp_model.c"]
+    assert len(_functions(c)) == 1, _functions(c)
+    assert all(f"tinycomp_w_l{i}_requant" in c for i in range(3))
+    x = random_int8(rng, (20, *shape))
+    x[0].fill(-128)
+    x[1].fill(127)
+    assert_bit_exact(model, x)

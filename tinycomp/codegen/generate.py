@@ -248,6 +248,35 @@ def _widen(graph: Graph, plan: MemoryPlan, layers: list[Layer], contexts: list[d
     return code
 
 
+# A blocked GEMM's per-tensor requantization pair, rendered as literals
+# (conv_2d_gemm.c.j2: qmN, qsN): the only difference between the bodies of,
+# e.g., an autoencoder's same-shape FULLY_CONNECTED layers
+_REQUANT_LITERAL = re.compile(r"\b(const int32_t qm\d+|const int qs\d+) = -?\d+;")
+
+
+def _share_requant(graph: Graph, plan: MemoryPlan, layers: list[Layer], contexts: list[dict],
+                   code: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Layers whose bodies differ only in those literals take the pair from
+    a two-word array instead (a load each per block, and a shift by register)
+    and so share one function: each copy costs ~500 B of flash."""
+    groups: dict[str, list[int]] = {}
+    for i, (layer, (body, _)) in enumerate(zip(layers, code)):
+        g = contexts[i].get("g")
+        if contexts[i].get("shared_args") and g and _REQUANT_LITERAL.search(body):
+            erased = re.sub(rf"\b{layer.fn}(?![0-9])", "@", body)
+            groups.setdefault(_REQUANT_LITERAL.sub(r"\1 = @;", erased), []).append(i)
+    code = list(code)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        for i in members:
+            g = contexts[i]["g"]
+            pair = layers[i].const("requant", [int(g["mult"]("0")), int(g["shift"]("0"))], "int32_t")
+            g["mult"], g["shift"] = (lambda c, a=pair: f"{a}[0]"), (lambda c, a=pair: f"{a}[1]")
+            code[i] = _layer_code(graph, plan, layers[i], contexts[i])
+    return code
+
+
 def _dedupe(constants: list[Constant], code: list[tuple[str, str]]
             ) -> tuple[list[Constant], list[tuple[str, str]]]:
     """Identical constant arrays (same C type and values: e.g. the tables of
@@ -441,6 +470,7 @@ def generate(graph: Graph, storage: str = "balanced",
                          "no target holds that")
     code = [_layer_code(graph, plan, l, c) for l, c in zip(layers, contexts)]
     code = _widen(graph, plan, layers, contexts, code)
+    code = _share_requant(graph, plan, layers, contexts, code)
     constants, code = _dedupe([k for l in layers for k in l.constants], code)
     functions, calls = _share(layers, code)
     summaries = _summaries(graph)
