@@ -126,23 +126,32 @@ def test_depthwise_3x3_border_pixels_without_scratch_on_m4(name):
 def _pairs_model(seed=1):
     """Paired rows (conv.py: pack_pairs) and the rows they refuse, side by
     side: a 1x1 conv and an FC that pair; a conv with a -128 weight and an FC
-    of long all-127 rows (r + 256 s could leave int32) that do not."""
+    of long all-127 rows (s's sum could reach 2^23) that do not; a 1x1 conv
+    whose odd channels have ~2^30 biases (paired, the bias added late)."""
     rng = np.random.default_rng(seed)
     b = ModelBuilder()
-    shape = (1, 5, 6, 12)
+    shape = (1, 6, 8, 12)
     x = b.input(shape, *random_activation_quant(rng))
     y1 = _conv(b, rng, x, 10, (1, 1), activation="RELU")
     wq = rng.integers(-127, 128, size=(6, 3, 3, 12)).astype(np.int8)
     wq[3, 1, 1, 4] = -128
     w = b.const_int8(wq, scales=list(rng.uniform(0.002, 0.02, 6)), axis=0)
     y2 = b.conv2d(x, w, None, 0.5, -3)
-    flat = b.reshape(x, (1, 360))
-    y3 = b.fully_connected(flat, b.const_int8(rng.integers(-127, 128, size=(8, 360)).astype(np.int8),
+    flat = b.reshape(x, (1, 576))
+    y3 = b.fully_connected(flat, b.const_int8(rng.integers(-127, 128, size=(8, 576)).astype(np.int8),
                                              scales=[0.002]), None, 0.4, 2)
-    y4 = b.fully_connected(flat, b.const_int8(np.full((4, 360), 127, np.int8) * np.array([[1], [-1], [1], [1]],
+    y4 = b.fully_connected(flat, b.const_int8(np.full((4, 576), 127, np.int8) * np.array([[1], [-1], [1], [1]],
                                                                                          np.int8),
                                              scales=[0.0005]), None, 2.0, 0)
-    b.output(y1, y2, y3, y4)
+    # odd channels with ~2^30 biases (a pruned channel's): paired, bias added late
+    wq = rng.integers(-127, 128, size=(6, 1, 1, 12)).astype(np.int8)
+    ws = list(rng.uniform(0.002, 0.02, 6))
+    w = b.const_int8(wq, scales=ws, axis=0)
+    s_in = b.tensors[x].scale
+    bq = np.where(np.arange(6) % 2, -(1 << 30) + 7, rng.integers(-3000, 3000, 6)).astype(np.int32)
+    bias = b.const_int32(bq, scales=[s_in * v for v in ws])
+    y5 = b.conv2d(x, w, bias, 0.05, 4)
+    b.output(y1, y2, y3, y4, y5)
     return b.build(), shape, rng
 
 
@@ -155,7 +164,8 @@ def test_gemm_paired_rows(board, features):
     code = _code(model, features or frozenset())
     bodies = code.split("static TC_LAYER_FN void ")[1:]
     paired = ["paired rows: the odd channels' sums" in body for body in bodies]
-    assert paired == [True, False, True, False]  # y1, y2, y3, y4 (the RESHAPE is an alias)
+    assert paired == [True, False, True, False, True]  # y1 ... y5 (the RESHAPE is an alias)
+    assert "+ k_bias_folded[c + 1];" in bodies[4]  # y5's late bias
     kwargs = {} if features is None else {"features": features}
     assert_bit_exact_on_board(model, _inputs(rng, shape), board, **kwargs)
 

@@ -1,7 +1,8 @@
 """Paired GEMM weights (conv.py: pack_pairs, pairable): the arithmetic the
 DSP kernels (conv_2d_gemm.c.j2: pair_*) do on the packed words, emulated
 here with SMLAD's and SXTB16's definitions, gives both rows' dot products
-exactly; rows the trick cannot take are refused."""
+exactly, with the odd rows' biases summed in ("early") or added after
+("late"); rows the trick cannot take are refused."""
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,8 @@ def _paired_dots(rows: np.ndarray, x: np.ndarray, block: int, bias: np.ndarray) 
         w = words[blk * block * kw:(blk + 1) * block * kw].reshape(kw, block)
         for b in range(0, block, 2):
             c = blk * block + b
-            a = _wrap(int(bias[c]) + 256 * int(bias[c + 1]))
+            late = pairable(rows, block, bias) == "late"
+            a = _wrap(int(bias[c]) + (0 if late else 256 * int(bias[c + 1])))
             d = int(bias[c])
             for j in range(kw):
                 for word, xv in ((w[j, b], even[j]), (w[j, b + 1], odd[j])):
@@ -45,7 +47,7 @@ def _paired_dots(rows: np.ndarray, x: np.ndarray, block: int, bias: np.ndarray) 
                     a = _wrap(a + int(xv[0] * lo[0] + xv[1] * hi[0]))
                     r0, r2 = _sxtb16(np.array([word]))
                     d = _wrap(d + int(xv[0] * r0[0] + xv[1] * r2[0]))
-            out[c], out[c + 1] = d, _wrap(a - d) >> 8
+            out[c], out[c + 1] = d, (_wrap(a - d) >> 8) + (int(bias[c + 1]) if late else 0)
     return out
 
 
@@ -55,12 +57,13 @@ def test_pairs_give_both_rows_exactly():
         rows = rng.integers(-127, 128, size=(units, k)).astype(np.int8)
         rows[0, :3] = -127  # borrows: r < 0 under s = -127
         rows[1, :3] = -127
-        bias = rng.integers(-50_000, 50_000, size=units)
-        assert pairable(rows, block, bias)
-        for x in (rng.integers(-128, 128, size=k), np.full(k, -128), np.full(k, 127)):
-            want = bias + rows.astype(np.int64) @ x
-            full = units // block * block
-            assert np.array_equal(_paired_dots(rows, x, block, bias)[:full], want[:full])
+        for bias, mode in ((rng.integers(-50_000, 50_000, size=units), "early"),
+                           (np.full(units, -(1 << 30)) + np.arange(units), "late")):  # pruned channels' biases
+            assert pairable(rows, block, bias) == mode
+            for x in (rng.integers(-128, 128, size=k), np.full(k, -128), np.full(k, 127)):
+                want = bias + rows.astype(np.int64) @ x
+                full = units // block * block
+                assert np.array_equal(_paired_dots(rows, x, block, bias)[:full], want[:full])
 
 
 def test_pairs_keep_the_bytes_and_the_remainder():
@@ -76,12 +79,12 @@ def test_rows_the_trick_cannot_take():
     rng = np.random.default_rng(5)
     rows = rng.integers(-127, 128, size=(4, 16)).astype(np.int8)
     bias = np.zeros(4, np.int64)
-    assert pairable(rows, 2, bias)
+    assert pairable(rows, 2, bias) == "early"
     assert not pairable(rows, 3, bias)  # odd block
     assert not pairable(rows[:1], 2, bias[:1])  # no full block
     low = rows.copy()
     low[2, 5] = -128  # a high byte s - 1 would leave the byte
     assert not pairable(low, 2, bias)
-    # r + 256 s beyond int32 for some input: rows of 127s, 600 long
+    # s's sum 2^23 or more for some input: rows of 127s, 600 long
     assert not pairable(np.full((2, 600), 127, np.int8), 2, np.zeros(2))
-    assert pairable(np.full((2, 200), 127, np.int8), 2, np.zeros(2))
+    assert pairable(np.full((2, 500), 127, np.int8), 2, np.zeros(2)) == "early"

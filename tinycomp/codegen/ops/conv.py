@@ -156,17 +156,22 @@ def pack_pairs(rows: np.ndarray, block: int) -> tuple[np.ndarray, int]:
     return pack_rows(out.astype(np.int8), block)
 
 
-def pairable(rows: np.ndarray, block: int, bias: np.ndarray) -> bool:
-    """Whether pack_pairs' rows can run paired exactly: an even block, int8
-    weights of -127..127 (a high byte s - 1 must stay a byte), and every
-    pair's merged sum r + 256 s (bias included) within int32 for any int8
-    input, so neither accumulator wraps and (A - r) / 256 is exact."""
+def pairable(rows: np.ndarray, block: int, bias: np.ndarray) -> str | None:
+    """How pack_pairs' rows can run paired exactly, or None: they need an
+    even block and int8 weights of -127..127 (a high byte s - 1 must stay a
+    byte). The kernel's A sums r + 256 s modulo 2^32 (SMLAD wraps; the plain
+    path adds as uint32), so (A - r) / 256 is exact while |s's sum| < 2^23:
+    "early" when that holds with s's bias in A from the start, "late" when
+    only without it (the bias added after the split: a load and an add per
+    channel and pixel; a pruned channel's bias can be ~2^30)."""
     units = rows.shape[0]
     full = units // block * block
     if block % 2 or not full or int(rows.min(initial=0)) < -127:
-        return False
-    reach = np.abs(np.asarray(bias, np.int64)) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)
-    return int((reach[0:full:2] + 256 * reach[1:full:2]).max()) < 1 << 31
+        return None
+    macs = 128 * np.abs(rows[1:full:2].astype(np.int64)).sum(axis=1)
+    if int((macs + np.abs(np.asarray(bias, np.int64)[1:full:2])).max()) < 1 << 23:
+        return "early"
+    return "late" if int(macs.max()) < 1 << 23 else None
 
 
 def pack_rows4(rows: np.ndarray, block: int) -> tuple[np.ndarray, int]:
@@ -196,7 +201,7 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
     activation words a row is read in (2 per weight word, wwords)."""
     units, k = rows.shape
     int4 = layer.input(1).dtype == "int4"
-    paired, plain_words = False, None
+    paired, plain_words = None, None
     if int4:
         words, wwords = pack_rows4(rows, block)
         kw = 2 * wwords
@@ -288,7 +293,7 @@ def reserve_wexp(layer: Layer, g: dict, used: int, pixel_pairs: int) -> int:
     if g["paired"]:  # unpacked weights are plain int16 pairs: pack_rows' order
         i = next(i for i, c in enumerate(layer.constants) if c.name == g["weights"])
         layer.constants[i] = Constant(g["weights"], "int32_t", g["plain_words"]().astype(np.int32))
-        g["paired"] = False
+        g["paired"] = None
     g["wexp"], g["wexp_off"] = True, -(-used // 8) * 8
     return g["wexp_off"] + need
 

@@ -438,7 +438,7 @@ def _fully_connected_sparse(layer: Layer, fmt: str = FORMAT) -> dict:
     mult, shift = channel_multipliers(layer, w.quant.scale, units,
                                       float_product=not w.quant.per_channel)
     return {
-        "template": FC_SPARSE,
+        "template": FC_SPARSE, "shared_args": True,
         "batches": layer.input().size // depth, "depth": depth, "units": units,
         **_stream(layer, fmt, _weights(layer)),
         **_bias(layer, w.data, -layer.input().zero_point, "bias"),
@@ -463,7 +463,7 @@ def _conv_2d_sparse(layer: Layer, fmt: str = FORMAT) -> dict:
     return {
         **geo,
         **({"inplace_lag": _blocked_lag(layer, geo, plan["pad"], blocks[0][0])} if fmt != FORMAT else {}),
-        "template": CONV_SPARSE,
+        "template": CONV_SPARSE, "shared_args": True,
         "in_c": c, "out_c": oc,
         "pad": plan["pad"], "p_h": ph, "p_w": pw,
         "copy_rows": plan["copy_rows"], "copy_cols": plan["copy_cols"],
