@@ -241,8 +241,10 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
         mult_of, shift_of = (lambda i: f"{mult}[{i}]"), (lambda i: f"{shift}[{i}]")
     act_min, act_max = fused_activation(layer)
     return {
-        # short rows unrolled whole: no loop counter to keep in a register
-        "unroll": kw if kw <= GEMM_FULL_UNROLL else GEMM_UNROLL,
+        # short rows unrolled whole: no loop counter to keep in a register;
+        # a layer of few MACs (a classifier head) not at all: flash over speed
+        "unroll": (1 if layer.output().size * k < GEMM_SMALL_MACS
+                   else kw if kw <= GEMM_FULL_UNROLL else GEMM_UNROLL),
         "xq_off": None, "wexp": False, "wexp_off": None,  # reserve_xq, reserve_wexp set these
         "units": units, "k": k, "kw": kw, "wwords": wwords, "int4": int4, "block": block, "paired": paired,
         "plain_words": plain_words,
@@ -259,6 +261,10 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
 # is then one compare and branch per 16 x np x block MACs).
 GEMM_UNROLL = 4
 GEMM_FULL_UNROLL = 16
+# Below this many MACs a layer's loop overhead is a few hundred instructions,
+# while each unrolled copy of its step costs ~60 B of flash (IC's 64 -> 10
+# classifier was 1,952 B of code for 640 MACs)
+GEMM_SMALL_MACS = 4096
 
 
 def reserve_xq(layer: Layer, g: dict, used: int, np_: int) -> int:
