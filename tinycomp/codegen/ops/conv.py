@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.shapes import conv_out_size
+from ...passes.analysis import layer_macs
 from ...passes.memory import window_lag
 from ..layer import Constant, Layer
 from . import conv_c1
@@ -241,10 +242,7 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
         mult_of, shift_of = (lambda i: f"{mult}[{i}]"), (lambda i: f"{shift}[{i}]")
     act_min, act_max = fused_activation(layer)
     return {
-        # short rows unrolled whole: no loop counter to keep in a register;
-        # a layer of few MACs (a classifier head) not at all: flash over speed
-        "unroll": (1 if layer.output().size * k < GEMM_SMALL_MACS
-                   else kw if kw <= GEMM_FULL_UNROLL else GEMM_UNROLL),
+        "unroll": gemm_unroll(layer, kw, layer.output().size * k),
         "xq_off": None, "wexp": False, "wexp_off": None,  # reserve_xq, reserve_wexp set these
         "units": units, "k": k, "kw": kw, "wwords": wwords, "int4": int4, "block": block, "paired": paired,
         "plain_words": plain_words,
@@ -261,10 +259,22 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
 # is then one compare and branch per 16 x np x block MACs).
 GEMM_UNROLL = 4
 GEMM_FULL_UNROLL = 16
-# Below this many MACs a layer's loop overhead is a few hundred instructions,
-# while each unrolled copy of its step costs ~60 B of flash (IC's 64 -> 10
-# classifier was 1,952 B of code for 640 MACs)
+# Below this many MACs a layer's loop overhead is a few hundred instructions
+# (IC's 64 -> 10 classifier was 1,952 B of code for 640 MACs)
 GEMM_SMALL_MACS = 4096
+
+
+def gemm_unroll(layer: Layer, kw: int, macs: int) -> int:
+    """Row words per step of the inner loop. Short rows unrolled whole (no
+    loop counter to keep in a register), but only in a layer that does a
+    tenth of the model's MACs or more (any under --optimize speed): each
+    copy of the step costs ~60 B of flash, which elsewhere outweighs the
+    loop's instructions (VWW: 1,100 B for 0.8% more instructions). A layer
+    of few MACs (a classifier head) loops word by word."""
+    if macs < GEMM_SMALL_MACS:
+        return 1
+    hot = layer.storage == "speed" or macs * 10 >= sum(layer_macs(layer.graph, n) for n in layer.graph.nodes)
+    return kw if kw <= GEMM_FULL_UNROLL and hot else GEMM_UNROLL
 
 
 def reserve_xq(layer: Layer, g: dict, used: int, np_: int) -> int:
