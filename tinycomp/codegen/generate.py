@@ -15,9 +15,10 @@ from ..ir import Graph, Op
 from ..passes.analysis import layer_summaries
 from ..passes.depthwise_as_conv import depthwise_as_conv
 from ..passes.fuse import fuse_residual_adds
-from ..passes.memory import ARENA, OUTPUT, STATE, MemoryPlan, plan_memory, state_tensors
+from ..passes.memory import ARENA, OUTPUT, STATE, MemoryPlan, busy_at, lifetimes, plan_memory, state_tensors
 from .layer import Constant, Layer, c_type
 from .render import c_float, render
+from .ops.conv import borrow_ram
 from .ops.sparse import STORAGE_AIMS
 from .table import feature_kernels, kernel_for
 
@@ -132,6 +133,31 @@ def _spend_spare_ram(graph: Graph, layers: list[Layer], contexts: list[dict], ar
             if _plan(graph, layers, contexts).arena_bytes <= arena:
                 break
             layers[i], contexts[i] = kept
+
+
+def _borrow_ram(graph: Graph, plan: MemoryPlan, layers: list[Layer], contexts: list[dict]) -> None:
+    """After the final plan: let the blocked convolutions without a RAM grant
+    unpack into arena bytes that hold nothing while they run (conv.py:
+    borrow_ram): their output's not-yet-written tail, or the consumed head
+    of an input that dies with them. Neither changes the plan."""
+    find, _, step_of, _, last = lifetimes(graph)
+    for layer, ctx in zip(layers, contexts):
+        if ctx.get("template") != "kernels/conv_2d_fast.c.j2":
+            continue
+        busy = busy_at(graph, plan, layer.node.index, ctx.get("scratch_bytes", 0))
+
+        def free_of(owner):
+            return lambda a, b: all(e <= a or b <= s for s, e, k in busy if k != owner)
+        out = find(layer.node.outputs[0])
+        ins = [find(t) for t in layer.node.inputs if t >= 0 and not graph.tensor(t).is_const]
+        tail = head = None
+        if plan.places[out][0] == ARENA:
+            tail = (plan.places[out][1], free_of(out))
+        # in0 read by no later layer, and not also this layer's other input
+        if (ins and plan.places[ins[0]][0] == ARENA and last[ins[0]] == step_of[layer.node.index]
+                and ins.count(ins[0]) == 1):
+            head = (plan.places[ins[0]][1], free_of(ins[0]))
+        borrow_ram(layer, ctx, tail, head)
 
 
 def _pointer(plan: MemoryPlan, graph: Graph, tensor: int, const: bool) -> str:
@@ -436,6 +462,7 @@ def generate(graph: Graph, storage: str = "balanced",
     if storage == "balanced" and "dsp" in features:  # the only builds whose kernels hold back RAM
         _spend_spare_ram(graph, layers, contexts, plan.arena_bytes)
         plan = _plan(graph, layers, contexts)
+        _borrow_ram(graph, plan, layers, contexts)
     if plan.arena_bytes >= 1 << 31:  # offsets into the arena are C ints
         raise ModelError(f"{graph.name}: the model needs an arena of {plan.arena_bytes:,} bytes; "
                          "no target holds that")
