@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 import tinycomp.codegen.generate as gen
-from tinycomp.codegen.layer import Layer
 from tinycomp.frontends.tflite import parse_tflite
 from tinycomp.passes.memory import busy_at, lifetimes, read_floor
 from tests.host.test_fusion import _conv, _quant
