@@ -122,6 +122,7 @@ def _spend_spare_ram(graph: Graph, layers: list[Layer], contexts: list[dict], ar
     """Give each layer whose kernel can trade scratch for speed (Layer.spare_ram)
     the most it can have with the arena staying `arena` bytes, in graph order:
     speed from RAM the model already needs, never a larger arena."""
+    twins = _twins(graph, layers)
     for i, layer in enumerate(layers):
         for level in (2, 1):
             faster = Layer(graph, layer.node, storage=layer.storage, features=layer.features, spare_ram=level)
@@ -133,6 +134,51 @@ def _spend_spare_ram(graph: Graph, layers: list[Layer], contexts: list[dict], ar
             if _plan(graph, layers, contexts).arena_bytes <= arena:
                 break
             layers[i], contexts[i] = kept
+        g = contexts[i].get("g")
+        if (g and g.get("xq_off") is not None and not g["wexp"] and layers[i].storage == "balanced"
+                and layer.node.index not in twins):
+            _spend_on_some_weights(graph, layers, contexts, arena, i, g)
+
+
+def _twins(graph: Graph, layers: list[Layer]) -> set[int]:
+    """Nodes with another node of the same op, options and tensor shapes:
+    their functions may be one (_share) unless their RAM grants differ, and
+    a partial weights grant (the block count the arena leaves each) would
+    make every one its own: KWS's four pointwise convolutions cost 10 KB of
+    code more for 2% fewer instructions."""
+    def key(node):
+        opts = sorted((k, repr(v)) for k, v in node.options.items() if k != "residual_add")
+        shapes = [tuple(graph.tensor(t).shape) if t >= 0 else None for t in node.inputs + node.outputs]
+        return repr((node.op, opts, shapes, "residual_add" in node.options))
+    count: dict[str, int] = {}
+    for layer in layers:
+        count[key(layer.node)] = count.get(key(layer.node), 0) + 1
+    return {layer.node.index for layer in layers if count[key(layer.node)] > 1}
+
+
+def _spend_on_some_weights(graph: Graph, layers: list[Layer], contexts: list[dict], arena: int,
+                           i: int, g: dict) -> None:
+    """Where all of a convolution's unpacked weights do not fit, the most
+    whole blocks of them that do (conv.reserve_wexp: Layer.wexp_units),
+    found by bisection on the block count."""
+    layer, block = layers[i], g["block"]
+    lo, hi = 0, g["nfull"] - 1  # blocks known to fit, blocks that might
+    best = None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        trial = Layer(graph, layer.node, storage=layer.storage, features=layer.features,
+                      spare_ram=2, wexp_units=mid * block)
+        context = _context(trial, layer.features)
+        kept = layers[i], contexts[i]
+        layers[i], contexts[i] = trial, context
+        fits = context.get("g", {}).get("wexp") and _plan(graph, layers, contexts).arena_bytes <= arena
+        layers[i], contexts[i] = kept
+        if fits:
+            lo, best = mid, (trial, context)
+        else:
+            hi = mid - 1
+    if best:
+        layers[i], contexts[i] = best
 
 
 def _borrow_ram(graph: Graph, plan: MemoryPlan, layers: list[Layer], contexts: list[dict]) -> None:

@@ -197,6 +197,7 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
         "unroll": kw if kw <= GEMM_FULL_UNROLL else GEMM_UNROLL,
         # reserve_xq, reserve_wexp set these (borrow_ram: other bases than the scratch)
         "xq_off": None, "wexp": False, "wexp_off": None, "xq_base": "scratch", "wexp_base": "scratch",
+        "wexp_units": units,  # the channels whose weights are unpacked, with wexp
         "units": units, "k": k, "kw": kw, "wwords": wwords, "int4": int4, "block": block,
         "nfull": units // block, "rest": units % block, "rstride": rstride, "right": right,
         "bounded": bounded, "offset_in_round": offset_in_round, "fuse": None,  # _conv_2d_add sets the residual ADD
@@ -237,12 +238,19 @@ def reserve_wexp(layer: Layer, g: dict, used: int, pixel_pairs: int) -> int:
     pairs: unpacking once costs about 4 instructions a word, and saves 2 a
     word for every pixel pair after. Under --optimize speed always; balanced
     only on RAM the arena has spare (Layer.spare_ram 2: generate() grants it
-    where the arena does not grow); never under size."""
-    need = 8 * g["units"] * g["kw"]
+    where the arena does not grow); never under size. Balanced may unpack
+    only the first Layer.wexp_units channels (whole blocks, generate() picks
+    the most the arena has room for); the rest unpack in the loop."""
+    units = g["units"]
+    if layer.storage == "balanced" and layer.wexp_units is not None:
+        units = layer.wexp_units
+        if units < 1 or units % g["block"] or units >= g["nfull"] * g["block"]:
+            return used
+    need = 8 * units * g["kw"]
     spend = layer.storage == "speed" or (layer.storage == "balanced" and layer.spare_ram >= 2)
     if g["xq_off"] is None or not spend or need > WEXP_BYTES or pixel_pairs < 4:
         return used
-    g["wexp"], g["wexp_off"] = True, -(-used // 8) * 8
+    g["wexp"], g["wexp_off"], g["wexp_units"] = True, -(-used // 8) * 8, units
     return g["wexp_off"] + need
 
 
@@ -359,7 +367,7 @@ def _conv_2d_add(layer: Layer) -> dict:
     conv, node = fused["conv"], fused["add"]
     # the fused layer's aim, core and RAM grant hold for both halves
     conv_layer = Layer(layer.graph, conv, layer.constants, storage=layer.storage, features=layer.features,
-                       spare_ram=layer.spare_ram)
+                       spare_ram=layer.spare_ram, wexp_units=layer.wexp_units)
     ctx = conv_2d(conv_layer)
     a = add(Layer(layer.graph, node, layer.constants, storage=layer.storage, features=layer.features))
     if ctx.get("template") != "kernels/conv_2d_fast.c.j2" or a.get("template") != "kernels/add_fast.c.j2":
