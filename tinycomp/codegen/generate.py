@@ -15,9 +15,10 @@ from ..ir import Graph, Op
 from ..passes.analysis import layer_summaries
 from ..passes.depthwise_as_conv import depthwise_as_conv
 from ..passes.fuse import fuse_residual_adds
-from ..passes.memory import ARENA, OUTPUT, STATE, MemoryPlan, plan_memory, state_tensors
+from ..passes.memory import ARENA, OUTPUT, STATE, MemoryPlan, busy_at, lifetimes, plan_memory, state_tensors
 from .layer import Constant, Layer, c_type
 from .render import c_float, render
+from .ops.conv import borrow_ram
 from .ops.sparse import STORAGE_AIMS
 from .table import feature_kernels, kernel_for
 
@@ -121,6 +122,7 @@ def _spend_spare_ram(graph: Graph, layers: list[Layer], contexts: list[dict], ar
     """Give each layer whose kernel can trade scratch for speed (Layer.spare_ram)
     the most it can have with the arena staying `arena` bytes, in graph order:
     speed from RAM the model already needs, never a larger arena."""
+    twins = _twins(graph, layers)
     for i, layer in enumerate(layers):
         for level in (2, 1):
             faster = Layer(graph, layer.node, storage=layer.storage, features=layer.features, spare_ram=level)
@@ -132,6 +134,79 @@ def _spend_spare_ram(graph: Graph, layers: list[Layer], contexts: list[dict], ar
             if _plan(graph, layers, contexts).arena_bytes <= arena:
                 break
             layers[i], contexts[i] = kept
+        g = contexts[i].get("g")
+        # paired weights (conv.pack_pairs) step at 13 instructions where
+        # unpacked ones take 12, unpaired packed ones 15: unpacking a part
+        # (which unpairs the rest) loses unless nearly all fit
+        if (g and g.get("xq_off") is not None and not g["wexp"] and not g["paired"]
+                and layers[i].storage == "balanced" and layer.node.index not in twins):
+            _spend_on_some_weights(graph, layers, contexts, arena, i, g)
+
+
+def _twins(graph: Graph, layers: list[Layer]) -> set[int]:
+    """Nodes with another node of the same op, options and tensor shapes:
+    their functions may be one (_share) unless their RAM grants differ, and
+    a partial weights grant (the block count the arena leaves each) would
+    make every one its own: KWS's four pointwise convolutions cost 10 KB of
+    code more for 2% fewer instructions."""
+    def key(node):
+        opts = sorted((k, repr(v)) for k, v in node.options.items() if k != "residual_add")
+        shapes = [tuple(graph.tensor(t).shape) if t >= 0 else None for t in node.inputs + node.outputs]
+        return repr((node.op, opts, shapes, "residual_add" in node.options))
+    count: dict[str, int] = {}
+    for layer in layers:
+        count[key(layer.node)] = count.get(key(layer.node), 0) + 1
+    return {layer.node.index for layer in layers if count[key(layer.node)] > 1}
+
+
+def _spend_on_some_weights(graph: Graph, layers: list[Layer], contexts: list[dict], arena: int,
+                           i: int, g: dict) -> None:
+    """Where all of a convolution's unpacked weights do not fit, the most
+    whole blocks of them that do (conv.reserve_wexp: Layer.wexp_units),
+    found by bisection on the block count."""
+    layer, block = layers[i], g["block"]
+    lo, hi = 0, g["nfull"] - 1  # blocks known to fit, blocks that might
+    best = None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        trial = Layer(graph, layer.node, storage=layer.storage, features=layer.features,
+                      spare_ram=2, wexp_units=mid * block)
+        context = _context(trial, layer.features)
+        kept = layers[i], contexts[i]
+        layers[i], contexts[i] = trial, context
+        fits = context.get("g", {}).get("wexp") and _plan(graph, layers, contexts).arena_bytes <= arena
+        layers[i], contexts[i] = kept
+        if fits:
+            lo, best = mid, (trial, context)
+        else:
+            hi = mid - 1
+    if best:
+        layers[i], contexts[i] = best
+
+
+def _borrow_ram(graph: Graph, plan: MemoryPlan, layers: list[Layer], contexts: list[dict]) -> None:
+    """After the final plan: let the blocked convolutions without a RAM grant
+    unpack into arena bytes that hold nothing while they run (conv.py:
+    borrow_ram): their output's not-yet-written tail, or the consumed head
+    of an input that dies with them. Neither changes the plan."""
+    find, _, step_of, _, last = lifetimes(graph)
+    for layer, ctx in zip(layers, contexts):
+        if ctx.get("template") != "kernels/conv_2d_fast.c.j2":
+            continue
+        busy = busy_at(graph, plan, layer.node.index, ctx.get("scratch_bytes", 0))
+
+        def free_of(owner):
+            return lambda a, b: all(e <= a or b <= s for s, e, k in busy if k != owner)
+        out = find(layer.node.outputs[0])
+        ins = [find(t) for t in layer.node.inputs if t >= 0 and not graph.tensor(t).is_const]
+        tail = head = None
+        if plan.places[out][0] == ARENA:
+            tail = (plan.places[out][1], free_of(out))
+        # in0 read by no later layer, and not also this layer's other input
+        if (ins and plan.places[ins[0]][0] == ARENA and last[ins[0]] == step_of[layer.node.index]
+                and ins.count(ins[0]) == 1):
+            head = (plan.places[ins[0]][1], free_of(ins[0]))
+        borrow_ram(layer, ctx, tail, head)
 
 
 def _pointer(plan: MemoryPlan, graph: Graph, tensor: int, const: bool) -> str:
@@ -465,6 +540,7 @@ def generate(graph: Graph, storage: str = "balanced",
     if storage == "balanced" and "dsp" in features:  # the only builds whose kernels hold back RAM
         _spend_spare_ram(graph, layers, contexts, plan.arena_bytes)
         plan = _plan(graph, layers, contexts)
+        _borrow_ram(graph, plan, layers, contexts)
     if plan.arena_bytes >= 1 << 31:  # offsets into the arena are C ints
         raise ModelError(f"{graph.name}: the model needs an arena of {plan.arena_bytes:,} bytes; "
                          "no target holds that")

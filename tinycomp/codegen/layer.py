@@ -40,6 +40,9 @@ class Layer:
     # 1 int16 rows (conv.reserve_xq), 2 also int16 weights (conv.reserve_wexp);
     # generate() grants the most that leaves the arena as it is
     spare_ram: int = 0
+    # with spare_ram 2: unpack only the first this many output channels'
+    # weights (a multiple of the block; None: all), where all do not fit
+    wexp_units: int | None = None
 
     @property
     def fn(self) -> str:

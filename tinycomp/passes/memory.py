@@ -84,6 +84,20 @@ def window_lag(in_shape, out_shape, kernel, stride, pad, dilation=(1, 1),
     writes), or, with `read_first` (the windows copied to scratch, or the
     outputs held in registers, before any write), only windows after the
     block still matter. block=1, read_first=False is the bound above."""
+    ic, oc = in_shape[3], out_shape[3]
+    suffix_min = read_floor(in_shape, out_shape, kernel, stride, pad, dilation)
+    first = suffix_min[:-1]
+    starts = np.arange(0, first.size, block, dtype=np.int64)
+    ends = np.minimum(starts + block, first.size)
+    kept = suffix_min[ends] if read_first else suffix_min[starts]
+    return max(0, int((ends * oc - kept * ic).max()))
+
+
+def read_floor(in_shape, out_shape, kernel, stride, pad, dilation=(1, 1)) -> np.ndarray:
+    """floor[p]: the lowest input pixel (NHWC pixel index) that any window of
+    output pixel q >= p reads, for a window op over NHWC tensors that visits
+    its output pixels in row-major order; floor[n_out] (one past the end) is
+    beyond the last input pixel: nothing is read any more. Non-decreasing."""
     n, h, w, ic = in_shape
     on, oh, ow, oc = out_shape
     kh, kw = kernel
@@ -109,13 +123,7 @@ def window_lag(in_shape, out_shape, kernel, stride, pad, dilation=(1, 1),
                 if c is not None:
                     first[b, oy, ox] = (b * h + r) * w + c
     first = first.reshape(-1)
-    # suffix_min[p]: lowest input pixel any window q >= p still reads; one
-    # entry past the end: nothing is read any more
-    suffix_min = np.append(np.minimum.accumulate(first[::-1])[::-1], big)
-    starts = np.arange(0, first.size, block, dtype=np.int64)
-    ends = np.minimum(starts + block, first.size)
-    kept = suffix_min[ends] if read_first else suffix_min[starts]
-    return max(0, int((ends * oc - kept * ic).max()))
+    return np.append(np.minimum.accumulate(first[::-1])[::-1], big)
 
 
 def state_tensors(graph: Graph) -> list[int]:
@@ -125,23 +133,15 @@ def state_tensors(graph: Graph) -> list[int]:
     return [t for t in sorted(read) if graph.tensor(t).variable]
 
 
-def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
-                inplace: set[int] | frozenset | dict[int, int] = frozenset()) -> MemoryPlan:
-    """scratch_bytes: node -> bytes of scratch it needs; inplace: nodes whose
-    output may overwrite their first input when that input dies there, as a
-    set (lag 0), as node -> lag in bytes (see the module docstring), or as
-    node -> {k: lag} for its k-th non-constant input."""
-    scratch_bytes = scratch_bytes or {}
-    # node -> {k: lag}: out may start lag bytes below the k-th non-constant input
-    lags = {n: (v if isinstance(v, dict) else {0: v})
-            for n, v in (inplace.items() if isinstance(inplace, dict) else ((n, 0) for n in inplace))}
+def lifetimes(graph: Graph):
+    """(find, steps, step_of, first, last): find(t) is the tensor whose
+    storage t shares (aliases), steps the node indices that run code in
+    order, step_of a node's step, and first/last the steps at which each
+    storage root is born and last read (model inputs: born at -1)."""
     root = storage_roots(graph)
     find = lambda t: root.get(t, t)  # noqa: E731
     steps = tuple(n.index for n in graph.nodes if not n.op.is_alias)
     step_of = {n: s for s, n in enumerate(steps)}
-    model_ins = [find(t) for t in graph.inputs]
-    model_outs = [find(t) for t in graph.outputs]
-
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for node in graph.nodes:
@@ -154,14 +154,46 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
         for t in node.inputs:
             if t >= 0 and not graph.tensor(t).is_const and not graph.tensor(t).variable:
                 last[find(t)] = max(last.get(find(t), s), s)
-
     # The model input lives in the arena too, written by the caller before
     # step 0 (tinycomp_invoke copies it there unless the caller wrote it in
     # place through tinycomp_input_buffer()): once its last reader ran, its
     # bytes serve later tensors, and the first layer may write over it.
-    for t in model_ins:
-        first[t] = -1
-        last.setdefault(t, -1)  # an input no layer reads still gets its place
+    for t in graph.inputs:
+        first[find(t)] = -1
+        last.setdefault(find(t), -1)  # an input no layer reads still gets its place
+    return find, steps, step_of, first, last
+
+
+def busy_at(graph: Graph, plan: MemoryPlan, node_index: int,
+            scratch_bytes: int = 0) -> list[tuple[int, int, object]]:
+    """The arena bytes in use while node `node_index` runs, as (start, end,
+    owner): every tensor stored in the arena whose life spans that step
+    (owner: its storage root, see lifetimes) and the node's own scratch of
+    `scratch_bytes` (owner: "scratch")."""
+    find, _, step_of, first, last = lifetimes(graph)
+    s = step_of[node_index]
+    busy = []
+    for t in first:
+        region, offset = plan.places.get(t, (None, 0))
+        if region == ARENA and first[t] <= s <= last[t]:
+            busy.append((offset, offset + graph.tensor(t).nbytes, t))
+    if scratch_bytes > 0:
+        busy.append((plan.scratch[node_index], plan.scratch[node_index] + scratch_bytes, "scratch"))
+    return busy
+
+
+def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
+                inplace: set[int] | frozenset | dict[int, int] = frozenset()) -> MemoryPlan:
+    """scratch_bytes: node -> bytes of scratch it needs; inplace: nodes whose
+    output may overwrite their first input when that input dies there, as a
+    set (lag 0), as node -> lag in bytes (see the module docstring), or as
+    node -> {k: lag} for its k-th non-constant input."""
+    scratch_bytes = scratch_bytes or {}
+    # node -> {k: lag}: out may start lag bytes below the k-th non-constant input
+    lags = {n: (v if isinstance(v, dict) else {0: v})
+            for n, v in (inplace.items() if isinstance(inplace, dict) else ((n, 0) for n in inplace))}
+    find, steps, step_of, first, last = lifetimes(graph)
+    model_outs = [find(t) for t in graph.outputs]
     buffers: dict[object, _Buffer] = {}
     for t, s in first.items():
         if t not in model_outs:
@@ -281,7 +313,7 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
     # State survives every inference: never in the reused arena.
     for k, t in enumerate(state_tensors(graph)):
         places[t] = (STATE, k)
-    for t, r in root.items():
+    for t, r in storage_roots(graph).items():
         places[t] = places[r]
     overlapped = {}
     for (dst, src), (lag, node_index) in pairs.items():

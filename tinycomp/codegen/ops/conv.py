@@ -15,7 +15,7 @@ import numpy as np
 
 from ...ir.shapes import conv_out_size
 from ...passes.analysis import layer_macs
-from ...passes.memory import window_lag
+from ...passes.memory import read_floor, window_lag
 from ..layer import Constant, Layer
 from . import conv_c1
 from .common import (bias_const, channel_multipliers, check_filter_quant, folded_bias, fused_activation,
@@ -243,7 +243,9 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
     act_min, act_max = fused_activation(layer)
     return {
         "unroll": gemm_unroll(layer, kw, layer.output().size * k),
-        "xq_off": None, "wexp": False, "wexp_off": None,  # reserve_xq, reserve_wexp set these
+        # reserve_xq, reserve_wexp set these (borrow_ram: other bases than the scratch)
+        "xq_off": None, "wexp": False, "wexp_off": None, "xq_base": "scratch", "wexp_base": "scratch",
+        "wexp_units": units,  # the channels whose weights are unpacked, with wexp
         "units": units, "k": k, "kw": kw, "wwords": wwords, "int4": int4, "block": block, "paired": paired,
         "plain_words": plain_words,
         "nfull": units // block, "rest": units % block, "rstride": rstride, "right": right,
@@ -301,17 +303,30 @@ def reserve_wexp(layer: Layer, g: dict, used: int, pixel_pairs: int) -> int:
     pairs: unpacking once costs about 4 instructions a word, and saves 2 a
     word for every pixel pair after. Under --optimize speed always; balanced
     only on RAM the arena has spare (Layer.spare_ram 2: generate() grants it
-    where the arena does not grow); never under size."""
-    need = 8 * g["units"] * g["kw"]
+    where the arena does not grow); never under size. Balanced may unpack
+    only the first Layer.wexp_units channels (whole blocks, generate() picks
+    the most the arena has room for); the rest unpack in the loop."""
+    units = g["units"]
+    if layer.storage == "balanced" and layer.wexp_units is not None:
+        units = layer.wexp_units
+        if units < 1 or units % g["block"] or units >= g["nfull"] * g["block"]:
+            return used
+    need = 8 * units * g["kw"]
     spend = layer.storage == "speed" or (layer.storage == "balanced" and layer.spare_ram >= 2)
     if g["xq_off"] is None or not spend or need > WEXP_BYTES or pixel_pairs < 4:
         return used
-    if g["paired"]:  # unpacked weights are plain int16 pairs: pack_rows' order
+    unpair(layer, g)
+    g["wexp"], g["wexp_off"], g["wexp_units"] = True, -(-used // 8) * 8, units
+    return g["wexp_off"] + need
+
+
+def unpair(layer: Layer, g: dict) -> None:
+    """A layer whose weights get unpacked to int16 (expand_weights) stores
+    them in pack_rows' order, not paired: the unpacking takes plain words."""
+    if g["paired"]:
         i = next(i for i, c in enumerate(layer.constants) if c.name == g["weights"])
         layer.constants[i] = Constant(g["weights"], "int32_t", g["plain_words"]().astype(np.int32))
         g["paired"] = None
-    g["wexp"], g["wexp_off"] = True, -(-used // 8) * 8
-    return g["wexp_off"] + need
 
 
 # Output channels per step of the blocked convolution (x 2 pixels): 2x2 keeps
@@ -389,6 +404,7 @@ def _conv_2d_fast(layer: Layer, geo: dict, w, mult: str, shift: str) -> dict:
     bias = folded_bias(layer, w.data, 2, geo["in_offset"])
     g = gemm_context(layer, rows, CONV_BLOCK, bias, mult, shift, rstride)
     ctx = {**geo, "in_c": ci, "out_c": oc, "g": g, "im2col": not direct, "shared": shared,
+           "phases": None, "single_g": None,  # borrow_ram sets these
            "pixels": geo["batches"] * geo["out_h"] * geo["out_w"],
            "template": "kernels/conv_2d_fast.c.j2", "shared_args": True}
     if shared:
@@ -426,7 +442,7 @@ def _conv_2d_add(layer: Layer) -> dict:
     conv, node = fused["conv"], fused["add"]
     # the fused layer's aim, core and RAM grant hold for both halves
     conv_layer = Layer(layer.graph, conv, layer.constants, storage=layer.storage, features=layer.features,
-                       spare_ram=layer.spare_ram)
+                       spare_ram=layer.spare_ram, wexp_units=layer.wexp_units)
     ctx = conv_2d(conv_layer)
     a = add(Layer(layer.graph, node, layer.constants, storage=layer.storage, features=layer.features))
     if ctx.get("template") != "kernels/conv_2d_fast.c.j2" or a.get("template") != "kernels/add_fast.c.j2":
@@ -456,3 +472,101 @@ def _conv_2d_add(layer: Layer) -> dict:
     ctx["inplace_lag"] = lag(conv_layer, ctx, block=2, read_first=not direct)
     ctx["inplace_lags"] = {1: 0}
     return ctx
+
+
+def _down8(n: int) -> int:
+    return n // 8 * 8
+
+
+def borrow_ram(layer: Layer, ctx: dict, tail, head) -> None:
+    """Unpacked rows and weights (the spare_ram 1 and 2 paths) on arena bytes
+    that hold nothing yet or nothing any more while this layer runs, for a
+    balanced DSP build whose arena has no bytes to spare (no grant): the
+    arena does not grow by a byte.
+
+    tail = (arena offset of the output, free), when the output is in the
+    arena: pixel pairs are written in order, so the output's last bytes hold
+    nothing until the pairs that write them; the regions sit at the output's
+    end and serve the pairs before those, the rest run without them.
+    head = (arena offset of in0, free), when in0 dies here: a pair reads no
+    input pixel below read_floor, so in0's first bytes hold nothing needed
+    once the pairs have passed them; the regions sit at in0's start and serve
+    the pairs after that. free(start, end): no other live tensor and not the
+    layer's scratch holds those arena bytes (generate._borrow_ram).
+
+    The pairs are cut into phases of one level each (0: rows unpacked in the
+    loop, 1: rows unpacked once per pair, 2: weights unpacked too, once, at
+    the start of their phase); a layout is kept only where its estimated
+    instructions saved beat the weights' unpacking."""
+    g = ctx["g"]
+    if g["int4"] or g["xq_off"] is not None or "dsp" not in layer.features or layer.storage != "balanced":
+        return
+    pixels, oc, ic = ctx["pixels"], ctx["out_c"], ctx["in_c"]
+    if pixels < 2:
+        return
+    kw, units = g["kw"], g["units"]
+    xbytes, wbytes = 16 * kw, 8 * units * kw
+    blocks = g["nfull"] + g["rest"]
+    # per pair and activation word: a pixel word unpacked once instead of per
+    # block (4 instructions a block, the unpacking about 9), then a weight word
+    # loaded unpacked instead of unpacked (3 a block); the weights' unpacking
+    # costs about 5 a word once
+    gain = (0, kw * (4 * blocks - 9), kw * (4 * blocks - 9 + 3 * g["nfull"]))
+    wcost = 5 * units * kw
+    starts = list(range(0, pixels - 1, 2)) + ([pixels - 1] if pixels % 2 else [])
+    ends = [min(px + 2, pixels) for px in starts]  # a step's pixels: [px, end)
+    options = []
+    # paired weights: rows only (unpacking the weights would unpair every
+    # phase's for one instruction in 13, and add a phase's copy of the loop)
+    weights = not g["paired"]
+    if tail:
+        o, free = tail
+        xq = _down8(o + pixels * oc - xbytes)
+        for wx in (None, _down8(xq - wbytes)) if weights else (None,):
+            regions = [(xq, xbytes)] + ([(wx, wbytes)] if wx is not None else [])
+            if any(r < o or not free(r, r + n) for r, n in regions):
+                continue
+            # a step may use a region while all its writes lie below it
+            levels = [sum(o + e * oc <= r for r, n in regions) if o + e * oc <= xq else 0 for e in ends]
+            options.append(("out", o, xq, wx, levels))
+    if head:
+        i, free = head
+        floor = read_floor((ctx["batches"], ctx["in_h"], ctx["in_w"], ic),
+                           (ctx["batches"], ctx["out_h"], ctx["out_w"], oc),
+                           (ctx["k_h"], ctx["k_w"]), (ctx["stride_h"], ctx["stride_w"]),
+                           (ctx["pad_h"], ctx["pad_w"]), (ctx["dil_h"], ctx["dil_w"]))
+        in_bytes = ctx["batches"] * ctx["in_h"] * ctx["in_w"] * ic
+        xq = i
+        for wx in (None, i + -(-xbytes // 8) * 8) if weights else (None,):
+            regions = [(xq, xbytes)] + ([(wx, wbytes)] if wx is not None else [])
+            if any(r + n > i + in_bytes or not free(r, r + n) for r, n in regions):
+                continue
+            # a step may use a region once no read from it on lies inside it
+            levels = [sum(i + int(floor[px]) * ic >= r + n for r, n in regions)
+                      if i + int(floor[px]) * ic >= xq + xbytes else 0 for px in starts]
+            options.append(("((int8_t *)in0)", i, xq, wx, levels))
+    best, best_gain = None, 0
+    for opt in options:
+        levels = opt[4]
+        total = sum(gain[v] for v in levels) - (wcost if 2 in levels else 0)
+        if total > best_gain:
+            best, best_gain = opt, total
+    if best is None:
+        return
+    base, at, xq, wx, levels = best
+    if 2 in levels:
+        unpair(layer, g)
+    variants = [dict(g), {**g, "xq_off": xq - at, "xq_base": base}]
+    if wx is not None:
+        variants.append({**variants[1], "wexp": True, "wexp_off": wx - at, "wexp_base": base})
+    phases = []
+    for px, v in zip(starts, levels):
+        if px == pixels - 1 and pixels % 2:
+            # the weights are unpacked only at the start of a level-2 phase
+            ctx["single_g"] = variants[1 if v == 2 and phases[-1]["level"] != 2 else v]
+        elif phases and phases[-1]["level"] == v:
+            phases[-1]["end"] = px + 1
+        else:
+            phases.append({"level": v, "start": px, "end": px + 1, "g": variants[v],
+                           "expand_w": v == 2})
+    ctx["phases"] = phases
