@@ -98,3 +98,18 @@ def test_dw3_over_its_dying_input(stride):
     assert 1 in generated.plan.overlapped  # the depthwise layer writes over its input
     assert "tc_dw3_band_" in generated.files["tinycomp_model.c"]
     assert_bit_exact_on_board(model, _inputs(rng, shape), "qemu")
+
+
+def test_dw3_two_batches():
+    """The band's ring starts afresh for the second image of a batch: two
+    rows high, its first window wants the rows the first image's last held."""
+    rng = np.random.default_rng(3)
+    b = ModelBuilder()
+    shape = (2, 2, 4, 8)
+    x = b.input(shape, *random_activation_quant(rng))
+    y1 = _dw(b, rng, x, 8, (3, 3), 1, "SAME")
+    y2 = _dw(b, rng, x, 8, (3, 3), 2, "SAME", activation="RELU6")
+    b.output(y1, y2)
+    model = b.build()
+    assert "tc_dw3_band_" in _code(model, DSP)
+    assert_bit_exact_on_board(model, _inputs(rng, shape), "qemu")
