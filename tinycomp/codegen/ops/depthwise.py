@@ -58,8 +58,8 @@ def depthwise_conv_2d(layer: Layer) -> dict:
                else {"dsp": False, "dw3": False})
     ctx["raw_from_folded"], ctx["one_bias"] = False, layer.storage == "size"
     if ctx["dw3"] and ctx["dw3_band"] and geo["has_border"]:
-        # the shared 3x3 DSP kernel copies a border row's three input rows
-        # here, zero-point padded, and runs the interior kernel on them
+        # the shared 3x3 DSP kernel keeps the input rows of border rows here,
+        # zero-point padded, a ring of three, and runs the interior kernel on them
         ctx["scratch_bytes"] = 3 * ((geo["out_w"] - 1) * geo["stride_w"] + 3) * c
     if ctx["one_bias"] and ctx["bias"] and ctx["folded_bias"]:
         # and one bias array: the border's raw bias is the folded one minus
