@@ -58,8 +58,8 @@ def depthwise_conv_2d(layer: Layer) -> dict:
                else {"dsp": False, "dw3": False})
     ctx["raw_from_folded"], ctx["one_bias"] = False, layer.storage == "size"
     if ctx["dw3"] and ctx["dw3_band"] and geo["has_border"]:
-        # the shared 3x3 DSP kernel copies a border row's three input rows
-        # here, zero-point padded, and runs the interior kernel on them
+        # the shared 3x3 DSP kernel keeps the input rows of border rows here,
+        # zero-point padded, a ring of three, and runs the interior kernel on them
         ctx["scratch_bytes"] = 3 * ((geo["out_w"] - 1) * geo["stride_w"] + 3) * c
     if ctx["one_bias"] and ctx["bias"] and ctx["folded_bias"]:
         # and one bias array: the border's raw bias is the folded one minus
@@ -166,7 +166,7 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
     groups = oc // 4
     scale = 16 if int4 else 2
     params = np.stack([folded * scale, raw * scale, mult, rnd, e], axis=1)  # (oc, 5)
-    params = params.reshape(groups, 4, 5).transpose(0, 2, 1).reshape(-1)  # per group: 5 x 4
+    params = params.reshape(groups, 4, 5).transpose(0, 2, 1).reshape(groups, 20)  # per group: 5 x 4
     # per group and tap: channels 0, 2, 1, 3 as int16, doubled
     w2 = (2 * w_oc_taps.astype(np.int64)).reshape(groups, 4, taps)[:, [0, 2, 1, 3], :]
     w2 = w2.transpose(0, 2, 1).reshape(-1)
@@ -178,15 +178,18 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
     # (depthwise_conv_2d_dsp3.c.j2)
     dw3 = _shareable_3x3(geo, c) and not int4
     full_range = (geo["act_min"], geo["act_max"]) == (-128, 127)
+    if dw3:
+        # one array, per group its 20 parameters then its 9 taps' weight
+        # pairs as aligned int32 words (two pairs in one LDRD): the kernel
+        # walks it with one pointer
+        params = np.concatenate([params, _pairs_as_words(w2).reshape(groups, 18)], axis=1)
     return {
         "dw3": dw3, "dw3_variant": "s" if full_range else "c",
         "dsp": True,
-        "dsp_params": layer.const("dsp_params", params, "int32_t"),
-        # the shared 3x3 kernel reads each pair as an aligned int32 word (two
-        # pairs in one LDRD); the specialised one as int16
+        "dsp_params": layer.const("dsp_params", params.reshape(-1), "int32_t"),
+        # the specialised kernel reads the weights as int16
         "dsp_weights": (layer.const("dsp_weights4", _int4_words(w_oc_taps), "int32_t") if int4
-                        else layer.const("dsp_weights", _pairs_as_words(w2), "int32_t") if dw3
-                        else layer.const("dsp_weights", w2, "int16_t")),
+                        else None if dw3 else layer.const("dsp_weights", w2, "int16_t")),
         "tap_offsets": offsets,
         "off2": f"(int32_t)0x{(lane << 16) | lane:08x}u",
         "zp4": f"(int32_t)0x{(-off & 0xFF) * 0x01010101:08x}u",
