@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import tinycomp.codegen.generate as gen
 from tinycomp.codegen.generate import generate
 from tinycomp.frontends.tflite import parse_tflite
 from tests.host.test_conv import _weights_and_bias
@@ -127,7 +128,9 @@ def _pairs_model(seed=1):
     """Paired rows (conv.py: pack_pairs) and the rows they refuse, side by
     side: a 1x1 conv and an FC that pair; a conv with a -128 weight and an FC
     of long all-127 rows (s's sum could reach 2^23) that do not; a 1x1 conv
-    whose odd channels have ~2^30 biases (paired, the bias added late)."""
+    whose odd channels have ~2^30 biases (paired, the bias added late); one
+    whose even channels' biases are near -2^31 (paired; the plain path
+    decodes the weights, A could leave int32)."""
     rng = np.random.default_rng(seed)
     b = ModelBuilder()
     shape = (1, 6, 8, 12)
@@ -151,21 +154,31 @@ def _pairs_model(seed=1):
     bq = np.where(np.arange(6) % 2, -(1 << 30) + 7, rng.integers(-3000, 3000, 6)).astype(np.int32)
     bias = b.const_int32(bq, scales=[s_in * v for v in ws])
     y5 = b.conv2d(x, w, bias, 0.05, 4)
-    b.output(y1, y2, y3, y4, y5)
+    # even channels' biases near -2^31: A = r + 256 s could leave int32, so
+    # the plain path decodes each weight (pair_decode) instead of summing A
+    wq = rng.integers(-127, 128, size=(4, 1, 1, 12)).astype(np.int8)
+    ws = list(rng.uniform(0.002, 0.02, 4))
+    bq = np.where(np.arange(4) % 2, rng.integers(-3000, 3000, 4), -(1 << 31) + (1 << 20)).astype(np.int32)
+    y6 = b.conv2d(x, b.const_int8(wq, scales=ws, axis=0), b.const_int32(bq, scales=[s_in * v for v in ws]),
+                  0.05, 4)
+    b.output(y1, y2, y3, y4, y5, y6)
     return b.build(), shape, rng
 
 
 @pytest.mark.parametrize("board,features", [("qemu", DSP), ("qemu", frozenset()), ("qemu-mps2-an385", None)])
-def test_gemm_paired_rows(board, features):
+def test_gemm_paired_rows(board, features, monkeypatch):
     """Paired and refused rows bit-exact with int16 rows in scratch (M4),
     unpacked in the loop (C for a core without DSP on the M4) and on the M3's
-    plain path."""
+    plain path. No RAM grants: a layer granted unpacked weights is unpaired."""
+    monkeypatch.setattr(gen, "_spend_spare_ram", lambda *args: None)
     model, shape, rng = _pairs_model()
     code = _code(model, features or frozenset())
     bodies = code.split("static TC_LAYER_FN void ")[1:]
     paired = ["paired rows: the odd channels' sums" in body for body in bodies]
-    assert paired == [True, False, True, False, True]  # y1 ... y5 (the RESHAPE is an alias)
+    assert paired == [True, False, True, False, True, True]  # y1 ... y6 (the RESHAPE is an alias)
     assert "+ k_bias_folded[c + 1];" in bodies[4]  # y5's late bias
+    decoded = ["(int32_t)((uint32_t)r >> 31)" in body for body in bodies]
+    assert decoded == [False] * 5 + [True]  # y6's plain path
     kwargs = {} if features is None else {"features": features}
     assert_bit_exact_on_board(model, _inputs(rng, shape), board, **kwargs)
 

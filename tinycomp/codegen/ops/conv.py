@@ -160,8 +160,8 @@ def pack_pairs(rows: np.ndarray, block: int) -> tuple[np.ndarray, int]:
 def pairable(rows: np.ndarray, block: int, bias: np.ndarray) -> str | None:
     """How pack_pairs' rows can run paired exactly, or None: they need an
     even block and int8 weights of -127..127 (a high byte s - 1 must stay a
-    byte). The kernel's A sums r + 256 s modulo 2^32 (SMLAD wraps; the plain
-    path adds as uint32), so (A - r) / 256 is exact while |s's sum| < 2^23:
+    byte). The DSP kernel's A sums r + 256 s modulo 2^32 (SMLAD wraps), so
+    (A - r) / 256 is exact while |s's sum| < 2^23:
     "early" when that holds with s's bias in A from the start, "late" when
     only without it (the bias added after the split: a load and an add per
     channel and pixel; a pruned channel's bias can be ~2^30)."""
@@ -173,6 +173,17 @@ def pairable(rows: np.ndarray, block: int, bias: np.ndarray) -> str | None:
     if int((macs + np.abs(np.asarray(bias, np.int64)[1:full:2])).max()) < 1 << 23:
         return "early"
     return "late" if int(macs.max()) < 1 << 23 else None
+
+
+def pair_sums_fit(rows: np.ndarray, block: int, bias: np.ndarray, mode: str) -> bool:
+    """Whether every pair's A (r + 256 s, with s's bias for "early") stays
+    within int32 for any int8 input: the plain path then sums A in int32
+    (pair_plain) instead of decoding each weight (pair_decode)."""
+    full = rows.shape[0] // block * block
+    macs = 128 * np.abs(rows[:full].astype(np.int64)).sum(axis=1)
+    b = np.abs(np.asarray(bias, np.int64)[:full])
+    s_part = macs[1::2] + (b[1::2] if mode == "early" else 0)
+    return int((macs[0::2] + b[0::2] + 256 * s_part).max()) < 1 << 31
 
 
 def pack_rows4(rows: np.ndarray, block: int) -> tuple[np.ndarray, int]:
@@ -202,7 +213,7 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
     activation words a row is read in (2 per weight word, wwords)."""
     units, k = rows.shape
     int4 = layer.input(1).dtype == "int4"
-    paired, plain_words = None, None
+    paired, pair_fits, plain_words = None, False, None
     if int4:
         words, wwords = pack_rows4(rows, block)
         kw = 2 * wwords
@@ -213,6 +224,7 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
             raise layer.refuse("INT4 rows too long for the kernel's 16x scaled accumulator")
     else:
         paired = pairable(rows, block, bias)
+        pair_fits = bool(paired) and pair_sums_fit(rows, block, bias, paired)
         words, kw = (pack_pairs if paired else pack_rows)(rows, block)
         plain_words = lambda: pack_rows(rows, block)[0]  # noqa: E731 (reserve_wexp)
         wwords = kw
@@ -247,7 +259,7 @@ def gemm_context(layer: Layer, rows: np.ndarray, block: int, bias: np.ndarray,
         "xq_off": None, "wexp": False, "wexp_off": None, "xq_base": "scratch", "wexp_base": "scratch",
         "wexp_units": units,  # the channels whose weights are unpacked, with wexp
         "units": units, "k": k, "kw": kw, "wwords": wwords, "int4": int4, "block": block, "paired": paired,
-        "plain_words": plain_words,
+        "pair_fits": pair_fits, "plain_words": plain_words,
         "nfull": units // block, "rest": units % block, "rstride": rstride, "right": right,
         "bounded": bounded, "offset_in_round": offset_in_round, "fuse": None,  # _conv_2d_add sets the residual ADD
         "weights": layer.const("weights", words, "int32_t"),
