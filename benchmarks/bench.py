@@ -124,12 +124,12 @@ def bench_board(board: str, source: str, timing_board: str | None, optimize: str
 
 
 def _ratio(ours, theirs) -> str:
-    return f"{ours / theirs:.2f}x" if theirs else "-"
+    return f"{ours / theirs:.3f}x" if theirs else "-"
 
 
 def table(rows: list[dict]) -> str:
     head = (f"{'model':<5} {'MACs':>11} {'instructions':>13} {'instr/MAC':>9} {'vs TFLM+CMSIS':>13} "
-            f"{'arena B':>8} {'vs':>5} {'arena+out B':>11} {'vs':>5} {'code B':>7} {'vs':>5} {'constants B':>11} "
+            f"{'arena B':>8} {'vs':>6} {'arena+out B':>11} {'vs':>6} {'code B':>7} {'vs':>6} {'constants B':>11} "
             f"{'vs w+b':>6} {'vs file':>7}")
     lines = [head]
     for r in rows:
@@ -137,9 +137,9 @@ def table(rows: list[dict]) -> str:
         ram = r["arena_bytes"] + r["io_bytes"]
         lines.append(
             f"{r['model']:<5} {r['macs']:>11,} {r['instructions']:>13,} {r['instructions'] / r['macs']:>9.2f} "
-            f"{_ratio(r['instructions'], ref[0]):>13} {r['arena_bytes']:>8,} {_ratio(r['arena_bytes'], ref[1]):>5} "
-            f"{ram:>11,} {_ratio(ram, ref[1]):>5} {r['flash_code_bytes']:>7,} "
-            f"{_ratio(r['flash_code_bytes'], ref[2]):>5} {r['flash_weights_bytes']:>11,} "
+            f"{_ratio(r['instructions'], ref[0]):>13} {r['arena_bytes']:>8,} {_ratio(r['arena_bytes'], ref[1]):>6} "
+            f"{ram:>11,} {_ratio(ram, ref[1]):>6} {r['flash_code_bytes']:>7,} "
+            f"{_ratio(r['flash_code_bytes'], ref[2]):>6} {r['flash_weights_bytes']:>11,} "
             f"{_ratio(r['flash_weights_bytes'], r['model_weights_biases']):>6} "
             f"{_ratio(r['flash_weights_bytes'], r['model_file_bytes']):>7}")
     lines += ["constants: the firmware's weights, biases and requantization tables; vs w+b: against the",
