@@ -57,13 +57,13 @@ def _narrow_model(seed=1):
     return b.build(), shape, rng
 
 
-def _overlap_model(seed=2, stride=1):
+def _overlap_model(seed=2, stride=1, width=7, padding="SAME"):
     """A 3x3 depthwise layer between two 1x1 convolutions: its input dies
     there, so the planner may write its output over it (inplace_lag)."""
     rng = np.random.default_rng(seed)
     b = ModelBuilder()
     c = 16
-    shape = (1, 10, 7, c)
+    shape = (1, 10, width, c)
     x = b.input(shape, *random_activation_quant(rng))
 
     def conv1x1(x, cout):
@@ -72,7 +72,7 @@ def _overlap_model(seed=2, stride=1):
         return b.conv2d(x, b.const_int8(wq, scales=ws, axis=0), None, s, z)
 
     y = conv1x1(x, c)
-    y = _dw(b, rng, y, c, (3, 3), stride, "SAME", activation="RELU")
+    y = _dw(b, rng, y, c, (3, 3), stride, padding, activation="RELU")
     b.output(conv1x1(y, 8))
     return b.build(), shape, rng
 
@@ -91,9 +91,13 @@ def test_dw3_geometries(board, features):
         assert_bit_exact_on_board(model, _inputs(rng, shape), board, features=features)
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_dw3_over_its_dying_input(stride):
-    model, shape, rng = _overlap_model(stride=stride)
+@pytest.mark.parametrize("stride,width,padding", [(1, 7, "SAME"), (2, 7, "SAME"), (1, 19, "VALID"),
+                                                  (2, 21, "VALID")])
+def test_dw3_over_its_dying_input(stride, width, padding):
+    """SAME: every row through the band. VALID and wide: rows of 17 and 10
+    pixels read straight from the input in chunks of DW3_CHUNK (8, 8, 1 and
+    8, 2), each group over the chunk before the next: the lag counts it."""
+    model, shape, rng = _overlap_model(stride=stride, width=width, padding=padding)
     generated = generate(parse_tflite(model), features=DSP)
     assert 1 in generated.plan.overlapped  # the depthwise layer writes over its input
     assert "tc_dw3_band_" in generated.files["tinycomp_model.c"]

@@ -65,7 +65,7 @@ def _align_down(n: int) -> int:
 
 
 def window_lag(in_shape, out_shape, kernel, stride, pad, dilation=(1, 1),
-               block: int = 1, read_first: bool = False) -> int:
+               block: int = 1, read_first: bool = False, row_blocks: bool = False) -> int:
     """Smallest D (bytes) such that a window op over NHWC int8 tensors may
     write its output starting D bytes below its input, for a kernel that
     produces output pixels in row-major order and, for each pixel, reads its
@@ -83,12 +83,20 @@ def window_lag(in_shape, out_shape, kernel, stride, pad, dilation=(1, 1),
     windows from its first pixel on may still be read (interleaved reads and
     writes), or, with `read_first` (the windows copied to scratch, or the
     outputs held in registers, before any write), only windows after the
-    block still matter. block=1, read_first=False is the bound above."""
+    block still matter. block=1, read_first=False is the bound above.
+    row_blocks: the blocks start afresh at every output row (the last of a
+    row may be shorter) instead of every `block` pixels of the whole output."""
     ic, oc = in_shape[3], out_shape[3]
     suffix_min = read_floor(in_shape, out_shape, kernel, stride, pad, dilation)
     first = suffix_min[:-1]
-    starts = np.arange(0, first.size, block, dtype=np.int64)
-    ends = np.minimum(starts + block, first.size)
+    if row_blocks:
+        width = out_shape[2]
+        rows = np.arange(0, first.size, width, dtype=np.int64)
+        starts = (rows[:, None] + np.arange(0, width, block, dtype=np.int64)[None, :]).reshape(-1)
+        ends = np.minimum(starts - starts % width + np.minimum(starts % width + block, width), first.size)
+    else:
+        starts = np.arange(0, first.size, block, dtype=np.int64)
+        ends = np.minimum(starts + block, first.size)
     kept = suffix_min[ends] if read_first else suffix_min[starts]
     return max(0, int((ends * oc - kept * ic).max()))
 

@@ -14,6 +14,11 @@ from .conv import biases, check_io, check_weights, geometry
 # for the accumulators to stay in registers or L1, large enough to amortise
 # the window address arithmetic.
 DW_BLOCK = 16
+# Output pixels the shared 3x3 DSP kernel takes per group of 4 channels
+# before the next group (depthwise_conv_2d_dsp3.c.j2: tc_dw3_px): a group's
+# 152 bytes of parameters and weights come from flash once per chunk, not per
+# pixel; the in-place lag grows by (chunk - 1) pixels
+DW3_CHUNK = 8
 
 
 def depthwise_conv_2d(layer: Layer) -> dict:
@@ -57,6 +62,12 @@ def depthwise_conv_2d(layer: Layer) -> dict:
     ctx.update(_dsp(layer, geo, per_channel, mult, shift) if layer.storage != "size"
                else {"dsp": False, "dw3": False})
     ctx["raw_from_folded"], ctx["one_bias"] = False, layer.storage == "size"
+    if ctx["dw3"]:
+        ctx["chunk"] = DW3_CHUNK
+        if ctx["dw3_band"]:  # rows of pixels in chunks, each group over the chunk in turn
+            ctx["inplace_lag"] = window_lag(layer.input().shape, layer.output().shape, (kh, kw),
+                                            (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
+                                            (geo["dil_h"], geo["dil_w"]), block=DW3_CHUNK, row_blocks=True)
     if ctx["dw3"] and ctx["dw3_band"] and geo["has_border"]:
         # the shared 3x3 DSP kernel keeps the input rows of border rows here,
         # zero-point padded, a ring of three, and runs the interior kernel on them
