@@ -93,7 +93,7 @@ def window_lag(in_shape, out_shape, kernel, stride, pad, dilation=(1, 1),
         width = out_shape[2]
         rows = np.arange(0, first.size, width, dtype=np.int64)
         starts = (rows[:, None] + np.arange(0, width, block, dtype=np.int64)[None, :]).reshape(-1)
-        ends = np.minimum(starts - starts % width + np.minimum(starts % width + block, width), first.size)
+        ends = np.minimum(starts + block, (starts // width + 1) * width)  # a block ends with its row
     else:
         starts = np.arange(0, first.size, block, dtype=np.int64)
         ends = np.minimum(starts + block, first.size)

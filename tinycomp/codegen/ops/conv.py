@@ -157,6 +157,13 @@ def pack_pairs(rows: np.ndarray, block: int) -> tuple[np.ndarray, int]:
     return pack_rows(out.astype(np.int8), block)
 
 
+def _pair_reach(rows: np.ndarray, block: int, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of the full blocks: 128 x sum|w| (its sum's reach over int8
+    inputs) and |bias|."""
+    full = rows.shape[0] // block * block
+    return 128 * np.abs(rows[:full].astype(np.int64)).sum(axis=1), np.abs(np.asarray(bias, np.int64)[:full])
+
+
 def pairable(rows: np.ndarray, block: int, bias: np.ndarray) -> str | None:
     """How pack_pairs' rows can run paired exactly, or None: they need an
     even block and int8 weights of -127..127 (a high byte s - 1 must stay a
@@ -165,23 +172,19 @@ def pairable(rows: np.ndarray, block: int, bias: np.ndarray) -> str | None:
     "early" when that holds with s's bias in A from the start, "late" when
     only without it (the bias added after the split: a load and an add per
     channel and pixel; a pruned channel's bias can be ~2^30)."""
-    units = rows.shape[0]
-    full = units // block * block
-    if block % 2 or not full or int(rows.min(initial=0)) < -127:
+    if block % 2 or rows.shape[0] < block or int(rows.min(initial=0)) < -127:
         return None
-    macs = 128 * np.abs(rows[1:full:2].astype(np.int64)).sum(axis=1)
-    if int((macs + np.abs(np.asarray(bias, np.int64)[1:full:2])).max()) < 1 << 23:
+    macs, b = _pair_reach(rows, block, bias)
+    if int((macs[1::2] + b[1::2]).max()) < 1 << 23:
         return "early"
-    return "late" if int(macs.max()) < 1 << 23 else None
+    return "late" if int(macs[1::2].max()) < 1 << 23 else None
 
 
 def pair_sums_fit(rows: np.ndarray, block: int, bias: np.ndarray, mode: str) -> bool:
     """Whether every pair's A (r + 256 s, with s's bias for "early") stays
     within int32 for any int8 input: the plain path then sums A in int32
-    (pair_plain) instead of decoding each weight (pair_decode)."""
-    full = rows.shape[0] // block * block
-    macs = 128 * np.abs(rows[:full].astype(np.int64)).sum(axis=1)
-    b = np.abs(np.asarray(bias, np.int64)[:full])
+    instead of decoding each weight (conv_2d_gemm.c.j2: pair_plain)."""
+    macs, b = _pair_reach(rows, block, bias)
     s_part = macs[1::2] + (b[1::2] if mode == "early" else 0)
     return int((macs[0::2] + b[0::2] + 256 * s_part).max()) < 1 << 31
 
