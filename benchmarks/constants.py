@@ -13,8 +13,10 @@ dense layer, the nonzeros of a sparse stream), indices (the rest of a sparse
 stream: counts and offsets), pad/copies (bytes of weight arrays beyond that:
 word padding, widened or doubled copies, a second layout of the same
 weights), biases, requant (multipliers and shifts; the DSP depthwise kernel's
-per-channel parameter block is split by its fields: 2 of 5 biases, 3 of 5
-requant), tables (lookup tables: softmax exp, ADD, LUT ops), other.
+per-channel parameter block is split by its fields: per channel one or two
+biases, then multiplier, rounding term and shift; the shared 3x3 kernel's
+block also holds the weights as doubled int16: one byte each is weights, the
+other pad/copies), tables (lookup tables: softmax exp, ADD, LUT ops), other.
 
 digits is the project's INT8 digits CNN with BatchNorm (tests/support/models);
 digits80 is it with the smallest 80% of each CONV_2D / FULLY_CONNECTED
@@ -35,8 +37,10 @@ KINDS = ("weights", "indices", "pad/copies", "biases", "requant", "tables", "oth
 WEIGHT_ARRAYS = ("weights", "dsp_weights", "values", "w", "wt", "wf", "weight_pairs")
 BIASES = ("bias", "bias_folded", "fbias")
 REQUANT = ("mult", "shift", "right", "rshift", "rmult", "left", "mshift", "requant")
-# the DSP depthwise block: per channel folded bias, raw bias, multiplier, rounding term, exponent
-DSP_PARAMS = {"dsp_params": (2 / 5, 3 / 5)}
+# the DSP depthwise block: per channel folded bias, raw bias (not in the band
+# build of the shared 3x3 kernel), multiplier, rounding term, exponent, and
+# in the shared 3x3 kernel's block the weights as doubled int16
+DSP_PARAMS = "dsp_params"
 SYMBOL = re.compile(r"tinycomp_w_l(\d+)_(\w+)")
 
 
@@ -68,6 +72,17 @@ def _layer_weights(graph, index: int) -> tuple[int, int]:
     return 0, 0
 
 
+def _dsp_params_split(graph, index: int, size: int) -> dict[str, int]:
+    """A DSP depthwise block's bytes by kind: 4 bytes a field and channel,
+    plus 2 bytes a weight when the block holds the weights (int16)."""
+    count, _ = _layer_weights(graph, index)
+    channels = graph.tensor(graph.nodes[index].outputs[0]).shape[-1]
+    inline = 2 * count if (size - 2 * count) in (16 * channels, 20 * channels) else 0
+    fields = (size - inline) // (4 * channels)
+    return {"weights": inline // 2, "pad/copies": inline // 2,
+            "biases": 4 * channels * (fields - 3), "requant": 12 * channels}
+
+
 def breakdown(graph, symbols: dict[str, int]) -> tuple[dict[str, int], list[tuple[str, int, str]]]:
     """Bytes per kind, and (symbol, bytes, kind) rows, of the linked symbols."""
     kinds = dict.fromkeys(KINDS, 0)
@@ -84,9 +99,8 @@ def breakdown(graph, symbols: dict[str, int]) -> tuple[dict[str, int], list[tupl
             else:
                 split = {"weights": min(size, left), "pad/copies": size - min(size, left)}
             claimed[index] = claimed.get(index, 0) + split["weights"]
-        elif suffix in DSP_PARAMS:
-            b, r = DSP_PARAMS[suffix]
-            split = {"biases": round(size * b), "requant": size - round(size * b)}
+        elif suffix == DSP_PARAMS and index >= 0:
+            split = _dsp_params_split(graph, index, size)
         elif suffix in BIASES:
             split = {"biases": size}
         elif suffix in REQUANT:

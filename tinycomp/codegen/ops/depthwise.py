@@ -59,7 +59,7 @@ def depthwise_conv_2d(layer: Layer) -> dict:
         return _int4(layer, ctx, geo, per_channel, mult, shift)
     # --optimize size: the plain kernel only; the DSP path's doubled int16
     # weights and 5-word channel parameters take 2-4x the flash
-    ctx.update(_dsp(layer, geo, per_channel, mult, shift) if layer.storage != "size"
+    ctx.update(_dsp(layer, geo, per_channel, mult, shift, band=ctx["dw3_band"]) if layer.storage != "size"
                else {"dsp": False, "dw3": False})
     ctx["raw_from_folded"], ctx["one_bias"] = False, layer.storage == "size"
     if ctx["dw3"]:
@@ -131,7 +131,7 @@ def _shareable_3x3(geo: dict, channels: int) -> bool:
 
 
 def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_name: str,
-         int4: bool = False) -> dict:
+         int4: bool = False, band: bool = False) -> dict:
     """Constants of the DSP path (depthwise_conv_2d_dsp.c.j2), or dsp=False
     where its arithmetic shortcuts would not be exact: depth multiplier 1,
     channels a multiple of 4, every channel shifting right by >= 1 bit, and
@@ -139,7 +139,9 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
     INT4 (int4=True): the nibbles are masked into the top of their bytes, so
     the products are 16 x w x x and the accumulator starts at 16 x bias; it
     must then stay below 2^31 (|acc| < 2^27), and the kernel shifts it right
-    by 3 to the doubled accumulator SMMULR takes. No shared 3x3 kernel."""
+    by 3 to the doubled accumulator SMMULR takes. No shared 3x3 kernel.
+    band: the shared 3x3 kernel reads border rows from zero-point bands, so
+    every pixel starts from the folded bias and its block holds no raw bias."""
     oc, taps = w_oc_taps.shape
     values = {c.name: c.values for c in layer.constants}
     mult = values[mult_name].astype(np.int64)
@@ -176,8 +178,6 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
         return {"dsp": False, "dw3": False}
     groups = oc // 4
     scale = 16 if int4 else 2
-    params = np.stack([folded * scale, raw * scale, mult, rnd, e], axis=1)  # (oc, 5)
-    params = params.reshape(groups, 4, 5).transpose(0, 2, 1).reshape(groups, 20)  # per group: 5 x 4
     # per group and tap: channels 0, 2, 1, 3 as int16, doubled
     w2 = (2 * w_oc_taps.astype(np.int64)).reshape(groups, 4, taps)[:, [0, 2, 1, 3], :]
     w2 = w2.transpose(0, 2, 1).reshape(-1)
@@ -189,8 +189,12 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
     # (depthwise_conv_2d_dsp3.c.j2)
     dw3 = _shareable_3x3(geo, c) and not int4
     full_range = (geo["act_min"], geo["act_max"]) == (-128, 127)
+    columns = [folded * scale, mult, rnd, e] if dw3 and band else [folded * scale, raw * scale, mult, rnd, e]
+    params = np.stack(columns, axis=1)  # (oc, 4 or 5)
+    k = len(columns)
+    params = params.reshape(groups, 4, k).transpose(0, 2, 1).reshape(groups, 4 * k)  # per group: k x 4
     if dw3:
-        # one array, per group its 20 parameters then its 9 taps' weight
+        # one array, per group its 16 or 20 parameters then its 9 taps' weight
         # pairs as aligned int32 words (two pairs in one LDRD): the kernel
         # walks it with one pointer
         params = np.concatenate([params, _pairs_as_words(w2).reshape(groups, 18)], axis=1)
