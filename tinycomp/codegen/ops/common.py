@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...passes.memory import window_lag
 from ..fixedpoint import activation_range, quantize_multipliers
 from ..layer import Layer
 
@@ -31,6 +32,16 @@ def check_filter_quant(layer: Layer, w, axis: int, channels: int) -> None:
     if n != 1 and (n != channels or w.quant.axis != axis):
         raise layer.refuse(f"filter has {n} scales along axis {w.quant.axis}; "
                            f"expected 1 or {channels} along axis {axis}")
+
+
+def lag(layer: Layer, geo: dict, block: int = 1, read_first: bool = False, row_blocks: bool = False) -> int:
+    """Bytes by which this layer's output may start below its input (the
+    planner's 'inplace_lag'), for a window kernel (geo: conv.geometry's) that
+    produces `block` pixels at a time in row-major order (see
+    passes.memory.window_lag)."""
+    return window_lag(layer.input().shape, layer.output().shape, (geo["k_h"], geo["k_w"]),
+                      (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
+                      (geo["dil_h"], geo["dil_w"]), block=block, read_first=read_first, row_blocks=row_blocks)
 
 
 def channel_multipliers(layer: Layer, weight_scales, channels: int,

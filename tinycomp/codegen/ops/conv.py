@@ -15,11 +15,11 @@ import numpy as np
 
 from ...ir.shapes import conv_out_size
 from ...passes.analysis import layer_macs
-from ...passes.memory import read_floor, window_lag
+from ...passes.memory import read_floor
 from ..layer import Constant, Layer
 from . import conv_c1
 from .common import (bias_const, channel_multipliers, check_filter_quant, folded_bias, fused_activation,
-                     int4_weights, uniform_pair)
+                     int4_weights, lag, uniform_pair)
 
 
 def _pad_before(size: int, kernel: int, stride: int, dilation: int, out: int) -> int:
@@ -380,15 +380,6 @@ def conv_2d(layer: Layer) -> dict:
         "weights": int4_weights(layer, w.data) if w.dtype == "int4" else layer.const("weights", w.data, "int8_t"),
         "mult": mult, "shift": shift,
     }
-
-
-def lag(layer: Layer, geo: dict, block: int = 1, read_first: bool = False) -> int:
-    """Bytes by which this layer's output may start below its input (the
-    planner's 'inplace_lag'), for a kernel that produces `block` pixels at a
-    time in row-major order (see passes.memory.window_lag)."""
-    return window_lag(layer.input().shape, layer.output().shape, (geo["k_h"], geo["k_w"]),
-                      (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
-                      (geo["dil_h"], geo["dil_w"]), block=block, read_first=read_first)
 
 
 def _conv_2d_fast(layer: Layer, geo: dict, w, mult: str, shift: str) -> dict:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...passes.memory import window_lag
 from ..layer import Layer
+from .common import lag
 
 
 def pack_pairs(rows: np.ndarray) -> np.ndarray:
@@ -69,7 +69,5 @@ def conv_2d_c1(layer: Layer, geo: dict, w, mult: str, shift: str) -> dict:
         "bias": layer.const("bias", bias, "int32_t"),
         "mult": mult, "shift": shift,
         # each pixel's window is gathered before any of its outputs is written
-        "inplace_lag": window_lag(layer.input().shape, layer.output().shape, (kh, kw),
-                                  (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
-                                  (geo["dil_h"], geo["dil_w"]), block=1, read_first=True),
+        "inplace_lag": lag(layer, geo, read_first=True),
     }

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...passes.memory import window_lag
 from ...reference.gemmlowp import multiply_by_quantized_multiplier
 from ..layer import Constant, Layer
-from .common import channel_multipliers, folded_bias, int4_weights
+from .common import channel_multipliers, folded_bias, int4_weights, lag
 from .conv import biases, check_io, check_weights, geometry
 
 # Output channels accumulated together by the depthwise kernel: small enough
@@ -16,7 +15,7 @@ from .conv import biases, check_io, check_weights, geometry
 DW_BLOCK = 16
 # Output pixels the shared 3x3 DSP kernel takes per group of 4 channels
 # before the next group (depthwise_conv_2d_dsp3.c.j2: tc_dw3_px): a group's
-# 152 bytes of parameters and weights come from flash once per chunk, not per
+# 136 bytes of parameters and weights come from flash once per chunk, not per
 # pixel; the in-place lag grows by (chunk - 1) pixels
 DW3_CHUNK = 8
 
@@ -50,9 +49,7 @@ def depthwise_conv_2d(layer: Layer) -> dict:
         # pixels are produced in row-major order, each from a window read
         # before the next pixel: the output may trail the dying input by a
         # couple of rows instead of needing its own buffer
-        "inplace_lag": window_lag(layer.input().shape, layer.output().shape, (kh, kw),
-                                  (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
-                                  (geo["dil_h"], geo["dil_w"])),
+        "inplace_lag": lag(layer, geo),
     }
     if int4:  # its own layout (packed nibbles), the same in every storage aim
         ctx["raw_from_folded"], ctx["one_bias"] = False, False
@@ -65,9 +62,7 @@ def depthwise_conv_2d(layer: Layer) -> dict:
     if ctx["dw3"]:
         ctx["chunk"] = DW3_CHUNK
         if ctx["dw3_band"]:  # rows of pixels in chunks, each group over the chunk in turn
-            ctx["inplace_lag"] = window_lag(layer.input().shape, layer.output().shape, (kh, kw),
-                                            (geo["stride_h"], geo["stride_w"]), (geo["pad_h"], geo["pad_w"]),
-                                            (geo["dil_h"], geo["dil_w"]), block=DW3_CHUNK, row_blocks=True)
+            ctx["inplace_lag"] = lag(layer, geo, block=DW3_CHUNK, row_blocks=True)
     if ctx["dw3"] and ctx["dw3_band"] and geo["has_border"]:
         # the shared 3x3 DSP kernel keeps the input rows of border rows here,
         # zero-point padded, a ring of three, and runs the interior kernel on them
@@ -200,6 +195,7 @@ def _dsp(layer: Layer, geo: dict, w_oc_taps: np.ndarray, mult_name: str, shift_n
         params = np.concatenate([params, _pairs_as_words(w2).reshape(groups, 18)], axis=1)
     return {
         "dw3": dw3, "dw3_variant": "s" if full_range else "c",
+        "dw3_qm": 4 * (k - 3),  # a group's words before its multipliers: its biases
         "dsp": True,
         "dsp_params": layer.const("dsp_params", params.reshape(-1), "int32_t"),
         # the specialised kernel reads the weights as int16
