@@ -29,7 +29,7 @@ import re
 import click
 import numpy as np
 
-from benchmarks.bench import ROOT, model_bytes, pick_source
+from benchmarks.bench import ROOT, model_bytes, pick_source, weights_and_biases
 
 # TFLM's weights + biases of the reference models (shared/ANCHORS.md)
 TFLM_WEIGHTS_BIASES = {"kws": 24_480, "vww": 219_176, "ic": 78_856, "ad": 270_992}
@@ -50,16 +50,6 @@ def digits_models() -> dict[str, bytes]:
 
     buf = digits_model().tflite
     return {"digits": buf, "digits80": pruned_tflite(buf, 0.8)}
-
-
-def tflm_figure(graph) -> int:
-    """int8 weights + int32 biases of the CONV / DEPTHWISE / FC layers: TFLM's
-    weights+biases as ANCHORS.md counts them."""
-    total = 0
-    for node in graph.nodes:
-        if node.op.value in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-            total += sum(graph.tensor(t).nbytes for t in node.inputs[1:3] if t >= 0)
-    return total
 
 
 def _layer_weights(graph, index: int) -> tuple[int, int]:
@@ -125,6 +115,7 @@ def measure(name: str, buf: bytes, board_name: str, optimize: str) -> dict:
     from tinycomp.sweep import weight_symbols
 
     graph = parse_tflite(buf, name=name)
+    own = weights_and_biases(graph)
     out = ROOT / ".cache" / "constants" / board_name / f"{name}-{optimize}"
     info = build_graph(graph, buf, out, board_name, optimize=optimize)
     symbols = weight_symbols(load_board(board_name), out / "build" / "firmware.elf")
@@ -133,8 +124,8 @@ def measure(name: str, buf: bytes, board_name: str, optimize: str) -> dict:
     label = name if optimize == "balanced" else f"{name}:{optimize}"
     return {"model": label, "board": board_name, "kinds": kinds, "total": total, "symbols": rows,
             "flash": info["flash_bytes"],
-            "tflm": TFLM_WEIGHTS_BIASES.get(name, tflm_figure(graph)),
-            "anchor": name in TFLM_WEIGHTS_BIASES and optimize == "balanced", "own_figure": tflm_figure(graph)}
+            "tflm": TFLM_WEIGHTS_BIASES.get(name, own),
+            "anchor": name in TFLM_WEIGHTS_BIASES and optimize == "balanced", "own_figure": own}
 
 
 def table(results: list[dict]) -> str:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from benchmarks.bench import model_bytes, pick_source
+from benchmarks.bench import model_bytes, pick_source, weights_and_biases
 from tinycomp.codegen.layer import Layer
 from tinycomp.codegen.ops.common import channel_multipliers, fused_activation
 from tinycomp.reference.gemmlowp import multiply_by_quantized_multiplier
@@ -35,7 +35,7 @@ from tinycomp.reference.gemmlowp import multiply_by_quantized_multiplier
 WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
-def _outputs(acc: np.ndarray, mult: int, shift: int, zp: int, lo: int, hi: int) -> np.ndarray:
+def requantized(acc: np.ndarray, mult: int, shift: int, zp: int, lo: int, hi: int) -> np.ndarray:
     return np.clip(multiply_by_quantized_multiplier(acc, mult, shift) + zp, lo, hi)
 
 
@@ -53,13 +53,13 @@ def multiplier_bits(acc_lo: int, acc_hi: int, mult: int, shift: int, zp: int, lo
     if a > b:
         return 1
     acc = np.arange(a, b + 1, dtype=np.int64)
-    want = _outputs(acc, mult, shift, zp, lo, hi)
+    want = requantized(acc, mult, shift, zp, lo, hi)
 
     def fits(k: int) -> bool:
         step = 1 << (31 - k)
         below = mult // step * step
         return any(m >= 1 << 30 and m < 1 << 31
-                   and np.array_equal(_outputs(acc, m, shift, zp, lo, hi), want)
+                   and np.array_equal(requantized(acc, m, shift, zp, lo, hi), want)
                    for m in (below, below + step))
 
     low, high = 1, 31  # fits(31): TFLM's own multiplier
@@ -69,8 +69,8 @@ def multiplier_bits(acc_lo: int, acc_hi: int, mult: int, shift: int, zp: int, lo
     return low
 
 
-def layer_floor(graph, node) -> tuple[int, int, int]:
-    """(weight bytes, bits of the biases, bits of the requantization)."""
+def layer_floor(graph, node) -> tuple[int, int, int, int]:
+    """(output channels, weight bytes, bits of the biases, bits of the requantization)."""
     layer = Layer(graph, node)
     w = graph.tensor(node.inputs[1])
     depthwise = node.op.value == "DEPTHWISE_CONV_2D"
@@ -86,7 +86,7 @@ def layer_floor(graph, node) -> tuple[int, int, int]:
     zp = layer.output().zero_point
     bias_bits = int(sum(int(abs(b)).bit_length() + 1 for b in bias))
     if len(set(mult.tolist())) == 1 and len(set(shift.tolist())) == 1:
-        return w.size, bias_bits, 32 + 8  # one pair for the layer
+        return channels, w.size, bias_bits, 32 + 8  # one pair for the layer
     shift_bits = int(np.ceil(np.log2(len(set(shift.tolist())))))
     mult_bits = 0
     for c in range(channels):
@@ -94,7 +94,7 @@ def layer_floor(graph, node) -> tuple[int, int, int]:
         hi_sum = int(np.maximum(rows[c] * x_lo, rows[c] * x_hi).sum())
         mult_bits += multiplier_bits(int(bias[c]) + lo_sum, int(bias[c]) + hi_sum, int(mult[c]), int(shift[c]),
                                      zp, act_min, act_max) - 1
-    return w.size, bias_bits, mult_bits + shift_bits * channels
+    return channels, w.size, bias_bits, mult_bits + shift_bits * channels
 
 
 @click.command()
@@ -108,15 +108,10 @@ def main(names):
                f"{'floor B':>10}{'TFLM w+b B':>12}{'floor/w+b':>11}")
     for name in names.split(","):
         graph = parse_tflite(model_bytes(name, source), name=name)
-        weights = bias_bits = requant_bits = channels = 0
-        for node in graph.nodes:
-            if node.op.value in WEIGHTED:
-                w, b, r = layer_floor(graph, node)
-                weights, bias_bits, requant_bits = weights + w, bias_bits + b, requant_bits + r
-                t = graph.tensor(node.inputs[1])
-                channels += t.shape[-1] if node.op.value == "DEPTHWISE_CONV_2D" else t.shape[0]
+        channels, weights, bias_bits, requant_bits = np.sum(
+            [layer_floor(graph, node) for node in graph.nodes if node.op.value in WEIGHTED], axis=0)
         floor = weights + -(-(bias_bits + requant_bits) // 8)
-        tflm = weights + 4 * channels
+        tflm = weights_and_biases(graph)
         click.echo(f"{name:<6}{channels:>9,}{weights:>11,}{bias_bits / channels:>14.1f}"
                    f"{requant_bits / channels:>17.1f}{floor:>10,}{tflm:>12,}{floor / tflm:>10.3f}x")
     click.echo(f"models: {source}")

@@ -2,17 +2,12 @@
 every output of a channel, checked against a brute-force search."""
 import numpy as np
 
-from benchmarks.floor import multiplier_bits
-from tinycomp.reference.gemmlowp import multiply_by_quantized_multiplier
-
-
-def _outputs(acc, mult, shift, zp, lo, hi):
-    return np.clip(multiply_by_quantized_multiplier(acc, mult, shift) + zp, lo, hi)
+from benchmarks.floor import multiplier_bits, requantized
 
 
 def _any_with_bits(k, acc, want, shift, zp, lo, hi):
     step = 1 << (31 - k)
-    return any(np.array_equal(_outputs(acc, m, shift, zp, lo, hi), want)
+    return any(np.array_equal(requantized(acc, m, shift, zp, lo, hi), want)
                for m in range(1 << 30, 1 << 31, step))
 
 
@@ -25,7 +20,7 @@ def test_multiplier_bits_is_the_least_that_keeps_the_outputs():
         lo, hi = (-128, 127) if rng.random() < 0.5 else (zp, 127)  # none or a fused RELU
         acc_lo, acc_hi = sorted(int(v) for v in rng.integers(-2500, 2500, 2))
         acc = np.arange(acc_lo, acc_hi + 1)
-        want = _outputs(acc, mult, shift, zp, lo, hi)
+        want = requantized(acc, mult, shift, zp, lo, hi)
         k = multiplier_bits(acc_lo, acc_hi, mult, shift, zp, lo, hi)
         assert 1 < k < 16
         assert _any_with_bits(k, acc, want, shift, zp, lo, hi)
