@@ -139,7 +139,7 @@ def _spend_spare_ram(graph: Graph, layers: list[Layer], contexts: list[dict], ar
         # unpacked ones take 12, unpaired packed ones 15: unpacking a part
         # (which unpairs the rest) loses unless nearly all fit
         if (g and g.get("xq_off") is not None and not g["wexp"] and not g["paired"]
-                and layers[i].storage == "balanced" and layer.node.index not in twins):
+                and layer.node.index not in twins):
             _spend_on_some_weights(graph, layers, contexts, arena, i, g)
 
 
@@ -271,14 +271,19 @@ def _layer_code(graph: Graph, plan: MemoryPlan, layer: Layer, context: dict) -> 
     return body, f"{layer.fn}({', '.join(args)});"
 
 
+def _own_names(layer: Layer) -> re.Pattern:
+    """The layer's function name and its helpers' names (tc_layerN_window,
+    ...), not tc_layerNM: what differs between two layers' equal bodies."""
+    return re.compile(rf"\b{layer.fn}(?![0-9])")
+
+
 def _share(layers: list[Layer], code: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
     """Emit each distinct function body once: a layer whose body equals an
     earlier one's (up to the function name) calls the earlier function.
     Returns (function definitions, call statements)."""
     functions, calls, first = [], [], {}
     for layer, (body, call) in zip(layers, code):
-        # the name and its helpers' names (tc_layerN_window, ...), not tc_layerNM
-        own = re.compile(rf"\b{layer.fn}(?![0-9])")
+        own = _own_names(layer)
         key = hashlib.sha256(own.sub("@", body).encode()).hexdigest()
         if key not in first:
             first[key] = layer.fn
@@ -299,7 +304,7 @@ def _widen(graph: Graph, plan: MemoryPlan, layers: list[Layer], contexts: list[d
     the int16 bias saves, so such layers take their biases as int32 again
     (re-rendered) and share one function."""
     def erased(layer, body, widen):
-        body = re.sub(rf"\b{layer.fn}(?![0-9])", "@", body)
+        body = _own_names(layer).sub("@", body)
         return _NARROW_PARAM.sub(r"const int32_t *\1", body) if widen else body
 
     groups: dict[str, list[int]] = {}
@@ -338,7 +343,7 @@ def _share_requant(graph: Graph, plan: MemoryPlan, layers: list[Layer], contexts
     for i, (layer, (body, _)) in enumerate(zip(layers, code)):
         g = contexts[i].get("g")
         if contexts[i].get("shared_args") and g and _REQUANT_LITERAL.search(body):
-            erased = re.sub(rf"\b{layer.fn}(?![0-9])", "@", body)
+            erased = _own_names(layer).sub("@", body)
             groups.setdefault(_REQUANT_LITERAL.sub(r"\1 = @;", erased), []).append(i)
     code = list(code)
     for members in groups.values():

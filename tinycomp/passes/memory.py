@@ -56,11 +56,11 @@ class _Buffer:
     offset: int = -1
 
 
-def _align(n: int) -> int:
+def align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def _align_down(n: int) -> int:
+def align_down(n: int) -> int:
     return n // ALIGN * ALIGN
 
 
@@ -247,11 +247,11 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
         for buf in order:
             cands = {0}
             for p in placed:
-                cands.add(_align(p.offset + p.size))
+                cands.add(align(p.offset + p.size))
                 if (p.key, buf.key) in pairs:  # buf is the input p may write over
-                    cands.add(_align(p.offset + pairs[(p.key, buf.key)][0]))
+                    cands.add(align(p.offset + pairs[(p.key, buf.key)][0]))
                 if (buf.key, p.key) in pairs:  # buf is the output written over p
-                    c = _align_down(p.offset - pairs[(buf.key, p.key)][0])
+                    c = align_down(p.offset - pairs[(buf.key, p.key)][0])
                     if c >= 0:
                         cands.add(c)
             live = [p for p in placed if p.first <= buf.last and buf.first <= p.last]
@@ -303,7 +303,7 @@ def plan_memory(graph: Graph, scratch_bytes: dict[int, int] | None = None,
     best = None
     for order in orders:
         offsets = place(order)
-        arena = max((_align(offsets[k] + b.size) for k, b in buffers.items()), default=0)
+        arena = max((align(offsets[k] + b.size) for k, b in buffers.items()), default=0)
         if best is None or arena < best[0]:
             best = (arena, offsets)
     arena, offsets = best

@@ -15,7 +15,7 @@ import numpy as np
 
 from ...ir.shapes import conv_out_size
 from ...passes.analysis import layer_macs
-from ...passes.memory import read_floor
+from ...passes.memory import align, align_down, read_floor
 from ..layer import Constant, Layer
 from . import conv_c1
 from .common import (bias_const, channel_multipliers, check_filter_quant, folded_bias, fused_activation,
@@ -303,7 +303,7 @@ def reserve_xq(layer: Layer, g: dict, used: int, np_: int) -> int:
     grants the RAM (Layer.spare_ram); INT4 rows unpack in the loop: nothing."""
     if g["int4"] or "dsp" not in layer.features or (layer.storage == "balanced" and layer.spare_ram < 1):
         return used
-    g["xq_off"] = -(-used // 8) * 8
+    g["xq_off"] = align(used)
     return g["xq_off"] + 8 * g["kw"] * np_
 
 
@@ -331,7 +331,7 @@ def reserve_wexp(layer: Layer, g: dict, used: int, pixel_pairs: int) -> int:
     if g["xq_off"] is None or not spend or need > WEXP_BYTES or pixel_pairs < 4:
         return used
     unpair(layer, g)
-    g["wexp"], g["wexp_off"], g["wexp_units"] = True, -(-used // 8) * 8, units
+    g["wexp"], g["wexp_off"], g["wexp_units"] = True, align(used), units
     return g["wexp_off"] + need
 
 
@@ -480,10 +480,6 @@ def _conv_2d_add(layer: Layer) -> dict:
     return ctx
 
 
-def _down8(n: int) -> int:
-    return n // 8 * 8
-
-
 def borrow_ram(layer: Layer, ctx: dict, tail, head) -> None:
     """Unpacked rows and weights (the spare_ram 1 and 2 paths) on arena bytes
     that hold nothing yet or nothing any more while this layer runs, for a
@@ -527,8 +523,8 @@ def borrow_ram(layer: Layer, ctx: dict, tail, head) -> None:
     weights = not g["paired"]
     if tail:
         o, free = tail
-        xq = _down8(o + pixels * oc - xbytes)
-        for wx in (None, _down8(xq - wbytes)) if weights else (None,):
+        xq = align_down(o + pixels * oc - xbytes)
+        for wx in (None, align_down(xq - wbytes)) if weights else (None,):
             regions = [(xq, xbytes)] + ([(wx, wbytes)] if wx is not None else [])
             if any(r < o or not free(r, r + n) for r, n in regions):
                 continue
@@ -543,7 +539,7 @@ def borrow_ram(layer: Layer, ctx: dict, tail, head) -> None:
                            (ctx["pad_h"], ctx["pad_w"]), (ctx["dil_h"], ctx["dil_w"]))
         in_bytes = ctx["batches"] * ctx["in_h"] * ctx["in_w"] * ic
         xq = i
-        for wx in (None, i + -(-xbytes // 8) * 8) if weights else (None,):
+        for wx in (None, i + align(xbytes)) if weights else (None,):
             regions = [(xq, xbytes)] + ([(wx, wbytes)] if wx is not None else [])
             if any(r + n > i + in_bytes or not free(r, r + n) for r, n in regions):
                 continue
