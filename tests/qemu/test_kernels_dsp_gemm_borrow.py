@@ -25,6 +25,7 @@ import tinycomp.codegen.ops.conv as conv
 from tinycomp.frontends.tflite import parse_tflite
 from tinycomp.passes.memory import busy_at, lifetimes, read_floor
 from tests.host.test_fusion import _conv, _quant
+from tests.qemu.test_kernels_dsp_gemm_paths import _inputs
 from tests.support.harness import assert_bit_exact_on_board
 from tests.support.tflite_builder import ModelBuilder, random_int8
 
@@ -148,9 +149,7 @@ def test_borrowed_unpacking_on_m4(no_grants, unpaired):
     code = gen.generate(parse_tflite(model), features=DSP).files["tinycomp_model.c"]
     assert "(int32_t *)(void *)(out + " in code and "(int32_t *)(void *)(((int8_t *)in0) + " in code
     assert "weights unpacked once per inference" in code
-    x = random_int8(rng, (6, *shape))
-    x[0].fill(-128)
-    x[1].fill(127)
+    x = _inputs(rng, shape)
     assert_bit_exact_on_board(model, x, "qemu")
 
 
@@ -170,12 +169,10 @@ def test_some_weights_unpacked_on_m4(unpaired):
     channels (a lone last one) and 10 of 16; the others unpack in the loop."""
     model, shape, rng = _model()
     graph = parse_tflite(model)
-    code = gen.generate(graph, features=DSP).files["tinycomp_model.c"]
-    assert code.count("the other channels' weights packed") >= 2
-    assert gen.generate(graph, features=DSP).arena_bytes == gen.generate(graph).arena_bytes
-    x = random_int8(rng, (6, *shape))
-    x[0].fill(-128)
-    x[1].fill(127)
+    generated = gen.generate(graph, features=DSP)
+    assert generated.files["tinycomp_model.c"].count("the other channels' weights packed") >= 2
+    assert generated.arena_bytes == gen.generate(graph).arena_bytes
+    x = _inputs(rng, shape)
     assert_bit_exact_on_board(model, x, "qemu")
     assert_bit_exact_on_board(model, x, "qemu-mps2-an385", features=DSP)
 
@@ -187,8 +184,6 @@ def test_borrowed_rows_with_paired_weights_on_m4(no_grants):
     code = gen.generate(parse_tflite(model), features=DSP).files["tinycomp_model.c"]
     assert "(int32_t *)(void *)(out + " in code and "(int32_t *)(void *)(((int8_t *)in0) + " in code
     assert "weights unpacked once per inference" not in code and "paired rows" in code
-    x = random_int8(rng, (6, *shape))
-    x[0].fill(-128)
-    x[1].fill(127)
+    x = _inputs(rng, shape)
     assert_bit_exact_on_board(model, x, "qemu")
     assert_bit_exact_on_board(model, x, "qemu-mps2-an385", features=DSP)

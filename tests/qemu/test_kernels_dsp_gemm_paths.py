@@ -84,16 +84,17 @@ def test_gemm_int16_rows_and_weights_on_m4():
     """--optimize speed unpacks every layer's weights that fit; balanced only
     where the arena has room for them already (never a larger arena)."""
     model, shape, rng = _gemm_model()
-    code = _code(model, DSP, "speed")
+    graph = parse_tflite(model)
+    speed = generate(graph, storage="speed", features=DSP)
+    code = speed.files["tinycomp_model.c"]
     assert code.count("weights unpacked once per inference") == 4  # y1, y2, y4, y6
     # every layer once, y6 twice (its pairs and its last pixel)
     assert code.count("rows unpacked per pixel pair") == 8
     assert "tc_requant_off(a" in code and "tc_requant_bounded(a" in code  # y6
     assert_bit_exact_on_board(model, _inputs(rng, shape), "qemu", storage="speed")
-    graph = parse_tflite(model)
     balanced = generate(graph, features=DSP)
     assert 0 < balanced.files["tinycomp_model.c"].count("weights unpacked once per inference") < 4
-    assert balanced.arena_bytes < generate(graph, storage="speed", features=DSP).arena_bytes
+    assert balanced.arena_bytes < speed.arena_bytes
     assert_bit_exact_on_board(model, _inputs(rng, shape), "qemu")
 
 

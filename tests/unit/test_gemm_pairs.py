@@ -30,6 +30,7 @@ def _paired_dots(rows: np.ndarray, x: np.ndarray, block: int, bias: np.ndarray) 
     """The kernel's sums for one pixel: per full block, pairs (b, b + 1)."""
     units, k = rows.shape
     words, kw = pack_pairs(rows, block)
+    late = pairable(rows, block, bias) == "late"
     xs = np.zeros(kw * 4, np.int64)
     xs[:k] = x
     even, odd = xs[0::2].reshape(kw, 2), xs[1::2].reshape(kw, 2)  # SXTB16 of each activation word
@@ -38,7 +39,6 @@ def _paired_dots(rows: np.ndarray, x: np.ndarray, block: int, bias: np.ndarray) 
         w = words[blk * block * kw:(blk + 1) * block * kw].reshape(kw, block)
         for b in range(0, block, 2):
             c = blk * block + b
-            late = pairable(rows, block, bias) == "late"
             a = _wrap(int(bias[c]) + (0 if late else 256 * int(bias[c + 1])))
             d = int(bias[c])
             for j in range(kw):
