@@ -153,8 +153,7 @@ def _values(weights: np.ndarray, int4: bool) -> np.ndarray:
 
 
 def _count_bytes(weights: np.ndarray) -> int | None:
-    top = int(np.count_nonzero(weights, axis=1).max(initial=0))
-    return 1 if top < 256 else 2 if top < 65536 else None
+    return _idx_bytes(0, int(np.count_nonzero(weights, axis=1).max(initial=0)))
 
 
 def encode_gap(weights: np.ndarray, positions: np.ndarray, int4: bool = False) -> tuple[np.ndarray, dict]:
@@ -328,14 +327,6 @@ def _weights(layer: Layer) -> dict:
     return {"rows": rows, "int4": w.dtype == "int4", **_conv_plan(layer)}
 
 
-def _available(fmt: str, layer: Layer) -> bool:
-    """Whether the format can hold this layer's counts and offsets."""
-    if fmt == FORMAT:
-        est = choose(layer.graph, layer.node, layer.storage)
-        return est is not None and est["sparse_bytes"] is not None
-    return fmt != GAP or _count_bytes(_weights(layer)["rows"]) is not None
-
-
 def _constant_bytes(fmt: str, layer: Layer) -> int:
     scratch = _scratch(layer)
     dense_fn, sparse_fn = _KERNELS[layer.node.op.value]
@@ -352,11 +343,16 @@ def layer_format(layer: Layer) -> str:
     kernel."""
     if layer.storage != "size":
         return FORMAT if pays(layer) else "dense"
-    if choose(layer.graph, layer.node, "size") is None:  # no constant int8 / INT4 filter
+    est = choose(layer.graph, layer.node, "size")
+    if est is None:  # no constant int8 / INT4 filter
         return "dense"
+    w = layer.input(1)
+    # the formats whose counts and offsets fit their fields
+    fits = {FORMAT: est["sparse_bytes"] is not None,
+            GAP: _count_bytes(w.data.reshape(w.shape[0], -1)) is not None}
     sizes = {f: _constant_bytes(f, layer) + (0 if f == "dense" else SPARSE_CODE_BYTES)
-             for f in SIZE_FORMATS if _available(f, layer)}
-    return min(sizes, key=lambda f: (sizes[f], SIZE_FORMATS.index(f)))
+             for f in SIZE_FORMATS if fits.get(f, True)}
+    return min(sizes, key=sizes.get)  # on a tie the first, in SIZE_FORMATS order
 
 
 def stores_sparse(layer: Layer) -> bool:
