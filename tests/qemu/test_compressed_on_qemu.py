@@ -43,13 +43,13 @@ def test_pruned_digits_bit_exact_on_qemu(pruned, board, storage):
     unfolded int16 biases, and the 1x1 bitmap conv writing over its input
     (its declared lag), in a real chain of layers."""
     d = digits_model()
-    t = parse_tflite(pruned).tensors[parse_tflite(pruned).inputs[0]]
+    graph = parse_tflite(pruned)
+    t = graph.tensors[graph.inputs[0]]
     x = np.clip(np.round(d.x_test[:40] / t.scale) + t.zero_point, -128, 127).astype(np.int8)
     if storage == "size":
-        model = generate(parse_tflite(pruned), storage="size")
+        model = generate(graph, storage="size")
         assert model.plan.overlapped
-        assert {sparse.GAP, sparse.BITMAP} <= {l["format"] for l in
-                                               sparse.compression_summary(parse_tflite(pruned), "size")["layers"]}
+        assert {sparse.GAP, sparse.BITMAP} <= {l["format"] for l in sparse.compression_summary(graph, "size")["layers"]}
     out = assert_bit_exact_on_board(pruned, x.reshape(40, 1, 8, 8, 1), board, storage)
     assert out.shape == (40, 10)
 

@@ -14,7 +14,7 @@ import pytest
 
 from tinycomp.codegen.generate import generate
 from tinycomp.frontends.tflite import parse_tflite
-from tests.support.harness import assert_bit_exact, assert_bit_exact_on_board
+from tests.support.harness import assert_bit_exact, assert_bit_exact_on_board, declared_arrays
 from tests.support.tflite_builder import ModelBuilder, random_activation_quant, random_bias, random_weights
 from tests.unit.test_sparse import _inputs, _prune
 
@@ -23,8 +23,7 @@ BOARDS = ["qemu-mps2-an386", "qemu-mps2-an385"]
 
 def _arrays(buf: bytes, storage: str) -> dict[str, str]:
     """C name -> C type of every constant array of the generated model."""
-    text = generate(parse_tflite(buf), storage=storage).files["tinycomp_weights.c"]
-    return {name: ctype for ctype, name in re.findall(r"const (\w+) (tinycomp_w_\w+)\[", text)}
+    return {name: ctype for name, (ctype, _) in declared_arrays(generate(parse_tflite(buf), storage=storage)).items()}
 
 
 def _bias_edges():

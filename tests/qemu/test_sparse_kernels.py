@@ -5,8 +5,6 @@ the format is smaller, so the kernels are exercised beyond the cost model's
 choice)."""
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 
@@ -14,7 +12,7 @@ from tinycomp.codegen.generate import generate
 from tinycomp.codegen.ops import depthwise, sparse
 from tinycomp.codegen.layer import Layer
 from tinycomp.frontends.tflite import parse_tflite
-from tests.support.harness import assert_bit_exact_on_board
+from tests.support.harness import assert_bit_exact_on_board, declared_arrays
 from tests.support.tflite_builder import (ModelBuilder, random_activation_quant, random_bias,
                                           random_weights)
 from tests.unit.test_sparse import (SPARSE_FORMATS, _conv, _fc, _formats_inputs, _formats_model, _inputs,
@@ -107,8 +105,7 @@ def test_weights_bytes_is_what_the_firmware_stores(tmp_path):
     model = generate(graph, storage="size")
     info = build_graph(graph, buf, tmp_path, "qemu-mps2-an386", optimize="size")
     symbols = weight_symbols(load_board("qemu-mps2-an386"), tmp_path / info["firmware"]["elf"])
-    declared = {name: int(n) * {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4}[ctype] for ctype, name, n in
-                re.findall(r"const (\w+) (tinycomp_w_\w+)\[(\d+)\]", model.files["tinycomp_weights.c"])}
+    declared = {name: size for name, (_, size) in declared_arrays(model).items()}
     assert symbols == declared
     assert sum(symbols.values()) == model.weights_bytes
     assert {l["format"] for l in info["compression"]["layers"]} >= {sparse.GAP, sparse.BITMAP}

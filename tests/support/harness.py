@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,17 @@ from .tflm import run_tflm
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_CACHE = REPO / ".cache" / "host-builds"
+
+
+CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
+               "int64_t": 8}
+
+
+def declared_arrays(model) -> dict[str, tuple[str, int]]:
+    """C name -> (C type, bytes) of every constant array a generated model's
+    tinycomp_weights.c declares."""
+    return {name: (ctype, CTYPE_BYTES[ctype] * int(n)) for ctype, name, n in
+            re.findall(r"const (\w+) (tinycomp_w_\w+)\[(\d+)\]", model.files["tinycomp_weights.c"])}
 
 
 class HostBuild:

@@ -12,7 +12,7 @@ from tinycomp.codegen.generate import generate
 from tinycomp.codegen.layer import Layer
 from tinycomp.codegen.ops import sparse
 from tinycomp.frontends.tflite import parse_tflite
-from tests.support.harness import assert_bit_exact
+from tests.support.harness import assert_bit_exact, declared_arrays
 from tests.support.tflite_builder import (ModelBuilder, random_activation_quant, random_bias,
                                           random_int4_weights, random_int8, random_weights)
 
@@ -279,11 +279,11 @@ def forced(monkeypatch):
 
 def _layer_bytes(model) -> dict[int, int]:
     """Bytes of each layer's arrays as tinycomp_weights.c declares them."""
-    sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4}
     out: dict[int, int] = {}
-    for ctype, layer, n in re.findall(r"const (\w+) tinycomp_w_l(\d+)_\w+\[(\d+)\]",
-                                      model.files["tinycomp_weights.c"]):
-        out[int(layer)] = out.get(int(layer), 0) + sizes[ctype] * int(n)
+    for name, (_, size) in declared_arrays(model).items():
+        layer = re.match(r"tinycomp_w_l(\d+)_", name)
+        if layer:
+            out[int(layer[1])] = out.get(int(layer[1]), 0) + size
     return out
 
 

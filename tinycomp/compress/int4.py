@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
+from ..frontends.tflite import pack_int4
 
 INT4, INT8, INT32 = 17, 9, 2
 _OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -112,14 +113,6 @@ def layers_to_int4(buf: bytes, layer_names: list[str], chosen) -> tuple[bytes, l
     return buf, [(layer, exact.get(tflite_name[layer], True)) for layer in layer_names if layer in chosen]
 
 
-def pack(values: np.ndarray) -> np.ndarray:
-    """TFLite's packed INT4 bytes: element 2i in the low nibble."""
-    v = np.asarray(values, np.int64).reshape(-1) & 0xF
-    if v.size % 2:
-        v = np.append(v, np.zeros(1, np.int64))
-    return (v[0::2] | (v[1::2] << 4)).astype(np.uint8)
-
-
 def to_int4(buf: bytes, layers=None) -> tuple[bytes, list[tuple[str, bool]]]:
     """The .tflite with INT4 filters in the layers named (their output tensor
     names; None: every eligible layer, per-channel FULLY_CONNECTED left int8),
@@ -160,7 +153,7 @@ def to_int4(buf: bytes, layers=None) -> tuple[bytes, list[tuple[str, bool]]]:
         new_scales = (scales.astype(np.float64) * grow).astype(np.float32)
         w.type = INT4
         w.quantization.scale = [float(s) for s in new_scales]
-        w.buffer = new_buffer(model, schema, pack(values))
+        w.buffer = new_buffer(model, schema, pack_int4(values))
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             _rescale_bias(model, schema, sub, op, scales, new_scales)
         done.append((name, exact))

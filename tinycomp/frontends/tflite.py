@@ -137,6 +137,17 @@ def _tensor(index: int, t, buffers) -> Tensor:
     return Tensor(index, name, shape, dtype, _quant(t.quantization), data, variable)
 
 
+def pack_int4(values) -> np.ndarray:
+    """TFLite's INT4 buffer (uint8) of values in [-8, 7], the inverse of
+    _unpack_int4: the flattened values two per byte, element 2i in the low
+    nibble and 2i+1 in the high one; an odd count ends on a 0 nibble. Any
+    4-bit codes pack the same way (their low 4 bits are kept)."""
+    v = np.asarray(values, np.int64).reshape(-1) & 0xF
+    if v.size % 2:
+        v = np.append(v, 0)
+    return (v[0::2] | (v[1::2] << 4)).astype(np.uint8)
+
+
 def _unpack_int4(buf: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
     """TFLite's INT4 buffer as TFLM reads it: the flattened tensor's values two
     per byte, element 2i in the low nibble and 2i+1 in the high one, each a

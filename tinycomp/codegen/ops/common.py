@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...frontends.tflite import pack_int4
 from ...passes.memory import window_lag
 from ..fixedpoint import activation_range, quantize_multipliers
 from ..layer import Layer
@@ -98,7 +99,4 @@ def int4_weights(layer: Layer, values: np.ndarray) -> str:
     """INT4 weights (values in [-8, 7]) emitted packed as TFLite stores them,
     element 2i in the low nibble of byte i and 2i + 1 in the high one
     (templates read element i with tc_int4): half the bytes of int8."""
-    v = np.asarray(values, np.int64).reshape(-1) & 0xF
-    if v.size % 2:
-        v = np.append(v, 0)
-    return layer.const("weights4", v[0::2] | (v[1::2] << 4), "uint8_t")
+    return layer.const("weights4", pack_int4(values), "uint8_t")

@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...frontends.tflite import pack_int4
 from ..layer import Layer
 from .common import bias_const, channel_multipliers, folded_bias, fused_activation, uniform_pair
 from .conv import check_io, check_weights, conv_2d, geometry, lag
@@ -132,8 +133,7 @@ def encode(weights: np.ndarray, offsets: np.ndarray, idx_bytes: int, int4: bool 
         nz = np.flatnonzero(row)
         out.append(_le(np.array([nz.size]), idx_bytes))
         if int4:
-            v = np.append(row[nz].astype(np.int64), np.zeros(nz.size % 2, np.int64)) & 0xF
-            out += [_le(off[nz], idx_bytes), (v[0::2] | (v[1::2] << 4)).astype(np.uint8)]
+            out += [_le(off[nz], idx_bytes), pack_int4(row[nz])]
             continue
         pairs = np.concatenate([_le(off[nz], idx_bytes).reshape(nz.size, idx_bytes),
                                 row[nz].astype(np.int8).view(np.uint8).reshape(-1, 1)], axis=1)
@@ -146,24 +146,14 @@ def _le(v: np.ndarray, n: int) -> np.ndarray:
     return np.stack([(v >> (8 * i)) & 0xFF for i in range(n)], axis=-1).reshape(-1).astype(np.uint8)
 
 
-def _nibbles(v: np.ndarray) -> np.ndarray:
-    """4-bit codes packed two per byte, the first in the low nibble (TFLite's
-    INT4 order); an odd count ends on a 0 nibble."""
-    v = np.asarray(v, np.int64) & 0xF
-    if v.size % 2:
-        v = np.append(v, 0)
-    return (v[0::2] | (v[1::2] << 4)).astype(np.uint8)
-
-
 def _values(weights: np.ndarray, int4: bool) -> np.ndarray:
     """The nonzeros of all rows, in order: int8 bytes or INT4 nibbles."""
     nz = weights[weights != 0].astype(np.int64)
-    return _nibbles(nz) if int4 else nz.astype(np.int8).view(np.uint8)
+    return pack_int4(nz) if int4 else nz.astype(np.int8).view(np.uint8)
 
 
 def _count_bytes(weights: np.ndarray) -> int | None:
-    top = int(np.count_nonzero(weights, axis=1).max(initial=0))
-    return 1 if top < 256 else 2 if top < 65536 else None
+    return _idx_bytes(0, int(np.count_nonzero(weights, axis=1).max(initial=0)))
 
 
 def encode_gap(weights: np.ndarray, positions: np.ndarray, int4: bool = False) -> tuple[np.ndarray, dict]:
@@ -181,7 +171,7 @@ def encode_gap(weights: np.ndarray, positions: np.ndarray, int4: bool = False) -
     codes[np.cumsum(escapes + 1) - 1] = (gaps - 1) - 15 * escapes
     counts = _le(np.count_nonzero(weights, axis=1), cb)
     values = _values(weights, int4)
-    stream = np.concatenate([counts, values, _nibbles(codes)]).astype(np.uint8)
+    stream = np.concatenate([counts, values, pack_int4(codes)]).astype(np.uint8)
     return stream, {"count_bytes": cb, "values_at": counts.size, "gaps_at": counts.size + values.size}
 
 
@@ -337,14 +327,6 @@ def _weights(layer: Layer) -> dict:
     return {"rows": rows, "int4": w.dtype == "int4", **_conv_plan(layer)}
 
 
-def _available(fmt: str, layer: Layer) -> bool:
-    """Whether the format can hold this layer's counts and offsets."""
-    if fmt == FORMAT:
-        est = choose(layer.graph, layer.node, layer.storage)
-        return est is not None and est["sparse_bytes"] is not None
-    return fmt != GAP or _count_bytes(_weights(layer)["rows"]) is not None
-
-
 def _constant_bytes(fmt: str, layer: Layer) -> int:
     scratch = _scratch(layer)
     dense_fn, sparse_fn = _KERNELS[layer.node.op.value]
@@ -361,11 +343,16 @@ def layer_format(layer: Layer) -> str:
     kernel."""
     if layer.storage != "size":
         return FORMAT if pays(layer) else "dense"
-    if choose(layer.graph, layer.node, "size") is None:  # no constant int8 / INT4 filter
+    est = choose(layer.graph, layer.node, "size")
+    if est is None:  # no constant int8 / INT4 filter
         return "dense"
+    w = layer.input(1)
+    # the formats whose counts and offsets fit their fields
+    fits = {FORMAT: est["sparse_bytes"] is not None,
+            GAP: _count_bytes(w.data.reshape(w.shape[0], -1)) is not None}
     sizes = {f: _constant_bytes(f, layer) + (0 if f == "dense" else SPARSE_CODE_BYTES)
-             for f in SIZE_FORMATS if _available(f, layer)}
-    return min(sizes, key=lambda f: (sizes[f], SIZE_FORMATS.index(f)))
+             for f in SIZE_FORMATS if fits.get(f, True)}
+    return min(sizes, key=sizes.get)  # on a tie the first, in SIZE_FORMATS order
 
 
 def stores_sparse(layer: Layer) -> bool:
