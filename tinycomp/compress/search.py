@@ -76,7 +76,7 @@ def evaluate(keras_model: bytes, x_train, y_train, x_test, y_test, prune: float,
     """One candidate, from the input model's .keras bytes; a task (tasks.py).
     int4: conv/dense layers whose weights QAT trains on 16 levels and the
     .tflite holds as INT4 (the rest on 256, INT8); none: no QAT."""
-    from tinycomp.cli_compress import load_keras
+    from tinycomp.cli_compress import load_keras_bytes
     from tinycomp.frontends.keras import quiet_tensorflow
 
     from .prune import prunable_layers
@@ -87,9 +87,8 @@ def evaluate(keras_model: bytes, x_train, y_train, x_test, y_test, prune: float,
                            allocation=allocation, distill=distill, baseline=not (prune or channels or int4),
                            qat=bool(int4), int4=tuple(int4))
     with tempfile.TemporaryDirectory(prefix="tinycomp-candidate-") as tmp, quiet_tensorflow():
-        path = Path(tmp) / "model.keras"
-        path.write_bytes(keras_model)
-        model, report, tflite = compress(load_keras(path), x_train, y_train, x_test, y_test, opts, "candidate")
+        model = load_keras_bytes(keras_model)
+        model, report, tflite = compress(model, x_train, y_train, x_test, y_test, opts, "candidate")
         out = Path(tmp) / "out.keras"
         model.save(out)
         compressed = out.read_bytes()
