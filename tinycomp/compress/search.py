@@ -166,14 +166,17 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
 
         rows.extend(run_tasks(evaluate, tasks, workers, ray_address, done))  # in the order tried
 
+    def sparsity_only(r) -> bool:
+        """A candidate of sparsity alone, spread by LAMP: those the bisection compares."""
+        return r["channels"] == 0.0 and r["allocation"] == "lamp" and not r["int4"]
+
     run([(s, 0.0) for s in LADDER])
     if budget_bytes is not None and best(rows) is None:
         run([(TOP, 0.0)])  # the smallest there is: if it does not fit, nothing will
     for _ in range(REFINE_ROUNDS):
         if best(rows) is None and budget_bytes is not None:
             break
-        lo, hi = _bracket([r for r in rows if r["channels"] == 0.0 and r["allocation"] == "lamp" and not r["int4"]],
-                          feasible, budget_bytes is not None)
+        lo, hi = _bracket([r for r in rows if sparsity_only(r)], feasible, budget_bytes is not None)
         if hi - lo <= CLOSE_ENOUGH:
             break
         k = max(1, min(workers, 3))
@@ -190,8 +193,7 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
         order = int4_order(top, x_rank[:RANK_SAMPLES], y_rank[:RANK_SAMPLES])
         n, every = len(order), tuple(r["layer"] for r in order)
         # and all of them at the nearest sparsity over the budget: QAT may win back what it lost
-        over = sorted(r["prune"] for r in rows if r["prune"] > top["prune"] and not feasible(r)
-                      and not r["channels"] and r["allocation"] == "lamp" and not r["int4"])
+        over = sorted(r["prune"] for r in rows if r["prune"] > top["prune"] and not feasible(r) and sparsity_only(r))
         tries = [(top["prune"], top["channels"], top["allocation"], every[:k]) for k in sorted({1, (n + 1) // 2, n})
                  if k]
         if over and every:
