@@ -104,7 +104,6 @@ def int8_accuracy(buf: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, np.n
     A model with INT4 filters or int16 activations runs in TFLM itself (LiteRT
     lacks INT4's op versions; the mixed model is judged where it will run)."""
     from .int4 import int4_layers
-
     from .int16 import int16_tensors
 
     if int4_layers(buf) or int16_tensors(buf):
