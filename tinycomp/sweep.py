@@ -173,10 +173,9 @@ def setting_row(model: bytes, x_train, y_train, x_test, y_test, s: Setting, boar
         keras.utils.set_random_seed(0)  # each setting starts from the same state
         _, report, tflite = compress(load_keras_bytes(model), x_train, y_train, x_test, y_test, opts, s.name)
         out = Path(tmp) / "out"
-        (out / "models").mkdir(parents=True)
-        (out / "models" / f"{s.name}.tflite").write_bytes(tflite)
         m = measure(tflite, x_test, y_test, board_name, out / "builds" / s.name, on_board)
-        files = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        files = {f"models/{s.name}.tflite": tflite,
+                 **{p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}}
     row = {"setting": s.name, **asdict(s), **{k: v for k, v in m.items() if k != "symbols"},
            "float_accuracy": report.steps[-1].accuracy}
     return row, files
