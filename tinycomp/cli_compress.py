@@ -51,6 +51,14 @@ def load_keras(path: Path):
         raise ModelError(f"cannot load Keras model {path}: {text}") from None
 
 
+def load_keras_bytes(data: bytes):
+    """load_keras of a .keras file's bytes (a task's input, a candidate's result)."""
+    with tempfile.TemporaryDirectory(prefix="tinycomp-keras-") as tmp:
+        path = Path(tmp) / "model.keras"
+        path.write_bytes(data)
+        return load_keras(path)
+
+
 @click.command("compress")
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option("--data", "data_path", type=click.Path(path_type=Path), required=True,
@@ -171,10 +179,7 @@ def _search(model, model_path, x_train, y_train, x_test, y_test, opts, budget_by
             terminal):
     """(model, report, tflite) of the candidate the search chose, its report
     carrying the table of every candidate."""
-    import keras
-
     from .compress import search
-    from .compress.qat import custom_objects
     from .compress.sensitivity import float_copy
     from .compress.prune import prunable_layers
     from .compress.steps import check_labels
@@ -194,11 +199,7 @@ def _search(model, model_path, x_train, y_train, x_test, y_test, opts, budget_by
         # the dual question: the best accuracy within the bytes is the answer even over --max-drop
         report.search.append(f"It is over --max-drop {opts.max_drop:g}: {report.over_budget.split(';')[0]}.")
         report.over_budget = None
-    with tempfile.TemporaryDirectory(prefix="tinycomp-chosen-") as tmp:
-        path = Path(tmp) / "chosen.keras"
-        path.write_bytes(chosen["keras"])
-        out_model = keras.models.load_model(path, compile=False, custom_objects=custom_objects())
-    return out_model, report, chosen["tflite"]
+    return load_keras_bytes(chosen["keras"]), report, chosen["tflite"]
 
 
 ACTIVATION_SAMPLES = 200  # enough for stable SNRs; TFLM runs them one by one

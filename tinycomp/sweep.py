@@ -161,7 +161,7 @@ def setting_row(model: bytes, x_train, y_train, x_test, y_test, s: Setting, boar
     from the input model's .keras bytes. It works in a folder of its own and
     returns its row and the files it made (models/NAME.tflite, builds/NAME/...)
     for the caller to write: on a Ray node that folder is not the caller's."""
-    from .cli_compress import load_keras
+    from .cli_compress import load_keras_bytes
     from .compress.steps import CompressOptions, compress
     from .frontends.keras import quiet_tensorflow
 
@@ -171,14 +171,11 @@ def setting_row(model: bytes, x_train, y_train, x_test, y_test, s: Setting, boar
     with tempfile.TemporaryDirectory(prefix="tinycomp-setting-") as tmp, quiet_tensorflow():
         import keras
         keras.utils.set_random_seed(0)  # each setting starts from the same state
-        path = Path(tmp) / "model.keras"
-        path.write_bytes(model)
-        _, report, tflite = compress(load_keras(path), x_train, y_train, x_test, y_test, opts, s.name)
+        _, report, tflite = compress(load_keras_bytes(model), x_train, y_train, x_test, y_test, opts, s.name)
         out = Path(tmp) / "out"
-        (out / "models").mkdir(parents=True)
-        (out / "models" / f"{s.name}.tflite").write_bytes(tflite)
         m = measure(tflite, x_test, y_test, board_name, out / "builds" / s.name, on_board)
-        files = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        files = {f"models/{s.name}.tflite": tflite,
+                 **{p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}}
     row = {"setting": s.name, **asdict(s), **{k: v for k, v in m.items() if k != "symbols"},
            "float_accuracy": report.steps[-1].accuracy}
     return row, files

@@ -265,6 +265,7 @@ def test_int16_keeps_the_measured_best_tensor_and_builds_bit_exact(tmp_path, dat
     int16 (a mixed 8/16-bit model TFLite Micro runs), reported, bit-exact."""
     from tests.support.harness import assert_bit_exact
     from tests.support.models import digits_model
+    from tinycomp.compress.analysis import int8_inputs
     from tinycomp.compress.int16 import int16_tensors
     from tinycomp.frontends.tflite import parse_tflite
 
@@ -276,8 +277,4 @@ def test_int16_keeps_the_measured_best_tensor_and_builds_bit_exact(tmp_path, dat
     assert kept and "## int16 activations" in report and "int16 where kept" in report
     rows = [line for line in report.splitlines() if line.startswith("| `") and line.endswith("| yes |")]
     assert rows and all(any(f"`{name.split(';')[0]}`" in line for name in kept) for line in rows)  # kept rows name int16 tensors
-    g = parse_tflite(tflite)
-    x = g.tensor(g.inputs[0])
-    d = np.load(data)
-    q = np.clip(np.round(d["x_test"][:30] / x.scale) + x.zero_point, -128, 127).astype(np.int8)
-    assert_bit_exact(tflite, q.reshape(30, *x.shape))
+    assert_bit_exact(tflite, int8_inputs(parse_tflite(tflite), np.load(data)["x_test"][:30]))

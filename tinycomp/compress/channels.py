@@ -17,7 +17,6 @@ _PASS_THROUGH = ("ReLU", "Activation", "MaxPooling2D", "AveragePooling2D", "Glob
                  "GlobalMaxPooling1D", "Dropout", "LeakyReLU", "ZeroPadding2D", "ZeroPadding1D", "Softmax")
 
 
-
 def channel_norms(layer, norm: str = "l1") -> np.ndarray:
     kernel = layer.get_weights()[0]
     flat = kernel.reshape(-1, kernel.shape[-1])

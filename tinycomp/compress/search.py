@@ -76,7 +76,7 @@ def evaluate(keras_model: bytes, x_train, y_train, x_test, y_test, prune: float,
     """One candidate, from the input model's .keras bytes; a task (tasks.py).
     int4: conv/dense layers whose weights QAT trains on 16 levels and the
     .tflite holds as INT4 (the rest on 256, INT8); none: no QAT."""
-    from tinycomp.cli_compress import load_keras
+    from tinycomp.cli_compress import load_keras_bytes
     from tinycomp.frontends.keras import quiet_tensorflow
 
     from .prune import prunable_layers
@@ -87,9 +87,8 @@ def evaluate(keras_model: bytes, x_train, y_train, x_test, y_test, prune: float,
                            allocation=allocation, distill=distill, baseline=not (prune or channels or int4),
                            qat=bool(int4), int4=tuple(int4))
     with tempfile.TemporaryDirectory(prefix="tinycomp-candidate-") as tmp, quiet_tensorflow():
-        path = Path(tmp) / "model.keras"
-        path.write_bytes(keras_model)
-        model, report, tflite = compress(load_keras(path), x_train, y_train, x_test, y_test, opts, "candidate")
+        model = load_keras_bytes(keras_model)
+        model, report, tflite = compress(model, x_train, y_train, x_test, y_test, opts, "candidate")
         out = Path(tmp) / "out.keras"
         model.save(out)
         compressed = out.read_bytes()
@@ -167,14 +166,17 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
 
         rows.extend(run_tasks(evaluate, tasks, workers, ray_address, done))  # in the order tried
 
+    def sparsity_only(r) -> bool:
+        """A candidate of sparsity alone, spread by LAMP: those the bisection compares."""
+        return r["channels"] == 0.0 and r["allocation"] == "lamp" and not r["int4"]
+
     run([(s, 0.0) for s in LADDER])
     if budget_bytes is not None and best(rows) is None:
         run([(TOP, 0.0)])  # the smallest there is: if it does not fit, nothing will
     for _ in range(REFINE_ROUNDS):
         if best(rows) is None and budget_bytes is not None:
             break
-        lo, hi = _bracket([r for r in rows if r["channels"] == 0.0 and r["allocation"] == "lamp" and not r["int4"]],
-                          feasible, budget_bytes is not None)
+        lo, hi = _bracket([r for r in rows if sparsity_only(r)], feasible, budget_bytes is not None)
         if hi - lo <= CLOSE_ENOUGH:
             break
         k = max(1, min(workers, 3))
@@ -191,8 +193,7 @@ def search(keras_model: bytes, x_train, y_train, x_test, y_test, max_drop: float
         order = int4_order(top, x_rank[:RANK_SAMPLES], y_rank[:RANK_SAMPLES])
         n, every = len(order), tuple(r["layer"] for r in order)
         # and all of them at the nearest sparsity over the budget: QAT may win back what it lost
-        over = sorted(r["prune"] for r in rows if r["prune"] > top["prune"] and not feasible(r)
-                      and not r["channels"] and r["allocation"] == "lamp" and not r["int4"])
+        over = sorted(r["prune"] for r in rows if r["prune"] > top["prune"] and not feasible(r) and sparsity_only(r))
         tries = [(top["prune"], top["channels"], top["allocation"], every[:k]) for k in sorted({1, (n + 1) // 2, n})
                  if k]
         if over and every:

@@ -104,7 +104,6 @@ def int8_accuracy(buf: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, np.n
     A model with INT4 filters or int16 activations runs in TFLM itself (LiteRT
     lacks INT4's op versions; the mixed model is judged where it will run)."""
     from .int4 import int4_layers
-
     from .int16 import int16_tensors
 
     if int4_layers(buf) or int16_tensors(buf):
@@ -168,13 +167,10 @@ def check_int4_names(model, names) -> None:
         raise InputDataError(f"--int4: no conv/dense layer named {unknown[0]!r}; the model's are {', '.join(known)}")
 
 
-def int4_chosen(model, opts: CompressOptions) -> list[str]:
-    """The conv/dense layers of `model` (the input changed by the steps so far)
-    whose weights are INT4: all with --weight-bits 4, else those --int4 names
-    (both halves of a layer low-rank split)."""
-    from .prune import prunable_layers
-
-    names = [layer.name for layer in prunable_layers(model)]
+def int4_chosen(names: list[str], opts: CompressOptions) -> list[str]:
+    """Those of `names` (the conv/dense layers of the input as the steps so far
+    changed it) whose weights are INT4: all with --weight-bits 4, else those
+    --int4 names (both halves of a layer low-rank split)."""
     if opts.weight_bits == 4:
         return names
     return [n for n in names if n in opts.int4 or n.rsplit("_lr_", 1)[0] in opts.int4]
@@ -266,10 +262,11 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
         # QAT starts from a recovered model: a few epochs, not the whole cap
         qat_epochs = min(opts.epochs, SCHEDULE_EPOCHS) if budgeted else opts.epochs
         tried = []
+        int4 = int4_chosen([layer.name for layer in prune.prunable_layers(model)], opts)
         for rounding in ROUNDINGS[opts.rounding]:
             qmodel = qat.qat_train(model, x_fit, y_fit, epochs=qat_epochs, batch_size=opts.batch_size,
                                    temperature=temperature, rounding=rounding, weight_bits=opts.weight_bits,
-                                   int4=int4_chosen(model, opts))
+                                   int4=int4)
             buf = qat.qat_to_tflite(qmodel)
             tried.append((qmodel, buf, rounding))
         if len(tried) > 1:  # kept: the better INT8 accuracy on data the test set never decides
@@ -284,7 +281,7 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
         else:
             record(f"QAT (fake-quant, float eval{', stochastic rounding' if opts.rounding == 'stochastic' else ''})"
                    + (", INT4 weights" if opts.weight_bits == 4 else "")
-                   + (f", INT4 weights in {', '.join(int4_chosen(model, opts))}" if opts.int4 else ""), tried[0][0])
+                   + (f", INT4 weights in {', '.join(int4)}" if opts.int4 else ""), tried[0][0])
         out_model, buf, _ = tried[0]
     else:
         buf = qat.qat_to_tflite(calibrated_model(model, calib, "minmax")[0])
@@ -294,7 +291,7 @@ def compress(model, x_train, y_train, x_test, y_test, opts: CompressOptions, nam
         from .int4 import layers_to_int4
 
         names = [layer.name for layer in prune.prunable_layers(out_model)]
-        buf, report.int4_layers = layers_to_int4(buf, names, int4_chosen(out_model, opts))
+        buf, report.int4_layers = layers_to_int4(buf, names, int4_chosen(names, opts))
     if opts.int16:
         buf = _keep_int16(buf, model, x_val if budgeted else x_fit[:500], opts.int16, report)
     acc, probs = int8_accuracy(buf, x_test, y_test)
