@@ -26,11 +26,11 @@ import numpy as np
 
 from tinycomp.errors import ModelError
 
-from .int4 import INT8, INT32, _OPS, new_buffer, op_kinds, tensor_name
+from .int4 import INT8, INT32, WEIGHTED_OPS, new_buffer, op_kinds, tensor_name
 
 INT16, INT64 = 7, 4
 SAME_RANGE = ("MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE")
-SIXTEEN_BY_EIGHT = _OPS + SAME_RANGE + ("MEAN",)  # what a 16x8 part may hold (TFLM and tinycomp run them)
+SIXTEEN_BY_EIGHT = WEIGHTED_OPS + SAME_RANGE + ("MEAN",)  # what a 16x8 part may hold (TFLM and tinycomp run them)
 
 
 class _Graph:
@@ -105,7 +105,7 @@ def _part(g: _Graph, t: int) -> list:
         if kind not in SIXTEEN_BY_EIGHT:
             raise ModelError(f"tensor {tensor_name(tensor)!r} meets {kind} {tensor_name(g.sub.tensors[op.outputs[0]])!r}, "
                              f"which has no 16x8 form here (int16 parts hold {', '.join(SIXTEEN_BY_EIGHT)})")
-        if kind in _OPS and g.sub.tensors[op.inputs[1]].type != INT8:
+        if kind in WEIGHTED_OPS and g.sub.tensors[op.inputs[1]].type != INT8:
             raise ModelError(f"{kind} {tensor_name(g.sub.tensors[op.outputs[0]])!r}: 16x8 needs int8 weights")
     return part
 
@@ -138,7 +138,7 @@ def to_mixed(buf: bytes, names: list[str]) -> bytes:
         part += [op for op in _part(g, index[name]) if not any(op is p for p in part)]
     inside = {id(op) for op in part}
     for op in part:  # first, while every input still has its int8 scale
-        if g.kind(op) in _OPS and len(op.inputs) > 2 and op.inputs[2] >= 0:
+        if g.kind(op) in WEIGHTED_OPS and len(op.inputs) > 2 and op.inputs[2] >= 0:
             _widen_bias(g, op)
     # the part's int8 tensors (a RESHAPE's computed int32 shape stays as it is):
     # int16 in place inside the part, an int16 twin where the int8 rest meets it

@@ -29,7 +29,7 @@ from ..errors import ModelError
 from ..frontends.tflite import pack_int4
 
 INT4, INT8, INT32 = 17, 9, 2
-_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 def grid_values(q: np.ndarray) -> tuple[np.ndarray, int] | None:
@@ -81,7 +81,7 @@ def _weighted(model):
     FULLY_CONNECTED op, in execution order."""
     sub, kinds = model.subgraphs[0], op_kinds(model)
     for op in sub.operators:
-        if kinds[op.opcodeIndex] in _OPS:
+        if kinds[op.opcodeIndex] in WEIGHTED_OPS:
             yield op, kinds[op.opcodeIndex], tensor_name(sub.tensors[op.outputs[0]])
 
 
